@@ -1,0 +1,49 @@
+# mpmake's own build. `make demo` and `make test` are the README's quick start.
+# (This Makefile is run by plain GNU make; it is also a fine mpmake test.)
+
+NODE_MODULES := node_modules/.package-lock.json
+SHIM         := build/mpmake-shim
+TSBUILD      := dist/.built
+CC          ?= cc
+TS_SOURCES   := $(shell find lib cli test benchmarks fixtures -name '*.ts' -not -path '*/node_modules/*' 2>/dev/null)
+
+.PHONY: all build demo test check lint format bench clean
+
+all: build
+
+build: $(TSBUILD) $(SHIM)
+
+$(NODE_MODULES): package.json
+	npm install --no-audit --no-fund
+	@touch $@
+
+$(TSBUILD): $(NODE_MODULES) tsconfig.json $(TS_SOURCES)
+	npx tsc -p tsconfig.json
+	@touch $@
+
+# The native shim: one C file, no dependencies. Where no C compiler works,
+# mpmake uses its TypeScript fallback shim and says so once.
+$(SHIM): lib/shim/shim.c
+	@mkdir -p build
+	$(CC) -O2 -Wall -Wextra -std=c99 -D_GNU_SOURCE -o $@ $< || \
+	  { echo "mpmake: no working C compiler; the slower TypeScript shim will be used" >&2; rm -f $@; }
+
+demo: build
+	node dist/cli/mpm.js demo
+
+test: build
+	npx tap --disable-coverage --reporter=base --timeout=300 'dist/test/**/*.test.js'
+
+check: $(NODE_MODULES)
+	npx tsc -p tsconfig.json --noEmit
+	npx eslint lib cli test benchmarks fixtures
+	npx prettier --check lib cli test benchmarks fixtures
+
+format: $(NODE_MODULES)
+	npx prettier --write lib cli test benchmarks fixtures
+
+bench: build
+	node dist/benchmarks/run-all.js
+
+clean:
+	rm -rf dist build .tap

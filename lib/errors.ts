@@ -1,0 +1,88 @@
+/**
+ * Errors with stable codes. Every failure mpmake reports to a user carries a
+ * `code` listed in README.md ("Error codes"), so scripts can match on it and
+ * people can look up what to do.
+ */
+export class MpmakeError extends Error {
+  readonly code: string;
+  constructor(code: string, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'MpmakeError';
+    this.code = code;
+  }
+}
+
+/** A command-line option, environment variable or config value is invalid. */
+export class UsageError extends MpmakeError {
+  constructor(message: string) {
+    super('MPM_ERR_USAGE', message);
+    this.name = 'UsageError';
+  }
+}
+
+/** MPMAKE_HOSTS / --mp-hosts / the config file's host list cannot be parsed. */
+export class HostListError extends MpmakeError {
+  constructor(message: string) {
+    super('MPM_ERR_HOSTS', message);
+    this.name = 'HostListError';
+  }
+}
+
+/** No agent could be used and fallback to local execution was refused. */
+export class NoAgentsError extends MpmakeError {
+  constructor(message: string) {
+    super('MPM_ERR_NO_AGENTS', message);
+    this.name = 'NoAgentsError';
+  }
+}
+
+/** A peer broke the wire protocol (bad frame, bad message, wrong order). */
+export class ProtocolError extends MpmakeError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('MPM_ERR_PROTOCOL', message, options);
+    this.name = 'ProtocolError';
+  }
+}
+
+/** A frame's length prefix is above the configured limit. */
+export class FrameTooLargeError extends MpmakeError {
+  constructor(length: number, maxFrameBytes: number) {
+    super(
+      'MPM_ERR_FRAME_TOO_LARGE',
+      `received frame of ${length} bytes, larger than the limit of ${maxFrameBytes}`,
+    );
+    this.name = 'FrameTooLargeError';
+  }
+}
+
+/** Authentication with an agent failed (wrong or missing shared secret). */
+export class AuthError extends MpmakeError {
+  constructor(message: string) {
+    super('MPM_ERR_AUTH', message);
+    this.name = 'AuthError';
+  }
+}
+
+/** The connection to an agent was lost while jobs were running on it. */
+export class AgentLostError extends MpmakeError {
+  constructor(nodeId: string, options?: { cause?: unknown }) {
+    super('MPM_ERR_AGENT_LOST', `lost the connection to agent ${nodeId}`, options);
+    this.name = 'AgentLostError';
+  }
+}
+
+/** The agent refused a job (cwd outside its roots, limits, bad request). */
+export class JobRefusedError extends MpmakeError {
+  constructor(message: string) {
+    super('MPM_ERR_JOB_REFUSED', message);
+    this.name = 'JobRefusedError';
+  }
+}
+
+/** The native shim could not be built or found, and no fallback works. */
+export class ShimError extends MpmakeError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('MPM_ERR_SHIM', message, options);
+    this.name = 'ShimError';
+  }
+}

@@ -1,0 +1,102 @@
+import { EventEmitter } from 'node:events';
+import type { Socket } from 'node:net';
+import { ProtocolError } from '../errors.js';
+import { DEFAULT_MAX_FRAME_BYTES, encodeFrame, FrameDecoder } from './frame-codec.js';
+
+export interface ChannelEvents<In> {
+  message: [In];
+  /** A frame or message was invalid; the channel is destroyed right after. */
+  'protocol-error': [Error];
+  drain: [];
+  close: [Error | undefined];
+}
+
+export interface ChannelOptions<In> {
+  /** Validates a decoded value; a string return names what was wrong. */
+  check: (value: unknown) => In | string;
+  maxFrameBytes?: number;
+}
+
+/**
+ * A framed, typed, bidirectional message channel over one socket. Incoming
+ * frames are decoded and validated; an invalid one closes the channel (the
+ * peer is broken or hostile, and nothing after it can be trusted).
+ * `send` returns false when the socket's buffer is full; wait for 'drain'.
+ */
+export class Channel<In, Out> extends EventEmitter<ChannelEvents<In>> {
+  private readonly decoder: FrameDecoder;
+  private closed = false;
+
+  constructor(
+    readonly socket: Socket,
+    private readonly options: ChannelOptions<In>,
+  ) {
+    super();
+    this.decoder = new FrameDecoder(options.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES);
+    socket.setNoDelay(true);
+    socket.on('data', (chunk: Buffer) => this.onData(chunk));
+    socket.on('drain', () => this.emit('drain'));
+    socket.on('end', () => {
+      try {
+        this.decoder.end();
+        this.finish(undefined);
+      } catch (err) {
+        this.finish(err as Error);
+      }
+    });
+    socket.on('error', (err) => this.finish(err));
+    socket.on('close', () => this.finish(undefined));
+  }
+
+  get isClosed(): boolean {
+    return this.closed;
+  }
+
+  send(message: Out): boolean {
+    if (this.closed) return false;
+    return this.socket.write(encodeFrame(message));
+  }
+
+  /** Sends what is queued, then closes. */
+  close(): void {
+    if (this.closed) return;
+    this.socket.end();
+  }
+
+  /** Closes at once, dropping anything unsent. */
+  destroy(err?: Error): void {
+    this.socket.destroy();
+    this.finish(err);
+  }
+
+  private onData(chunk: Buffer): void {
+    if (this.closed) return;
+    let values: unknown[];
+    try {
+      values = this.decoder.push(chunk);
+    } catch (err) {
+      this.fail(err as Error);
+      return;
+    }
+    for (const value of values) {
+      if (this.closed) return;
+      const checked = this.options.check(value);
+      if (typeof checked === 'string') {
+        this.fail(new ProtocolError(checked));
+        return;
+      }
+      this.emit('message', checked);
+    }
+  }
+
+  private fail(err: Error): void {
+    this.emit('protocol-error', err);
+    this.destroy(err);
+  }
+
+  private finish(err: Error | undefined): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.emit('close', err);
+  }
+}

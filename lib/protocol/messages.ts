@@ -1,0 +1,258 @@
+/**
+ * The coordinator <-> agent wire messages: a closed union tagged by `type`.
+ * Every message travels as one frame (see frame-codec.ts). Byte payloads are
+ * Uint8Array (msgpack bin), never strings, so output stays binary-safe.
+ */
+
+/** Protocol version; an agent refuses a client with another major. */
+export const PROTOCOL_VERSION = 1;
+
+/** First message on a connection, agent -> client. Reveals nothing else. */
+export interface HelloMessage {
+  type: 'hello';
+  version: number;
+  /** Random bytes the client must sign with the shared secret. */
+  challenge: Uint8Array;
+  /** Whether the agent has a shared secret configured. */
+  authRequired: boolean;
+}
+
+/** Client -> agent, answers hello. */
+export interface AuthMessage {
+  type: 'auth';
+  version: number;
+  /** HMAC-SHA256(secret, "mpmake-auth-v1" || challenge); empty when no secret. */
+  proof: Uint8Array;
+  /** Who is building: shown in status views and used for fair sharing. */
+  client: { user: string; host: string; pid: number; build: string };
+}
+
+/** Agent -> client after a successful auth: node facts. */
+export interface WelcomeMessage {
+  type: 'welcome';
+  nodeId: string;
+  hostname: string;
+  agentVersion: string;
+  slots: number;
+  cpus: number;
+  /** Agent wall clock, ms since epoch, when sent. */
+  clockMs: number;
+}
+
+/** Agent -> client, at least once a second and on every change. */
+export interface LoadMessage {
+  type: 'load';
+  slots: number;
+  running: number;
+  queued: number;
+  loadavg1: number;
+  cpus: number;
+  freeMemBytes: number;
+  clockMs: number;
+}
+
+/** Terminal facts of the client's make, when its output is a terminal. */
+export interface TtySize {
+  cols: number;
+  rows: number;
+}
+
+/** Client -> agent: run `argv` in `cwd`. argv[0] is the shell. */
+export interface JobMessage {
+  type: 'job';
+  id: number;
+  argv: string[];
+  cwd: string;
+  env: Record<string, string>;
+  umask: number;
+  /** Present when the job must run under a pseudo-terminal. */
+  tty?: TtySize;
+}
+
+export type StreamId = 1 | 2;
+
+/** Agent -> client: output of a job, in order per stream. */
+export interface DataMessage {
+  type: 'data';
+  id: number;
+  stream: StreamId;
+  bytes: Uint8Array;
+}
+
+/** Client -> agent: `bytes` of job `id`'s output were consumed (flow control). */
+export interface AckMessage {
+  type: 'ack';
+  id: number;
+  bytes: number;
+}
+
+/** Client -> agent: stop job `id` (signal name, e.g. SIGINT; default SIGTERM). */
+export interface CancelMessage {
+  type: 'cancel';
+  id: number;
+  signal?: string;
+}
+
+/** Agent -> client: job `id` ended; exactly one of code/signal is set. */
+export interface ExitMessage {
+  type: 'exit';
+  id: number;
+  code: number | null;
+  signal: string | null;
+  /** Wall time the job ran on the node, and how long it waited in queue. */
+  runMs: number;
+  queuedMs: number;
+}
+
+/** Client -> agent: check that `path` holds `content` (shared file system). */
+export interface ProbeMessage {
+  type: 'probe';
+  id: number;
+  path: string;
+  content: string;
+}
+
+/** Agent -> client: the answer to a probe. */
+export interface ProbeResultMessage {
+  type: 'probe-result';
+  id: number;
+  ok: boolean;
+  reason: string;
+}
+
+export interface PingMessage {
+  type: 'ping';
+  seq: number;
+}
+
+export interface PongMessage {
+  type: 'pong';
+  seq: number;
+  clockMs: number;
+}
+
+/** Either side: something went wrong; `id` names the job when it concerns one. */
+export interface ErrorMessage {
+  type: 'error';
+  code: string;
+  message: string;
+  id?: number;
+}
+
+export type AgentToClient =
+  | HelloMessage
+  | WelcomeMessage
+  | LoadMessage
+  | DataMessage
+  | ExitMessage
+  | ProbeResultMessage
+  | PongMessage
+  | ErrorMessage;
+
+export type ClientToAgent =
+  | AuthMessage
+  | JobMessage
+  | AckMessage
+  | CancelMessage
+  | ProbeMessage
+  | PingMessage
+  | ErrorMessage;
+
+export type Message = AgentToClient | ClientToAgent;
+
+const isObj = (v: unknown): v is Record<string, unknown> =>
+  typeof v === 'object' && v !== null && !Array.isArray(v);
+const isInt = (v: unknown): v is number => Number.isInteger(v);
+const isStr = (v: unknown): v is string => typeof v === 'string';
+const isBytes = (v: unknown): v is Uint8Array => v instanceof Uint8Array;
+const isStrArr = (v: unknown): v is string[] => Array.isArray(v) && v.every(isStr);
+const isStrRecord = (v: unknown): v is Record<string, string> =>
+  isObj(v) && Object.values(v).every(isStr);
+
+/**
+ * Validates a decoded value as a message the agent accepts. Returns an
+ * explanation when it is not one, so a hostile or broken client gets an
+ * error frame naming what was wrong instead of crashing the agent.
+ */
+export function checkClientMessage(v: unknown): ClientToAgent | string {
+  if (!isObj(v)) return 'message is not a map';
+  switch (v['type']) {
+    case 'auth':
+      return isInt(v['version']) && isBytes(v['proof']) && isObj(v['client'])
+        ? (v as unknown as AuthMessage)
+        : 'malformed auth';
+    case 'job': {
+      const tty = v['tty'];
+      const ttyOk =
+        tty === undefined || (isObj(tty) && isInt(tty['cols']) && isInt(tty['rows']));
+      return isInt(v['id']) &&
+        isStrArr(v['argv']) &&
+        (v['argv'] as string[]).length > 0 &&
+        isStr(v['cwd']) &&
+        isStrRecord(v['env']) &&
+        isInt(v['umask']) &&
+        ttyOk
+        ? (v as unknown as JobMessage)
+        : 'malformed job';
+    }
+    case 'ack':
+      return isInt(v['id']) && isInt(v['bytes']) ? (v as unknown as AckMessage) : 'malformed ack';
+    case 'cancel':
+      return isInt(v['id']) && (v['signal'] === undefined || isStr(v['signal']))
+        ? (v as unknown as CancelMessage)
+        : 'malformed cancel';
+    case 'probe':
+      return isInt(v['id']) && isStr(v['path']) && isStr(v['content'])
+        ? (v as unknown as ProbeMessage)
+        : 'malformed probe';
+    case 'ping':
+      return isInt(v['seq']) ? (v as unknown as PingMessage) : 'malformed ping';
+    case 'error':
+      return isStr(v['code']) && isStr(v['message'])
+        ? (v as unknown as ErrorMessage)
+        : 'malformed error';
+    default:
+      return `unknown message type ${JSON.stringify(String(v['type'])).slice(0, 40)}`;
+  }
+}
+
+/** Validates a decoded value as a message the client accepts. */
+export function checkAgentMessage(v: unknown): AgentToClient | string {
+  if (!isObj(v)) return 'message is not a map';
+  switch (v['type']) {
+    case 'hello':
+      return isInt(v['version']) && isBytes(v['challenge'])
+        ? (v as unknown as HelloMessage)
+        : 'malformed hello';
+    case 'welcome':
+      return isStr(v['nodeId']) && isInt(v['slots'])
+        ? (v as unknown as WelcomeMessage)
+        : 'malformed welcome';
+    case 'load':
+      return isInt(v['slots']) && isInt(v['running']) && isInt(v['queued'])
+        ? (v as unknown as LoadMessage)
+        : 'malformed load';
+    case 'data':
+      return isInt(v['id']) && (v['stream'] === 1 || v['stream'] === 2) && isBytes(v['bytes'])
+        ? (v as unknown as DataMessage)
+        : 'malformed data';
+    case 'exit':
+      return isInt(v['id']) &&
+        (v['code'] === null || isInt(v['code'])) &&
+        (v['signal'] === null || isStr(v['signal']))
+        ? (v as unknown as ExitMessage)
+        : 'malformed exit';
+    case 'probe-result':
+      return isInt(v['id']) && typeof v['ok'] === 'boolean' && isStr(v['reason'])
+        ? (v as unknown as ProbeResultMessage)
+        : 'malformed probe-result';
+    case 'pong':
+      return isInt(v['seq']) ? (v as unknown as PongMessage) : 'malformed pong';
+    case 'error':
+      return isStr(v['code']) && isStr(v['message'])
+        ? (v as unknown as ErrorMessage)
+        : 'malformed error';
+    default:
+      return `unknown message type ${JSON.stringify(String(v['type'])).slice(0, 40)}`;
+  }
+}
