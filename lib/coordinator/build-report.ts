@@ -1,0 +1,33 @@
+import { writeFileSync, renameSync } from 'node:fs';
+import type { LeftOut } from './cluster.js';
+
+/** What a build leaves behind for people (one line) and CI (JSON). */
+export interface BuildReport {
+  version: 1;
+  exitCode: number | null;
+  signal: string | null;
+  wallMs: number;
+  /** Where recipes ran: remote on agents, local when sent back to the client. */
+  mode: 'cluster' | 'local-fallback' | 'local';
+  jobs: { total: number; remote: number; local: number; retried: number; failed: number };
+  nodes: Array<{ id: string; address: string; slots: number; jobs: number }>;
+  leftOut: LeftOut[];
+  slots: number;
+}
+
+export function summaryLine(r: BuildReport): string {
+  const secs = (r.wallMs / 1000).toFixed(2);
+  if (r.mode !== 'cluster') return `mpmake: built locally with make (${r.mode}), ${secs} s`;
+  const perNode = r.nodes.map((n) => `${n.id} ${n.jobs}`).join(', ');
+  return (
+    `mpmake: ${r.jobs.total} jobs: ${r.jobs.remote} remote (${perNode}), ${r.jobs.local} local, ` +
+    `${r.jobs.retried} re-run, ${r.jobs.failed} failed; ${r.slots} slots; ${secs} s`
+  );
+}
+
+/** Written whole or not at all: a temp file renamed into place. */
+export function writeReport(path: string, r: BuildReport): void {
+  const tmp = `${path}.tmp-${process.pid}`;
+  writeFileSync(tmp, JSON.stringify(r, null, 2) + '\n');
+  renameSync(tmp, path);
+}

@@ -1,0 +1,295 @@
+import { randomBytes } from 'node:crypto';
+import { unlinkSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { JobMessage, TtySize } from '../protocol/messages.js';
+import { pick, type Choice, type NodeSnapshot } from '../placement/placement.js';
+import { tracer } from '../trace.js';
+import type { HostSpec } from './host-list.js';
+import { NodeChannel, type NodeChannelOptions } from './node-channel.js';
+
+const trace = tracer('placement');
+
+export interface JobSpec {
+  argv: string[];
+  cwd: string;
+  env: Record<string, string>;
+  umask: number;
+  tty?: TtySize;
+}
+
+/** Where a job's results go (the shim connection, in mpmake). */
+export interface JobSink {
+  /** Output; call `consumed` once the bytes are handed on (flow control). */
+  data(stream: 1 | 2, bytes: Uint8Array, consumed: () => void): void;
+  exit(code: number | null, signal: string | null, nodeId: string): void;
+  /** The job could not run anywhere; `message` says why. */
+  fail(code: string, message: string): void;
+}
+
+export interface JobHandle {
+  cancel(signal: string): void;
+}
+
+export interface LeftOut {
+  address: string;
+  reason: string;
+}
+
+export interface ClusterStats {
+  remote: number;
+  retried: number;
+  perNode: Map<string, number>;
+}
+
+interface RunningJob {
+  id: number;
+  spec: JobSpec;
+  sink: JobSink;
+  node: NodeChannel;
+  attempts: number;
+  cancelled: string | undefined;
+}
+
+export interface ClusterOptions extends NodeChannelOptions {
+  /** Largest tolerated clock difference between client and node. */
+  maxClockSkewMs: number;
+  /** How long to wait for the start checks of one node. */
+  checkTimeoutMs: number;
+}
+
+/**
+ * The agents of one build: their channels, the start checks, placement and
+ * the routing of every job's messages. A job lost with its node (the
+ * connection dropped) runs again elsewhere, once; a job that ran and failed
+ * is a result and is never retried.
+ */
+export class Cluster {
+  readonly nodes: NodeChannel[];
+  readonly localSlots: number;
+  readonly leftOut: LeftOut[] = [];
+  readonly stats: ClusterStats = { remote: 0, retried: 0, perNode: new Map() };
+  private readonly jobs = new Map<number, RunningJob>();
+  private nextId = 1;
+  private rotate = 0;
+
+  constructor(
+    specs: readonly HostSpec[],
+    private readonly options: ClusterOptions,
+  ) {
+    this.nodes = specs.filter((s) => !s.local).map((s) => new NodeChannel(s, options));
+    this.localSlots = specs.filter((s) => s.local).reduce((a, s) => a + (s.slots ?? 0), 0);
+    for (const node of this.nodes) this.wire(node);
+  }
+
+  /**
+   * Connects to every agent and runs the start checks: the node must see
+   * `probeDir` (a file with random content written here, read there) and its
+   * clock must be within `maxClockSkewMs`. Nodes failing either are left out.
+   */
+  async start(probeDir: string | undefined): Promise<void> {
+    await Promise.all(this.nodes.map((n) => n.start()));
+    let probePath: string | undefined;
+    const content = randomBytes(16).toString('hex');
+    if (probeDir) {
+      probePath = join(probeDir, `.mpmake-probe-${process.pid}-${content.slice(0, 8)}`);
+      try {
+        writeFileSync(probePath, content, { mode: 0o644 });
+      } catch (err) {
+        trace(`cannot write probe file in ${probeDir}: ${(err as Error).message}; skipping the check`);
+        probePath = undefined;
+      }
+    }
+    try {
+      await Promise.all(this.nodes.map((n) => this.check(n, probePath, content)));
+    } finally {
+      if (probePath) {
+        try {
+          unlinkSync(probePath);
+        } catch {
+          // gone already
+        }
+      }
+    }
+  }
+
+  private async check(node: NodeChannel, probePath: string | undefined, content: string): Promise<void> {
+    if (node.state !== 'ready') {
+      this.leaveOut(node, node.reason ?? 'not reachable');
+      return;
+    }
+    const reason = await new Promise<string | undefined>((resolve) => {
+      const timer = setTimeout(
+        () => resolve(`no answer to the start checks within ${this.options.checkTimeoutMs} ms`),
+        this.options.checkTimeoutMs,
+      );
+      const done = (r: string | undefined): void => {
+        clearTimeout(timer);
+        node.off('probe-result', onProbe);
+        node.off('state', onState);
+        resolve(r);
+      };
+      const onState = (): void => done(node.reason ?? 'connection lost during the start checks');
+      const onProbe = (m: { ok: boolean; reason: string }): void => {
+        if (!m.ok) return done(m.reason);
+        const skew = Math.round(node.clockSkewMs);
+        if (Math.abs(skew) > this.options.maxClockSkewMs) {
+          return done(
+            `its clock differs from ours by ${skew} ms (limit ${this.options.maxClockSkewMs}); make compares timestamps, so keep clocks in step (NTP)`,
+          );
+        }
+        done(undefined);
+      };
+      node.on('state', onState);
+      node.on('probe-result', onProbe);
+      node.ping();
+      // The probe goes after the ping, so its answer comes after the pong.
+      if (probePath) node.send({ type: 'probe', id: 1, path: probePath, content });
+      else setImmediate(() => onProbe({ ok: true, reason: '' }));
+    });
+    if (reason !== undefined) this.leaveOut(node, reason);
+  }
+
+  private leaveOut(node: NodeChannel, reason: string): void {
+    this.leftOut.push({ address: node.address, reason });
+    node.close();
+  }
+
+  /** Nodes in use for this build (not left out at start). */
+  get usable(): NodeChannel[] {
+    const out = new Set(this.leftOut.map((l) => l.address));
+    return this.nodes.filter((n) => !out.has(n.address));
+  }
+
+  get readyNodes(): NodeChannel[] {
+    return this.usable.filter((n) => n.state === 'ready');
+  }
+
+  /** Total slots of the nodes in use plus the client's own. */
+  get totalSlots(): number {
+    return this.usable.reduce((a, n) => a + n.slots, 0) + this.localSlots;
+  }
+
+  private snapshot(): NodeSnapshot[] {
+    const now = Date.now();
+    const inFlight = new Map<NodeChannel, number>();
+    for (const j of this.jobs.values()) inFlight.set(j.node, (inFlight.get(j.node) ?? 0) + 1);
+    const snaps: NodeSnapshot[] = this.readyNodes.map((n) => ({
+      id: n.address,
+      local: false,
+      slots: n.slots,
+      running: n.lastLoad?.running ?? 0,
+      queued: n.lastLoad?.queued ?? 0,
+      inFlight: inFlight.get(n) ?? 0,
+      loadavg1: n.lastLoad?.loadavg1 ?? 0,
+      cpus: n.lastLoad?.cpus ?? n.cpus,
+      reportAgeMs: n.lastLoad ? now - n.lastLoadAtMs : Infinity,
+      penalized: false,
+    }));
+    if (this.localSlots > 0) {
+      snaps.push({
+        id: 'local',
+        local: true,
+        slots: this.localSlots,
+        running: 0,
+        queued: 0,
+        inFlight: 0,
+        loadavg1: 0,
+        cpus: 1,
+        reportAgeMs: 0,
+        penalized: false,
+      });
+    }
+    return snaps;
+  }
+
+  choose(): Choice {
+    const snaps = this.snapshot();
+    const choice = pick(snaps, this.rotate++);
+    trace(
+      `choice ${choice.kind === 'node' ? choice.id : choice.kind} among ${snaps
+        .map((s) => `${s.id}[${s.running}+${s.queued}/${s.slots} mine ${s.inFlight}]`)
+        .join(' ')}`,
+    );
+    return choice;
+  }
+
+  /** Sends a job to `nodeId` (from `choose`). */
+  run(nodeId: string, spec: JobSpec, sink: JobSink): JobHandle {
+    const node = this.readyNodes.find((n) => n.address === nodeId);
+    const job: RunningJob = {
+      id: this.nextId++,
+      spec,
+      sink,
+      node: node!,
+      attempts: 0,
+      cancelled: undefined,
+    };
+    this.dispatch(job, node);
+    return {
+      cancel: (signal) => {
+        if (job.cancelled) return;
+        job.cancelled = signal;
+        if (this.jobs.has(job.id)) job.node.send({ type: 'cancel', id: job.id, signal });
+      },
+    };
+  }
+
+  private dispatch(job: RunningJob, node: NodeChannel | undefined): void {
+    if (!node) {
+      job.sink.fail('MPM_ERR_AGENT_LOST', 'no agent is reachable to run this job');
+      return;
+    }
+    job.node = node;
+    job.attempts++;
+    this.jobs.set(job.id, job);
+    const msg: JobMessage = { type: 'job', id: job.id, ...job.spec };
+    node.send(msg);
+    this.stats.remote++;
+    this.stats.perNode.set(node.nodeId, (this.stats.perNode.get(node.nodeId) ?? 0) + 1);
+  }
+
+  private wire(node: NodeChannel): void {
+    node.on('data', (m) => {
+      const job = this.jobs.get(m.id);
+      if (!job || job.node !== node) return;
+      job.sink.data(m.stream, m.bytes, () => node.send({ type: 'ack', id: m.id, bytes: m.bytes.length }));
+    });
+    node.on('exit', (m) => {
+      const job = this.jobs.get(m.id);
+      if (!job || job.node !== node) return;
+      this.jobs.delete(m.id);
+      job.sink.exit(m.code, m.signal, node.nodeId);
+    });
+    node.on('job-error', (id, code, message) => {
+      const job = this.jobs.get(id);
+      if (!job || job.node !== node) return;
+      this.jobs.delete(id);
+      job.sink.fail(code, `${node.nodeId}: ${message}`);
+    });
+    node.on('state', (state, reason) => {
+      if (state !== 'down' && state !== 'closed') return;
+      for (const job of [...this.jobs.values()]) {
+        if (job.node !== node) continue;
+        this.jobs.delete(job.id);
+        if (job.cancelled) {
+          job.sink.exit(null, job.cancelled, node.nodeId);
+        } else if (job.attempts < 2) {
+          const choice = this.choose();
+          const next = choice.kind === 'node' ? this.readyNodes.find((n) => n.address === choice.id) : undefined;
+          this.stats.retried++;
+          process.stderr.write(
+            `mpmake: lost ${node.nodeId} (${reason ?? 'connection lost'}) while it ran a job; running it again${next ? ` on ${next.nodeId}` : ''}\n`,
+          );
+          this.dispatch(job, next);
+        } else {
+          job.sink.fail('MPM_ERR_AGENT_LOST', `lost ${node.nodeId} twice while running this job`);
+        }
+      }
+    });
+  }
+
+  /** Closes every channel; agents kill whatever of ours still runs. */
+  close(): void {
+    for (const node of this.nodes) node.close();
+  }
+}

@@ -1,0 +1,81 @@
+import { spawn, spawnSync, type ChildProcess, type StdioOptions } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { constants as osConstants } from 'node:os';
+
+export interface MakeResult {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+}
+
+const FORWARDED: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT'];
+
+/** Whether `pid` still catches `signal` (make resets a fatal signal once it got it). */
+function catches(pid: number, signal: NodeJS.Signals): boolean {
+  try {
+    const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+    const m = /^SigCgt:\s*([0-9a-f]+)$/m.exec(status);
+    const bit = BigInt(1) << BigInt(osConstants.signals[signal] - 1);
+    return m ? (BigInt('0x' + m[1]) & bit) !== BigInt(0) : false;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Runs make and waits for it, forwarding the signals mpmake gets. A Ctrl-C
+ * on a terminal reaches make (and its shims) directly, being in our process
+ * group; forwarding it again would kill make before it waits for its
+ * children. So SIGINT/SIGQUIT are forwarded only when make did not get them
+ * itself (it still catches them 100 ms later); SIGTERM and SIGHUP, which
+ * `kill` sends to one process, always are.
+ */
+export function runMake(
+  make: string,
+  args: string[],
+  env: NodeJS.ProcessEnv,
+  extraFds: number[],
+): { child: ChildProcess; done: Promise<MakeResult> } {
+  const stdio: StdioOptions = ['inherit', 'inherit', 'inherit', ...extraFds];
+  const child = spawn(make, args, { stdio, env });
+  const handlers = new Map<NodeJS.Signals, () => void>();
+  for (const sig of FORWARDED) {
+    const h = (): void => {
+      const pid = child.pid;
+      if (pid === undefined || child.exitCode !== null || child.signalCode !== null) return;
+      if (sig === 'SIGINT' || sig === 'SIGQUIT') {
+        setTimeout(() => {
+          if (child.exitCode === null && child.signalCode === null && catches(pid, sig)) child.kill(sig);
+        }, 100).unref();
+      } else child.kill(sig);
+    };
+    handlers.set(sig, h);
+    process.on(sig, h);
+  }
+  const done = new Promise<MakeResult>((resolve) => {
+    const finish = (code: number | null, signal: NodeJS.Signals | null): void => {
+      for (const [sig, h] of handlers) process.off(sig, h);
+      resolve({ code, signal });
+    };
+    child.on('error', (err) => {
+      process.stderr.write(`mpmake: cannot run ${make}: ${err.message}\n`);
+      finish(127, null);
+    });
+    child.on('exit', finish);
+  });
+  return { child, done };
+}
+
+/**
+ * Whether this make leaks the jobserver fds to every child (upstream make
+ * 4.3 without Debian's patch does), in which case the shim cannot tell a
+ * recursive line by its fds and must look at the command text instead.
+ */
+export function makeLeaksJobserver(make: string, poolFd: number, env: NodeJS.ProcessEnv): boolean {
+  const r = spawnSync(make, ['-s', '-f', '-'], {
+    input: `all:\n\t@if [ -e /proc/$$$$/fd/3 ]; then echo leaks; fi\n`,
+    stdio: ['pipe', 'pipe', 'ignore', poolFd],
+    env: { ...env, MAKEFLAGS: ' --jobserver-auth=3,3' },
+    encoding: 'utf8',
+  });
+  return r.stdout?.includes('leaks') ?? false;
+}

@@ -1,0 +1,75 @@
+/**
+ * MAKEFLAGS surgery. make encodes its flags as words separated by unescaped
+ * spaces: an optional first word of single-letter flags without a dash, long
+ * options, then ` -- ` and command-line variable definitions.
+ */
+
+function splitWords(flags: string): string[] {
+  const words: string[] = [];
+  let cur = '';
+  for (let i = 0; i < flags.length; i++) {
+    const c = flags[i]!;
+    if (c === '\\' && i + 1 < flags.length) {
+      cur += c + flags[++i];
+    } else if (c === ' ' || c === '\t') {
+      if (cur) words.push(cur);
+      cur = '';
+    } else cur += c;
+  }
+  if (cur) words.push(cur);
+  return words;
+}
+
+const JOBSERVER_WORD = /^--(jobserver-auth|jobserver-fds|sync-mutex)=/;
+const isJobsWord = (w: string): boolean => /^-j[0-9]*$/.test(w) || /^--jobs(=|$)/.test(w);
+
+/**
+ * What a node's job sees: no `SHELL=` (it names the client's shim), no
+ * jobserver or sync-mutex words (they name fds and files that exist only on
+ * the client), so a remote make, cargo or `gcc -flto=jobserver` starts its
+ * own pool instead of touching fds that aren't there.
+ */
+export function cleanMakeflagsForRemote(flags: string): string {
+  const words = splitWords(flags);
+  const dashdash = words.indexOf('--');
+  const kept = words.filter((w, i) => {
+    if (JOBSERVER_WORD.test(w)) return false;
+    if (dashdash >= 0 && i > dashdash && /^SHELL:?=/.test(w)) return false;
+    return true;
+  });
+  // A `--` left with no variables after it is noise.
+  if (kept[kept.length - 1] === '--') kept.pop();
+  return kept.join(' ');
+}
+
+/**
+ * The MAKEFLAGS mpmake gives the make it starts: the user's own flags,
+ * cleaned of parallelism and jobserver words, plus `-jN` (when N > 1) and
+ * the pool's `--jobserver-auth=FD,FD`. Never put -j on make's argv instead:
+ * that resets jobserver mode.
+ */
+export function composeMakeflags(userFlags: string | undefined, slots: number, fd: number): string {
+  const words = splitWords(userFlags ?? '');
+  const dashdash = words.indexOf('--');
+  const flagWords = dashdash >= 0 ? words.slice(0, dashdash) : words;
+  const varWords = dashdash >= 0 ? words.slice(dashdash) : [];
+  const kept = flagWords
+    .map((w, i) => {
+      // A first word without a dash is a run of single-letter flags ("ks").
+      if (i === 0 && !w.startsWith('-') && !w.includes('=')) return '-' + w.replace(/j[0-9]*/g, '');
+      return w;
+    })
+    .filter((w) => w !== '-' && !JOBSERVER_WORD.test(w) && !isJobsWord(w));
+  const ours = [...(slots > 1 ? [`-j${slots}`] : []), `--jobserver-auth=${fd},${fd}`];
+  return ' ' + [...kept, ...ours, ...varWords].join(' ');
+}
+
+/** The last `--jobserver-auth=`/`--jobserver-fds=` value in MAKEFLAGS, if any. */
+export function jobserverAuthOf(flags: string | undefined): string | undefined {
+  let found: string | undefined;
+  for (const w of splitWords(flags ?? '')) {
+    const m = /^--jobserver-(?:auth|fds)=(.*)$/.exec(w);
+    if (m) found = m[1];
+  }
+  return found;
+}

@@ -1,0 +1,193 @@
+import { readFileSync } from 'node:fs';
+import { hostname, userInfo } from 'node:os';
+import { basename } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { NoAgentsError, UsageError } from '../errors.js';
+import { JobserverPool } from '../jobserver/pool.js';
+import { installShim } from '../shim/install-shim.js';
+import { tracer } from '../trace.js';
+import { writeReport, summaryLine, type BuildReport } from './build-report.js';
+import { Cluster } from './cluster.js';
+import { intendedShell, makefileArgs } from './intended-shell.js';
+import { composeMakeflags } from './makeflags.js';
+import { makeLeaksJobserver, runMake, type MakeResult } from './make-process.js';
+import { splitMakeArgs } from './make-args.js';
+import { MPMAKE_HELP, parseArgs, type MpmakeOptions } from './options.js';
+import { RecipeRouter } from './recipe-router.js';
+import { makeRunDir } from './run-dir.js';
+import { ShellResolver } from './shell-resolver.js';
+import { ShimServer } from './shim-server.js';
+
+const trace = tracer('coordinator');
+const VERSION = '0.1.0';
+
+export interface MpmakeResult extends MakeResult {
+  report?: BuildReport;
+}
+
+const say = (line: string): void => {
+  process.stderr.write(line.endsWith('\n') ? line : line + '\n');
+};
+
+function readSecret(path: string | undefined): Buffer | undefined {
+  if (!path) return undefined;
+  try {
+    return Buffer.from(readFileSync(path, 'utf8').trim());
+  } catch (err) {
+    throw new UsageError(`cannot read the secret file ${path}: ${(err as Error).message}`);
+  }
+}
+
+/**
+ * `mpmake ARGS`: connect to the cluster, check it, and run GNU make with
+ * the shim as its SHELL and a jobserver pool sized to the cluster, so every
+ * recipe line runs on the lowest-load node. Resolves to make's exit status
+ * (or signal); throws UsageError/NoAgentsError before make starts.
+ */
+export async function runMpmake(argv: readonly string[], env: NodeJS.ProcessEnv): Promise<MpmakeResult> {
+  const started = Date.now();
+  const { options, makeArgv } = parseArgs(argv, env);
+  if (options.help) {
+    process.stdout.write(MPMAKE_HELP);
+    return { code: 0, signal: null };
+  }
+  if (options.version) {
+    process.stdout.write(`mpmake ${VERSION}\n`);
+    return { code: 0, signal: null };
+  }
+  const secret = readSecret(options.secretFile);
+  const { args, jobs } = splitMakeArgs(makeArgv);
+  const where = makefileArgs(args, process.cwd());
+
+  if (options.hosts.length === 0) {
+    if (options.noFallback) {
+      throw new NoAgentsError('no cluster configured: set MPMAKE_HOSTS, --mp-hosts or the config file');
+    }
+    say('mpmake: no cluster configured (MPMAKE_HOSTS, --mp-hosts or config file); running plain make');
+    return localMake(options, makeArgv, env, started, 'local');
+  }
+
+  const cluster = new Cluster(options.hosts, {
+    secret,
+    client: {
+      user: userInfo().username,
+      host: hostname(),
+      pid: process.pid,
+      build: randomBytes(6).toString('hex'),
+    },
+    connectTimeoutMs: options.connectTimeoutMs,
+    heartbeatIntervalMs: Math.max(200, Math.floor(options.heartbeatTimeoutMs / 5)),
+    heartbeatTimeoutMs: options.heartbeatTimeoutMs,
+    reconnect: true,
+    maxClockSkewMs: options.maxClockSkewMs,
+    checkTimeoutMs: Math.max(options.connectTimeoutMs, 3000),
+  });
+  await cluster.start(where.cwd);
+  for (const l of cluster.leftOut) say(`mpmake: leaving out ${l.address}: ${l.reason}`);
+  if (cluster.usable.length === 0 && cluster.localSlots === 0) {
+    cluster.close();
+    if (options.noFallback) {
+      throw new NoAgentsError('no agent is usable (see the lines above) and --mp-no-fallback is set');
+    }
+    say('mpmake: no agent is usable; building locally with plain make');
+    return localMake(options, makeArgv, env, started, 'local-fallback', cluster);
+  }
+  return clusterMake(options, args, jobs, where, env, cluster, started);
+}
+
+async function localMake(
+  options: MpmakeOptions,
+  makeArgv: string[],
+  env: NodeJS.ProcessEnv,
+  started: number,
+  mode: 'local' | 'local-fallback',
+  cluster?: Cluster,
+): Promise<MpmakeResult> {
+  const { done } = runMake(options.make, makeArgv, env, []);
+  const result = await done;
+  const report: BuildReport = {
+    version: 1,
+    exitCode: result.code,
+    signal: result.signal,
+    wallMs: Date.now() - started,
+    mode,
+    jobs: { total: 0, remote: 0, local: 0, retried: 0, failed: 0 },
+    nodes: [],
+    leftOut: cluster?.leftOut ?? [],
+    slots: 0,
+  };
+  if (options.report) writeReport(options.report, report);
+  return { ...result, report };
+}
+
+async function clusterMake(
+  options: MpmakeOptions,
+  args: string[],
+  jobs: ReturnType<typeof splitMakeArgs>['jobs'],
+  where: { cwd: string; makefiles: string[] },
+  env: NodeJS.ProcessEnv,
+  cluster: Cluster,
+  started: number,
+): Promise<MpmakeResult> {
+  const slots = jobs === undefined ? 1 : jobs === 'all' ? Math.max(1, cluster.totalSlots) : jobs;
+  const runDir = makeRunDir();
+  let server: ShimServer | undefined;
+  let pool: JobserverPool | undefined;
+  try {
+    const shim = installShim(runDir.path);
+    if (!shim.native) say('mpmake: no native shim was built (no C compiler?); using the slower TypeScript shim');
+    pool = new JobserverPool(runDir.path, slots);
+    const topShell = options.shell ?? intendedShell(where.cwd, where.makefiles).shell;
+    const shells = new ShellResolver(options.shell, say);
+    const router = new RecipeRouter(cluster, shells, { shimPath: shim.shellPath, color: options.color });
+    server = new ShimServer((req, conn) => router.handle(req, conn));
+    const sock = `${runDir.path}/shim.sock`;
+    await server.listen(sock);
+
+    const makeName = basename(options.make);
+    const makeEnv: NodeJS.ProcessEnv = {
+      ...env,
+      MAKEFLAGS: composeMakeflags(env['MAKEFLAGS'], slots, 3),
+      MPMAKE_SOCK: sock,
+      MPMAKE_REAL_SHELL: topShell,
+      MPMAKE_LOCAL: options.local.join(' '),
+      MPMAKE_MAKE_NAME: makeName,
+    };
+    delete makeEnv['MFLAGS'];
+    if (makeLeaksJobserver(options.make, pool.fd, env)) makeEnv['MPMAKE_JOBSERVER_TEXTUAL'] = '1';
+    trace(`make ${args.join(' ')} with ${slots} slots, MAKEFLAGS=${makeEnv['MAKEFLAGS']}`);
+    const { done } = runMake(options.make, [...args, `SHELL=${shim.shellPath}`], makeEnv, [pool.fd]);
+    const result = await done;
+
+    const report: BuildReport = {
+      version: 1,
+      exitCode: result.code,
+      signal: result.signal,
+      wallMs: Date.now() - started,
+      mode: 'cluster',
+      jobs: {
+        total: cluster.stats.remote - cluster.stats.retried + router.stats.local,
+        remote: cluster.stats.remote - cluster.stats.retried,
+        local: router.stats.local,
+        retried: cluster.stats.retried,
+        failed: router.stats.failed + router.stats.errors,
+      },
+      nodes: cluster.usable.map((n) => ({
+        id: n.nodeId,
+        address: n.address,
+        slots: n.slots,
+        jobs: cluster.stats.perNode.get(n.nodeId) ?? 0,
+      })),
+      leftOut: cluster.leftOut,
+      slots,
+    };
+    if (options.report) writeReport(options.report, report);
+    if (!options.quiet) say(summaryLine(report));
+    return { ...result, report };
+  } finally {
+    server?.close();
+    pool?.close();
+    cluster.close();
+    runDir.remove();
+  }
+}

@@ -1,0 +1,255 @@
+import { EventEmitter } from 'node:events';
+import { connect } from 'node:net';
+import { Channel } from '../protocol/channel.js';
+import { proveSecret } from '../protocol/auth.js';
+import {
+  checkAgentMessage,
+  PROTOCOL_VERSION,
+  type AgentToClient,
+  type ClientToAgent,
+  type DataMessage,
+  type ExitMessage,
+  type LoadMessage,
+  type ProbeResultMessage,
+} from '../protocol/messages.js';
+import { tracer } from '../trace.js';
+import { Backoff } from './backoff.js';
+import type { HostSpec } from './host-list.js';
+
+const trace = tracer('channel');
+
+/** The closed set of states of a channel to one agent. */
+export type ChannelState = 'idle' | 'connecting' | 'ready' | 'down' | 'closed';
+
+const ALLOWED: Record<ChannelState, ChannelState[]> = {
+  idle: ['connecting', 'closed'],
+  connecting: ['ready', 'down', 'closed'],
+  ready: ['down', 'closed'],
+  down: ['connecting', 'closed'],
+  closed: [],
+};
+
+export interface NodeChannelOptions {
+  secret: Buffer | undefined;
+  client: { user: string; host: string; pid: number; build: string };
+  connectTimeoutMs: number;
+  heartbeatIntervalMs: number;
+  /** No message at all for this long: the node is down. */
+  heartbeatTimeoutMs: number;
+  reconnect: boolean;
+}
+
+export interface NodeChannelEvents {
+  state: [ChannelState, string | undefined];
+  load: [LoadMessage];
+  data: [DataMessage];
+  exit: [ExitMessage];
+  'job-error': [number, string, string];
+  'probe-result': [ProbeResultMessage];
+  drain: [];
+}
+
+/**
+ * One persistent, multiplexed channel to one agent: connect, authenticate,
+ * heartbeat, and reconnect with jittered backoff after a loss. Every state
+ * change goes through `transition`, which refuses unexpected moves.
+ */
+export class NodeChannel extends EventEmitter<NodeChannelEvents> {
+  state: ChannelState = 'idle';
+  /** Why the node is down or was refused, for status lines. */
+  reason: string | undefined;
+  nodeId: string;
+  slots: number;
+  cpus = 1;
+  lastLoad: LoadMessage | undefined;
+  lastLoadAtMs = 0;
+  /** Agent clock minus ours, ms, from the last ping. */
+  clockSkewMs = 0;
+  /** Authentication failed: reconnecting will not help. */
+  refused = false;
+
+  private channel: Channel<AgentToClient, ClientToAgent> | undefined;
+  private heartbeat: NodeJS.Timeout | undefined;
+  private reconnectTimer: NodeJS.Timeout | undefined;
+  private lastHeardMs = 0;
+  private pingSeq = 0;
+  private pingSentMs = new Map<number, number>();
+  private readonly backoff = new Backoff();
+
+  constructor(
+    readonly spec: HostSpec,
+    private readonly options: NodeChannelOptions,
+  ) {
+    super();
+    this.nodeId = spec.address;
+    this.slots = spec.slots ?? 1;
+  }
+
+  get address(): string {
+    return this.spec.address;
+  }
+
+  /** Connects; resolves when ready, or when the first attempt has failed. */
+  start(): Promise<void> {
+    return new Promise((resolve) => {
+      const onState = (s: ChannelState): void => {
+        if (s === 'ready' || s === 'down' || s === 'closed') {
+          this.off('state', onState);
+          resolve();
+        }
+      };
+      this.on('state', onState);
+      this.connect();
+    });
+  }
+
+  send(message: ClientToAgent): boolean {
+    if (this.state !== 'ready' || !this.channel) return false;
+    return this.channel.send(message);
+  }
+
+  /** Closes for good: no reconnect. Jobs still running there are killed by the agent. */
+  close(): void {
+    clearTimeout(this.reconnectTimer);
+    clearInterval(this.heartbeat);
+    this.channel?.close();
+    this.channel?.socket.unref();
+    this.transition(this.state, 'closed', undefined);
+  }
+
+  private transition(from: ChannelState, to: ChannelState, reason: string | undefined): boolean {
+    if (this.state !== from || !ALLOWED[from].includes(to)) {
+      trace(`${this.address}: refused transition ${this.state} -> ${to}`);
+      return false;
+    }
+    trace(`${this.address}: ${from} -> ${to}${reason ? ` (${reason})` : ''}`);
+    this.state = to;
+    if (to !== 'ready') this.reason = reason;
+    this.emit('state', to, reason);
+    return true;
+  }
+
+  private connect(): void {
+    if (!this.transition(this.state, 'connecting', undefined)) return;
+    const socket = connect({ host: this.spec.host, port: this.spec.port });
+    const channel = new Channel<AgentToClient, ClientToAgent>(socket, { check: checkAgentMessage });
+    this.channel = channel;
+    const timer = setTimeout(() => {
+      channel.destroy(new Error(`no answer within ${this.options.connectTimeoutMs} ms`));
+    }, this.options.connectTimeoutMs);
+    let authed = false;
+    channel.on('message', (m) => {
+      this.lastHeardMs = Date.now();
+      if (!authed) {
+        if (m.type === 'hello') {
+          if (m.version !== PROTOCOL_VERSION) {
+            this.refused = true;
+            channel.destroy(new Error(`agent speaks protocol ${m.version}, we speak ${PROTOCOL_VERSION}`));
+            return;
+          }
+          if (m.authRequired && !this.options.secret) {
+            this.refused = true;
+            channel.destroy(new Error('the agent requires a shared secret: set MPMAKE_SECRET_FILE or --mp-secret-file'));
+            return;
+          }
+          const proof = this.options.secret ? proveSecret(this.options.secret, m.challenge) : new Uint8Array(0);
+          channel.send({ type: 'auth', version: PROTOCOL_VERSION, proof, client: this.options.client });
+        } else if (m.type === 'welcome') {
+          authed = true;
+          clearTimeout(timer);
+          this.nodeId = m.nodeId;
+          this.slots = this.spec.slots ?? m.slots;
+          this.cpus = m.cpus;
+          this.clockSkewMs = m.clockMs - Date.now();
+          this.backoff.reset();
+          this.startHeartbeat();
+          this.transition('connecting', 'ready', undefined);
+        } else if (m.type === 'error') {
+          if (m.code === 'MPM_ERR_AUTH') this.refused = true;
+          channel.destroy(new Error(`${m.message} (${m.code})`));
+        }
+        return;
+      }
+      this.onMessage(m);
+    });
+    channel.on('drain', () => this.emit('drain'));
+    channel.on('close', (err) => {
+      clearTimeout(timer);
+      clearInterval(this.heartbeat);
+      if (this.channel !== channel) return;
+      this.channel = undefined;
+      if (this.state === 'closed') return;
+      const reason = describe(err, authed);
+      this.transition(this.state, 'down', reason);
+      if (this.options.reconnect && !this.refused) {
+        const delay = this.backoff.next();
+        trace(`${this.address}: reconnect in ${delay} ms`);
+        this.reconnectTimer = setTimeout(() => this.connect(), delay);
+        this.reconnectTimer.unref();
+      }
+    });
+  }
+
+  private onMessage(m: AgentToClient): void {
+    switch (m.type) {
+      case 'load':
+        this.lastLoad = m;
+        this.lastLoadAtMs = Date.now();
+        this.emit('load', m);
+        break;
+      case 'data':
+        this.emit('data', m);
+        break;
+      case 'exit':
+        this.emit('exit', m);
+        break;
+      case 'probe-result':
+        this.emit('probe-result', m);
+        break;
+      case 'pong': {
+        const sent = this.pingSentMs.get(m.seq);
+        if (sent !== undefined) {
+          this.pingSentMs.delete(m.seq);
+          const now = Date.now();
+          this.clockSkewMs = m.clockMs - (sent + now) / 2;
+        }
+        break;
+      }
+      case 'error':
+        if (m.id !== undefined) this.emit('job-error', m.id, m.code, m.message);
+        else trace(`${this.address}: agent error ${m.code}: ${m.message}`);
+        break;
+      default:
+        break;
+    }
+  }
+
+  /** Sends one ping now; its pong refreshes the clock-skew estimate. */
+  ping(): void {
+    const seq = ++this.pingSeq;
+    this.pingSentMs.set(seq, Date.now());
+    this.send({ type: 'ping', seq });
+  }
+
+  private startHeartbeat(): void {
+    clearInterval(this.heartbeat);
+    this.heartbeat = setInterval(() => {
+      if (Date.now() - this.lastHeardMs > this.options.heartbeatTimeoutMs) {
+        this.channel?.destroy(new Error(`no heartbeat for ${this.options.heartbeatTimeoutMs} ms`));
+        return;
+      }
+      if (this.pingSentMs.size > 8) this.pingSentMs.clear();
+      this.ping();
+    }, this.options.heartbeatIntervalMs);
+    this.heartbeat.unref();
+  }
+}
+
+function describe(err: Error | undefined, authed: boolean): string {
+  if (!err) return authed ? 'connection closed by the agent' : 'closed during handshake';
+  const code = (err as NodeJS.ErrnoException).code;
+  if (code === 'ECONNREFUSED') return 'connection refused (is `mpm agent` running there?)';
+  if (code === 'EHOSTUNREACH' || code === 'ENETUNREACH') return `host unreachable (${code})`;
+  if (code === 'ENOTFOUND') return 'host name not found';
+  return err.message;
+}

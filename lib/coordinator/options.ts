@@ -1,0 +1,187 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+import { UsageError } from '../errors.js';
+import { parseHostList, type HostSpec } from './host-list.js';
+
+/** mpmake's own options, after flags, environment and config file are merged. */
+export interface MpmakeOptions {
+  hosts: HostSpec[];
+  secretFile: string | undefined;
+  noFallback: boolean;
+  quiet: boolean;
+  /** Commands the shim runs locally without a round trip. */
+  local: string[];
+  report: string | undefined;
+  shell: string | undefined;
+  color: 'auto' | 'always' | 'never';
+  make: string;
+  connectTimeoutMs: number;
+  heartbeatTimeoutMs: number;
+  maxClockSkewMs: number;
+  help: boolean;
+  version: boolean;
+}
+
+export const DEFAULT_LOCAL = ['mkdir', 'rm', 'touch', 'ln', 'echo', 'printf', 'true'];
+
+type Kind = 'string' | 'bool' | 'ms';
+/** Every --mp-* option: its kind, environment variable and config key. */
+const SPEC: Record<string, { kind: Kind; env: string; key: string }> = {
+  hosts: { kind: 'string', env: 'MPMAKE_HOSTS', key: 'hosts' },
+  'secret-file': { kind: 'string', env: 'MPMAKE_SECRET_FILE', key: 'secretFile' },
+  'no-fallback': { kind: 'bool', env: 'MPMAKE_NO_FALLBACK', key: 'noFallback' },
+  quiet: { kind: 'bool', env: 'MPMAKE_QUIET', key: 'quiet' },
+  local: { kind: 'string', env: 'MPMAKE_LOCAL', key: 'local' },
+  report: { kind: 'string', env: 'MPMAKE_REPORT', key: 'report' },
+  shell: { kind: 'string', env: 'MPMAKE_SHELL', key: 'shell' },
+  color: { kind: 'string', env: 'MPMAKE_COLOR', key: 'color' },
+  make: { kind: 'string', env: 'MPMAKE_MAKE', key: 'make' },
+  'connect-timeout': { kind: 'ms', env: 'MPMAKE_CONNECT_TIMEOUT', key: 'connectTimeoutMs' },
+  'heartbeat-timeout': { kind: 'ms', env: 'MPMAKE_HEARTBEAT_TIMEOUT', key: 'heartbeatTimeoutMs' },
+  'max-clock-skew': { kind: 'ms', env: 'MPMAKE_MAX_CLOCK_SKEW', key: 'maxClockSkewMs' },
+  config: { kind: 'string', env: 'MPMAKE_CONFIG', key: 'config' },
+  help: { kind: 'bool', env: '', key: 'help' },
+  version: { kind: 'bool', env: '', key: 'version' },
+};
+
+export interface ParsedArgs {
+  options: MpmakeOptions;
+  /** Everything that is not --mp-*: GNU make's arguments, in order. */
+  makeArgv: string[];
+}
+
+/** The config file: --mp-config, MPMAKE_CONFIG, or ~/.config/mpmake/config.json. */
+function loadConfig(path: string | undefined, env: NodeJS.ProcessEnv): Record<string, unknown> {
+  const explicit = path !== undefined;
+  const file =
+    path ?? join(env['XDG_CONFIG_HOME'] || join(env['HOME'] || homedir(), '.config'), 'mpmake', 'config.json');
+  if (!existsSync(file)) {
+    if (explicit) throw new UsageError(`config file ${file} does not exist (from --mp-config or MPMAKE_CONFIG)`);
+    return {};
+  }
+  let data: unknown;
+  try {
+    data = JSON.parse(readFileSync(file, 'utf8'));
+  } catch (err) {
+    throw new UsageError(`config file ${file} is not valid JSON: ${(err as Error).message}`);
+  }
+  if (typeof data !== 'object' || data === null || Array.isArray(data)) {
+    throw new UsageError(`config file ${file} must hold a JSON object`);
+  }
+  const known = new Set(Object.values(SPEC).map((s) => s.key));
+  for (const k of Object.keys(data)) {
+    if (!known.has(k)) throw new UsageError(`config file ${file}: unknown key "${k}" (known: ${[...known].join(', ')})`);
+  }
+  return data as Record<string, unknown>;
+}
+
+/**
+ * Takes mpmake's `--mp-*` options out of argv (the rest is make's) and
+ * merges them with MPMAKE_* environment variables and the config file:
+ * flags beat environment, environment beats the file.
+ */
+export function parseArgs(argv: readonly string[], env: NodeJS.ProcessEnv): ParsedArgs {
+  const flags = new Map<string, string>();
+  const makeArgv: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (a === '--') {
+      makeArgv.push(...argv.slice(i));
+      break;
+    }
+    if (!a.startsWith('--mp-')) {
+      makeArgv.push(a);
+      continue;
+    }
+    const eq = a.indexOf('=');
+    const name = a.slice(5, eq < 0 ? undefined : eq);
+    const spec = SPEC[name];
+    if (!spec) {
+      throw new UsageError(`unknown option ${a.slice(0, eq < 0 ? undefined : eq)}; see mpmake --mp-help`);
+    }
+    if (spec.kind === 'bool') {
+      if (eq >= 0) throw new UsageError(`--mp-${name} takes no value`);
+      flags.set(name, '1');
+    } else if (eq >= 0) flags.set(name, a.slice(eq + 1));
+    else if (i + 1 < argv.length) flags.set(name, argv[++i]!);
+    else throw new UsageError(`--mp-${name} needs a value`);
+  }
+  const configPath = flags.get('config') ?? (env['MPMAKE_CONFIG'] || undefined);
+  const config = loadConfig(configPath, env);
+  const get = (name: string): { value: string; from: string } | undefined => {
+    const spec = SPEC[name]!;
+    const flag = flags.get(name);
+    if (flag !== undefined) return { value: flag, from: `--mp-${name}` };
+    const e = spec.env ? env[spec.env] : undefined;
+    if (e !== undefined && e !== '') return { value: e, from: spec.env };
+    const c = config[spec.key];
+    if (c !== undefined) return { value: typeof c === 'string' ? c : JSON.stringify(c), from: `config "${spec.key}"` };
+    return undefined;
+  };
+  const bool = (name: string): boolean => {
+    const v = get(name);
+    if (!v) return false;
+    if (/^(1|true|yes)$/i.test(v.value)) return true;
+    if (/^(0|false|no|)$/i.test(v.value)) return false;
+    throw new UsageError(`${v.from} must be 1/true or 0/false, not "${v.value}"`);
+  };
+  const ms = (name: string, dflt: number): number => {
+    const v = get(name);
+    if (!v) return dflt;
+    if (!/^[0-9]+$/.test(v.value) || Number(v.value) < 1) {
+      throw new UsageError(`${v.from} must be a positive number of milliseconds, not "${v.value}"`);
+    }
+    return Number(v.value);
+  };
+  const hosts = get('hosts');
+  const color = get('color')?.value ?? 'auto';
+  if (color !== 'auto' && color !== 'always' && color !== 'never') {
+    throw new UsageError(`--mp-color must be auto, always or never, not "${color}"`);
+  }
+  const local = get('local');
+  const options: MpmakeOptions = {
+    hosts: hosts ? parseHostList(hosts.value, hosts.from) : [],
+    secretFile: get('secret-file')?.value,
+    noFallback: bool('no-fallback'),
+    quiet: bool('quiet'),
+    local: local ? local.value.split(/[\s,]+/).filter(Boolean) : DEFAULT_LOCAL,
+    report: get('report')?.value,
+    shell: get('shell')?.value,
+    color,
+    make: get('make')?.value ?? 'make',
+    connectTimeoutMs: ms('connect-timeout', 3000),
+    heartbeatTimeoutMs: ms('heartbeat-timeout', 5000),
+    maxClockSkewMs: ms('max-clock-skew', 1000),
+    help: flags.has('help'),
+    version: flags.has('version'),
+  };
+  return { options, makeArgv };
+}
+
+export const MPMAKE_HELP = `Usage: mpmake [--mp-OPTION...] [GNU make arguments...]
+
+Runs GNU make; every recipe line runs on the lowest-load node of the cluster.
+All arguments not starting with --mp- go to make unchanged. -j alone means
+the cluster's total slots; -jN at most N recipes at once across the cluster.
+
+Options (environment variable; config file key):
+  --mp-hosts=LIST          agents, "host[:port][/slots] ..." (MPMAKE_HOSTS; hosts)
+  --mp-secret-file=FILE    cluster shared secret (MPMAKE_SECRET_FILE; secretFile)
+  --mp-no-fallback         fail instead of building locally when no agent works
+                           (MPMAKE_NO_FALLBACK=1; noFallback)
+  --mp-quiet               no summary line (MPMAKE_QUIET=1; quiet)
+  --mp-local=LIST          commands run locally without a round trip
+                           (MPMAKE_LOCAL; local) [${DEFAULT_LOCAL.join(' ')}]
+  --mp-report=FILE         write a JSON report of the build (MPMAKE_REPORT; report)
+  --mp-shell=PATH          shell for recipes, instead of the makefile's SHELL
+                           (MPMAKE_SHELL; shell)
+  --mp-color=auto|always|never  run jobs under a pseudo-terminal on the node when
+                           make's output is a terminal (MPMAKE_COLOR; color) [auto]
+  --mp-make=PROGRAM        the GNU make to run (MPMAKE_MAKE; make) [make]
+  --mp-connect-timeout=MS  per-agent connect timeout [3000]
+  --mp-heartbeat-timeout=MS  silence after which a node is down [5000]
+  --mp-max-clock-skew=MS   largest tolerated clock difference [1000]
+  --mp-config=FILE         config file (MPMAKE_CONFIG) [~/.config/mpmake/config.json]
+  --mp-help, --mp-version
+`;

@@ -1,0 +1,78 @@
+/**
+ * Placement: a pure function from a snapshot of nodes to a choice. It is
+ * MOSIX's static placement: a whole job goes, once, to the node where it is
+ * expected to wait least. No I/O and no clocks of its own, so it is tested
+ * on plain snapshots.
+ */
+
+export interface NodeSnapshot {
+  id: string;
+  /** The client machine's own slots (a `localhost/N` host entry). */
+  local: boolean;
+  slots: number;
+  /** From the node's last load report. */
+  running: number;
+  queued: number;
+  /** Jobs this client has sent there and not yet seen end. */
+  inFlight: number;
+  /** 1-minute load average and cores, for load from other sources. */
+  loadavg1: number;
+  cpus: number;
+  /** ms since the last load report arrived. */
+  reportAgeMs: number;
+  /** The node failed recently: avoid it while others are usable. */
+  penalized: boolean;
+}
+
+export type Choice = { kind: 'node'; id: string } | { kind: 'local' } | { kind: 'none' };
+
+export interface PlacementOptions {
+  /** Reports older than this are not trusted: only our own in-flight counts. */
+  staleAfterMs: number;
+}
+
+export const DEFAULT_PLACEMENT: PlacementOptions = { staleAfterMs: 3000 };
+
+/**
+ * Expected wait on a node, in units of "jobs per slot": the jobs ahead of a
+ * new one (known from the agent's report, or at least our own in-flight
+ * ones, since reports lag dispatches) plus the new one, over the slots.
+ * Load the agent did not start itself (other users' work, other processes)
+ * is added from the load average, beyond what the agent already runs.
+ */
+export function expectedWait(n: NodeSnapshot, opts: PlacementOptions = DEFAULT_PLACEMENT): number {
+  const reported = n.reportAgeMs <= opts.staleAfterMs ? n.running + n.queued : 0;
+  const ahead = Math.max(reported, n.inFlight);
+  const foreign =
+    n.local || n.reportAgeMs > opts.staleAfterMs
+      ? 0
+      : Math.max(0, Math.min(n.loadavg1, n.cpus) - n.running) * (n.slots / Math.max(1, n.cpus));
+  return (ahead + foreign + 1) / Math.max(1, n.slots);
+}
+
+/**
+ * Picks the node with the lowest expected wait. Penalised nodes are used
+ * only when nothing else is. Ties go to the node with fewer of our jobs in
+ * flight, then to the one after `rotate` in order, so equal nodes share.
+ */
+export function pick(
+  nodes: readonly NodeSnapshot[],
+  rotate = 0,
+  opts: PlacementOptions = DEFAULT_PLACEMENT,
+): Choice {
+  if (nodes.length === 0) return { kind: 'none' };
+  const healthy = nodes.filter((n) => !n.penalized);
+  const pool = healthy.length ? healthy : nodes;
+  let best: NodeSnapshot | undefined;
+  let bestScore = Infinity;
+  for (let k = 0; k < pool.length; k++) {
+    const n = pool[(k + rotate) % pool.length]!;
+    const score = expectedWait(n, opts);
+    if (score < bestScore - 1e-9 || (Math.abs(score - bestScore) <= 1e-9 && best && n.inFlight < best.inFlight)) {
+      best = n;
+      bestScore = score;
+    }
+  }
+  if (!best) return { kind: 'none' };
+  return best.local ? { kind: 'local' } : { kind: 'node', id: best.id };
+}

@@ -1,0 +1,48 @@
+import t from 'tap';
+import { expectedWait, pick, type NodeSnapshot } from '../../lib/placement/placement.js';
+
+const node = (id: string, over: Partial<NodeSnapshot> = {}): NodeSnapshot => ({
+  id,
+  local: false,
+  slots: 4,
+  running: 0,
+  queued: 0,
+  inFlight: 0,
+  loadavg1: 0,
+  cpus: 4,
+  reportAgeMs: 0,
+  penalized: false,
+  ...over,
+});
+
+t.test('lowest expected wait wins', async (t) => {
+  t.same(pick([node('a', { running: 3 }), node('b', { running: 1 })]), { kind: 'node', id: 'b' });
+  // Bigger node with the same queue waits less.
+  t.same(pick([node('a', { running: 2 }), node('b', { running: 2, slots: 8 })]), { kind: 'node', id: 'b' });
+  t.same(pick([]), { kind: 'none' });
+});
+
+t.test('our own in-flight jobs count when the report lags', async (t) => {
+  t.same(pick([node('a', { inFlight: 4 }), node('b', { running: 1 })]), { kind: 'node', id: 'b' });
+});
+
+t.test('load from other sources counts; stale reports do not', async (t) => {
+  t.ok(expectedWait(node('a', { loadavg1: 4 })) > expectedWait(node('b')));
+  t.same(pick([node('a', { loadavg1: 4 }), node('b', { running: 1 })]), { kind: 'node', id: 'b' });
+  t.equal(expectedWait(node('a', { running: 4, reportAgeMs: 60_000 })), 1 / 4);
+});
+
+t.test('penalised nodes only when nothing else', async (t) => {
+  t.same(pick([node('a', { penalized: true }), node('b', { running: 3 })]), { kind: 'node', id: 'b' });
+  t.same(pick([node('a', { penalized: true })]), { kind: 'node', id: 'a' });
+});
+
+t.test('ties rotate so equal nodes share', async (t) => {
+  const nodes = [node('a'), node('b'), node('c')];
+  const ids = [0, 1, 2].map((r) => (pick(nodes, r) as { id: string }).id);
+  t.same(new Set(ids).size, 3);
+});
+
+t.test('the client slots are a candidate', async (t) => {
+  t.same(pick([node('a', { running: 4 }), node('local', { local: true, slots: 2 })]), { kind: 'local' });
+});
