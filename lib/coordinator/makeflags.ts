@@ -46,9 +46,15 @@ export function cleanMakeflagsForRemote(flags: string): string {
  * The MAKEFLAGS mpmake gives the make it starts: the user's own flags,
  * cleaned of parallelism and jobserver words, plus `-jN` (when N > 1) and
  * the pool's `--jobserver-auth=FD,FD`. Never put -j on make's argv instead:
- * that resets jobserver mode.
+ * that resets jobserver mode. Without a pool (`fd` undefined: a serial
+ * build) make must not see a jobserver at all: in jobserver mode even one
+ * slot changes the order in which make visits targets.
  */
-export function composeMakeflags(userFlags: string | undefined, slots: number, fd: number): string {
+export function composeMakeflags(
+  userFlags: string | undefined,
+  slots: number,
+  fd: number | undefined,
+): string {
   const words = splitWords(userFlags ?? '');
   const dashdash = words.indexOf('--');
   const flagWords = dashdash >= 0 ? words.slice(0, dashdash) : words;
@@ -60,7 +66,10 @@ export function composeMakeflags(userFlags: string | undefined, slots: number, f
       return w;
     })
     .filter((w) => w !== '-' && !JOBSERVER_WORD.test(w) && !isJobsWord(w));
-  const ours = [...(slots > 1 ? [`-j${slots}`] : []), `--jobserver-auth=${fd},${fd}`];
+  const ours = [
+    ...(slots > 1 ? [`-j${slots}`] : []),
+    ...(fd !== undefined ? [`--jobserver-auth=${fd},${fd}`] : []),
+  ];
   return ' ' + [...kept, ...ours, ...varWords].join(' ');
 }
 

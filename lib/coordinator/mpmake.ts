@@ -136,7 +136,9 @@ async function clusterMake(
   try {
     const shim = installShim(runDir.path);
     if (!shim.native) say('mpmake: no native shim was built (no C compiler?); using the slower TypeScript shim');
-    pool = new JobserverPool(runDir.path, slots);
+    // A serial build gets no pool: make in jobserver mode, even with one
+    // slot, visits targets in another order than serial make does.
+    if (slots > 1) pool = new JobserverPool(runDir.path, slots);
     const topShell = options.shell ?? intendedShell(where.cwd, where.makefiles).shell;
     const shells = new ShellResolver(options.shell, say);
     const router = new RecipeRouter(cluster, shells, { shimPath: shim.shellPath, color: options.color });
@@ -147,16 +149,25 @@ async function clusterMake(
     const makeName = basename(options.make);
     const makeEnv: NodeJS.ProcessEnv = {
       ...env,
-      MAKEFLAGS: composeMakeflags(env['MAKEFLAGS'], slots, 3),
+      MAKEFLAGS: composeMakeflags(env['MAKEFLAGS'], slots, pool ? 3 : undefined),
       MPMAKE_SOCK: sock,
       MPMAKE_REAL_SHELL: topShell,
       MPMAKE_LOCAL: options.local.join(' '),
       MPMAKE_MAKE_NAME: makeName,
     };
     delete makeEnv['MFLAGS'];
-    if (makeLeaksJobserver(options.make, pool.fd, env)) makeEnv['MPMAKE_JOBSERVER_TEXTUAL'] = '1';
+    // Without a pool, or with a make that leaks the pool's fds to every
+    // child, the shim knows a recursive line by its text instead.
+    if (!pool || makeLeaksJobserver(options.make, pool.fd, env)) {
+      makeEnv['MPMAKE_JOBSERVER_TEXTUAL'] = '1';
+    }
     trace(`make ${args.join(' ')} with ${slots} slots, MAKEFLAGS=${makeEnv['MAKEFLAGS']}`);
-    const { done } = runMake(options.make, [...args, `SHELL=${shim.shellPath}`], makeEnv, [pool.fd]);
+    const { done } = runMake(
+      options.make,
+      [...args, `SHELL=${shim.shellPath}`],
+      makeEnv,
+      pool ? [pool.fd] : [],
+    );
     const result = await done;
 
     const report: BuildReport = {

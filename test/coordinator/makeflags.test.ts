@@ -18,6 +18,7 @@ t.test('remote MAKEFLAGS loses SHELL, jobserver and sync-mutex words', async (t)
 t.test('make gets -jN and our pool, keeping user flags and variables', async (t) => {
   t.equal(composeMakeflags(undefined, 8, 3), ' -j8 --jobserver-auth=3,3');
   t.equal(composeMakeflags(undefined, 1, 3), ' --jobserver-auth=3,3');
+  t.equal(composeMakeflags('k -- X=1', 1, undefined), ' -k -- X=1', 'serial: no jobserver');
   t.equal(composeMakeflags('ks -- X=1', 4, 3), ' -ks -j4 --jobserver-auth=3,3 -- X=1');
   t.equal(composeMakeflags('kj8 --jobserver-auth=5,6', 2, 3), ' -k -j2 --jobserver-auth=3,3');
   t.equal(composeMakeflags(' -j16 --jobserver-auth=fifo:/p', 2, 3), ' -j2 --jobserver-auth=3,3');
