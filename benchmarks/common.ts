@@ -1,0 +1,202 @@
+/**
+ * Shared pieces of the benchmarks: running a command with its wall time and
+ * the CPU time of its whole process tree, an agent's CPU time, interleaved
+ * runs, medians, and writing results as JSON and a markdown table.
+ */
+import { execFileSync, spawn } from 'node:child_process';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpus, tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+/** The repository root (dist/benchmarks/common.js -> ../..). */
+export const repoRoot = findRoot(dirname(fileURLToPath(import.meta.url)));
+export const mpmakeCli = join(repoRoot, 'dist', 'cli', 'mpmake.js');
+export const resultsDir = join(repoRoot, 'benchmarks', 'results');
+
+function findRoot(start: string): string {
+  for (let dir = start; ; dir = dirname(dir)) {
+    try {
+      const pkg = JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')) as { name?: string };
+      if (pkg.name === 'mpmake') return dir;
+    } catch {
+      // keep walking
+    }
+    if (dirname(dir) === dir) throw new Error(`no mpmake package.json above ${start}`);
+  }
+}
+
+/** Environment for the measured commands: no parent make, no MPMAKE_* settings, no tap loaders. */
+export function benchEnv(): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {};
+  for (const [k, v] of Object.entries(process.env)) {
+    if (v === undefined) continue;
+    if (/^(MAKEFLAGS|MFLAGS|GNUMAKEFLAGS|MAKELEVEL|MAKEFILES|MAKE_TERMOUT|MAKE_TERMERR)$/.test(k))
+      continue;
+    if (k.startsWith('MPMAKE_') || k === 'NODE_OPTIONS') continue;
+    env[k] = v;
+  }
+  env['LC_ALL'] = 'C';
+  env['XDG_CONFIG_HOME'] = join(tmpdir(), 'mpmake-bench-no-config');
+  return env;
+}
+
+export interface Measured {
+  wallMs: number;
+  /** User + system CPU of the command and every descendant it waited for. */
+  cpuMs: number;
+  code: number | null;
+  stderr: string;
+}
+
+/**
+ * Runs `file args` under bash, whose `times` then reports the CPU time of
+ * all its waited-for descendants: for mpmake that is the coordinator, make,
+ * the shims and any line run locally, and not an agent started elsewhere.
+ */
+export function measure(file: string, args: string[], cwd: string): Promise<Measured> {
+  return new Promise((resolve, reject) => {
+    const script = '"$@" >/dev/null 3>&-; rc=$?; times >&3; exit $rc';
+    const child = spawn('/bin/bash', ['-c', script, 'bash', file, ...args], {
+      cwd,
+      env: benchEnv(),
+      stdio: ['ignore', 'ignore', 'pipe', 'pipe'],
+    });
+    let stderr = '';
+    let times = '';
+    child.stderr!.on('data', (c: Buffer) => (stderr += c.toString()));
+    child.stdio[3]!.on('data', (c: Buffer) => (times += c.toString()));
+    const start = process.hrtime.bigint();
+    child.on('error', reject);
+    child.on('close', (code) => {
+      const wallMs = Number(process.hrtime.bigint() - start) / 1e6;
+      // `times`: the shell's own user/sys, then its children's: "0m1.234s 0m0.567s".
+      const childLine = times.trim().split('\n')[1] ?? '';
+      const secs = [...childLine.matchAll(/(\d+)m([\d.]+)s/g)].map(
+        (m) => Number(m[1]) * 60 + Number(m[2]),
+      );
+      if (secs.length !== 2) {
+        reject(new Error(`cannot read bash's times output: ${JSON.stringify(times)}`));
+        return;
+      }
+      resolve({ wallMs, cpuMs: (secs[0]! + secs[1]!) * 1000, code, stderr });
+    });
+  });
+}
+
+const CLOCK_TICKS = Number(execFileSync('getconf', ['CLK_TCK']).toString().trim()) || 100;
+
+/** CPU time (ms) a process has used, with that of the children it waited for (its jobs). */
+export function processCpuMs(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  // After "pid (comm) ": state is field 3; utime, stime, cutime, cstime are fields 14-17.
+  const ticks = [11, 12, 13, 14].reduce((sum, i) => sum + Number(fields[i]), 0);
+  return (ticks * 1000) / CLOCK_TICKS;
+}
+
+export function median(values: number[]): number {
+  const s = [...values].sort((a, b) => a - b);
+  const mid = Math.floor(s.length / 2);
+  return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
+}
+
+/**
+ * Runs every variant once per round, rounds times, in the order A B C A B C
+ * (so drift in the machine's state hits all variants alike).
+ */
+export async function interleave<K extends string, R>(
+  rounds: number,
+  variants: Record<K, () => Promise<R>>,
+  onResult?: (variant: K, round: number, result: R) => void,
+): Promise<Record<K, R[]>> {
+  const keys = Object.keys(variants) as K[];
+  const out = Object.fromEntries(keys.map((k) => [k, [] as R[]])) as Record<K, R[]>;
+  for (let round = 0; round < rounds; round++) {
+    for (const k of keys) {
+      const r = await variants[k]();
+      out[k].push(r);
+      onResult?.(k, round, r);
+    }
+  }
+  return out;
+}
+
+/** `--name value` / `--name=value` options, numbers only. */
+export function numberOptions(argv: string[], known: string[]): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    const m = /^--([a-z-]+)(?:=(.*))?$/.exec(arg);
+    if (!m || !known.includes(m[1]!)) {
+      throw new Error(`unknown argument ${arg}; known: ${known.map((k) => `--${k} N`).join(' ')}`);
+    }
+    const raw = m[2] ?? argv[++i];
+    const n = Number(raw);
+    if (raw === undefined || !Number.isFinite(n) || n < 0) {
+      throw new Error(`--${m[1]} needs a non-negative number, got ${raw ?? 'nothing'}`);
+    }
+    out[m[1]!] = n;
+  }
+  return out;
+}
+
+export interface Machine {
+  node: string;
+  make: string;
+  cpus: number;
+  cpuModel: string;
+}
+
+export function machine(): Machine {
+  const make = execFileSync('make', ['--version']).toString().split('\n')[0] ?? 'unknown';
+  return {
+    node: process.version,
+    make,
+    cpus: cpus().length,
+    cpuModel: cpus()[0]?.model ?? 'unknown',
+  };
+}
+
+/** A markdown table from a header row and rows. */
+export function markdownTable(header: string[], rows: (string | number)[][]): string {
+  const line = (cells: (string | number)[]): string => `| ${cells.join(' | ')} |`;
+  return [line(header), line(header.map(() => '---')), ...rows.map(line)].join('\n') + '\n';
+}
+
+/**
+ * Writes results/NAME.json and results/NAME.md, formatted by prettier as
+ * `make check` expects of every file under benchmarks/; returns their paths.
+ */
+export async function writeResults(
+  name: string,
+  json: unknown,
+  markdown: string,
+): Promise<string[]> {
+  mkdirSync(resultsDir, { recursive: true });
+  const jsonPath = join(resultsDir, `${name}.json`);
+  const mdPath = join(resultsDir, `${name}.md`);
+  writeFileSync(jsonPath, await pretty(jsonPath, JSON.stringify(json, null, 2) + '\n'));
+  writeFileSync(mdPath, await pretty(mdPath, markdown));
+  return [jsonPath, mdPath];
+}
+
+/** Formats `text` as prettier would format `path`; unchanged where prettier is not installed. */
+export async function pretty(path: string, text: string): Promise<string> {
+  try {
+    const prettier = await import('prettier');
+    const config = (await prettier.resolveConfig(path)) ?? {};
+    return await prettier.format(text, { ...config, filepath: path });
+  } catch {
+    return text;
+  }
+}
+
+export function fmt(n: number, digits = 2): string {
+  return n.toFixed(digits);
+}
+
+/** True when this module is the program being run (not imported by run-all). */
+export function isMain(metaUrl: string): boolean {
+  return process.argv[1] !== undefined && fileURLToPath(metaUrl) === process.argv[1];
+}

@@ -1,0 +1,69 @@
+// mpmake's own command line: a wrong --mp-* option or host list is an
+// error before any make runs; no cluster at all means plain make plus one
+// warning line.
+import { existsSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import t, { type Test } from 'tap';
+import { fidelityCaseDir } from '../helpers/paths.js';
+import { cleanEnv, runMake, runMpmake } from '../helpers/run.js';
+import { resetTree, snapshotTree } from '../helpers/tree.js';
+
+/** A makefile whose default goal leaves a file, to tell whether make ran. */
+function probeDir(t: Test): string {
+  const dir = t.testdir();
+  writeFileSync(join(dir, 'Makefile'), 'all:\n\t@echo make ran; touch ran\n');
+  return dir;
+}
+
+const usageErrors: { name: string; args: string[]; env?: Record<string, string>; names: RegExp }[] =
+  [
+    { name: 'unknown option', args: ['--mp-bogus'], names: /--mp-bogus/ },
+    { name: 'unknown option with value', args: ['--mp-bogus=3', 'all'], names: /--mp-bogus/ },
+    {
+      name: 'unparsable --mp-hosts',
+      args: ['--mp-hosts=host:notaport/x'],
+      names: /host:notaport\/x/,
+    },
+    { name: 'port out of range', args: ['--mp-hosts=127.0.0.1:99999/2'], names: /99999/ },
+    {
+      name: 'unparsable MPMAKE_HOSTS',
+      args: [],
+      env: { MPMAKE_HOSTS: 'host:notaport/x' },
+      names: /MPMAKE_HOSTS.*host:notaport\/x/,
+    },
+  ];
+
+for (const { name, args, env, names } of usageErrors) {
+  t.test(name, async (t) => {
+    const dir = probeDir(t);
+    const r = await runMpmake(args, { cwd: dir, env: cleanEnv(env) });
+    t.equal(r.code, 2, 'exit status 2');
+    const err = r.stderr.toString();
+    t.match(err, /^mpmake: [^\n]+\n$/, 'exactly one stderr line, starting "mpmake: "');
+    t.match(err, names, 'the line names the bad option or value');
+    t.equal(r.stdout.toString(), '', 'nothing on stdout');
+    t.notOk(existsSync(join(dir, 'ran')), 'make did not run');
+  });
+}
+
+t.test('no cluster configured: plain make plus one warning line', async (t) => {
+  const work = join(t.testdir(), 'work');
+  const source = fidelityCaseDir('exit-codes');
+  const opts = { cwd: work, env: cleanEnv() };
+  resetTree(source, work);
+  const plain = await runMake(['-k'], opts);
+  const plainTree = snapshotTree(work);
+  resetTree(source, work);
+  const mp = await runMpmake(['--mp-quiet', '-k'], opts);
+  t.equal(mp.code, plain.code, 'same exit status');
+  t.equal(mp.stdout.toString(), plain.stdout.toString(), 'same stdout');
+  const lines = mp.stderr.toString().split('\n');
+  const ours = lines.filter((l) => l.startsWith('mpmake: '));
+  t.equal(ours.length, 1, `one warning line: ${JSON.stringify(ours)}`);
+  t.equal(
+    lines.filter((l) => !l.startsWith('mpmake: ')).join('\n'),
+    plain.stderr.toString(),
+    "otherwise make's stderr",
+  );
+  t.same(snapshotTree(work), plainTree, 'same files');
+});
