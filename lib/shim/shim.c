@@ -1,0 +1,792 @@
+/*
+ * mpmake-shim: the SHELL that mpmake gives to GNU make.
+ *
+ * make runs this program once per recipe line as `sh <.SHELLFLAGS> 'line'`.
+ * It decides in a few syscalls whether the line must run here (then it
+ * execs the real shell) or on the cluster (then it sends the line to the
+ * coordinator over a unix socket and relays output and exit status).
+ * The protocol is described in lib/shim/shim-protocol.ts; the reasons for
+ * each local rule in DESIGN.md ("Facts about GNU make", "Lines that stay
+ * local"). One C99 file, libc only (Linux: /proc, MSG_NOSIGNAL, pipe2).
+ *
+ * Environment read:
+ *   MPMAKE_SOCK              coordinator socket; unset/empty => plain shell
+ *   MPMAKE_REMOTE=1          we are on a node => plain shell
+ *   MPMAKE_REAL_SHELL        the shell to exec (default /bin/sh)
+ *   MPMAKE_MAKE_NAME         base name of make (default "make")
+ *   MPMAKE_JOBSERVER_TEXTUAL=1  jobserver fds leak to every child
+ *   MPMAKE_LOCAL             command names that always run locally
+ *   MAKEFLAGS                for --jobserver-auth= / --jobserver-fds=
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <sys/un.h>
+#include <termios.h>
+#include <unistd.h>
+
+extern char **environ;
+
+#define PROTO_VERSION 1u
+#define MAX_FRAME_BYTES (64u * 1024u * 1024u)
+#define INITIAL_BUF (64u * 1024u)
+
+enum {
+  FR_REQUEST = 0x01,
+  FR_CANCEL = 0x02,
+  FR_STDOUT = 0x11,
+  FR_STDERR = 0x12,
+  FR_EXIT = 0x13,
+  FR_LOCAL = 0x14
+};
+
+#define FLAG_STDOUT_TTY 1u
+#define FLAG_STDERR_TTY 2u
+
+/* ------------------------------------------------------------------ */
+/* Small helpers                                                       */
+/* ------------------------------------------------------------------ */
+
+static const char *env_or(const char *name, const char *dflt) {
+  const char *v = getenv(name);
+  return (v != NULL && v[0] != '\0') ? v : dflt;
+}
+
+/* Writes all of buf to fd, retrying EINTR and waiting out EAGAIN. Used for
+ * our own messages, where nothing else needs attention meanwhile. */
+static void write_all_simple(int fd, const char *buf, size_t len) {
+  while (len > 0) {
+    ssize_t w = write(fd, buf, len);
+    if (w > 0) {
+      buf += w;
+      len -= (size_t)w;
+    } else if (w < 0 && errno == EINTR) {
+      continue;
+    } else if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+      struct pollfd p;
+      p.fd = fd;
+      p.events = POLLOUT;
+      p.revents = 0;
+      (void)poll(&p, 1, -1);
+    } else {
+      return;
+    }
+  }
+}
+
+static void say(const char *fmt, ...) {
+  char msg[4096];
+  va_list ap;
+  va_start(ap, fmt);
+  int n = vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  if (n < 0) return;
+  if ((size_t)n >= sizeof msg) n = (int)sizeof msg - 1;
+  write_all_simple(2, msg, (size_t)n);
+}
+
+static void put_u32(unsigned char *p, uint32_t v) {
+  p[0] = (unsigned char)(v >> 24);
+  p[1] = (unsigned char)(v >> 16);
+  p[2] = (unsigned char)(v >> 8);
+  p[3] = (unsigned char)v;
+}
+
+static void put_u16(unsigned char *p, uint16_t v) {
+  p[0] = (unsigned char)(v >> 8);
+  p[1] = (unsigned char)v;
+}
+
+static uint32_t get_u32(const unsigned char *p) {
+  return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | (uint32_t)p[3];
+}
+
+/* Reads a small file (from /proc) into buf, NUL-terminated. */
+static ssize_t read_small(const char *path, char *buf, size_t size) {
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return -1;
+  size_t got = 0;
+  while (got + 1 < size) {
+    size_t want = size - 1 - got;
+    ssize_t r = read(fd, buf + got, want);
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) break;
+    got += (size_t)r;
+    if ((size_t)r < want) break; /* /proc files come whole in one read */
+  }
+  close(fd);
+  buf[got] = '\0';
+  return (ssize_t)got;
+}
+
+/* ------------------------------------------------------------------ */
+/* Running the real shell                                              */
+/* ------------------------------------------------------------------ */
+
+static void exec_shell(const char *shell, char **argv) {
+  argv[0] = (char *)shell;
+  if (strchr(shell, '/') != NULL)
+    execv(shell, argv);
+  else
+    execvp(shell, argv); /* SHELL=bash style: make would search PATH too */
+  int e = errno;
+  say("mpmake: cannot run %s: %s\n", shell, strerror(e));
+  _exit(127);
+}
+
+/* ------------------------------------------------------------------ */
+/* Decisions                                                           */
+/* ------------------------------------------------------------------ */
+
+/* make passes .SHELLFLAGS words (-c, -ec, -xc ...) and then the line. */
+static int is_c_invocation(int argc, char **argv) {
+  if (argc < 3) return 0;
+  for (int i = 1; i <= argc - 2; i++) {
+    const char *w = argv[i];
+    /* long options (--norc, --rcfile) are not -c */
+    if (w[0] == '-' && w[1] != '-' && strchr(w + 1, 'c') != NULL) return 1;
+  }
+  return 0;
+}
+
+static int starts_with(const char *s, const char *prefix, size_t n) {
+  return n > 0 && strncmp(s, prefix, n) == 0;
+}
+
+static int parent_is_make(pid_t ppid, const char *make_name) {
+  char path[64], comm[64];
+  snprintf(path, sizeof path, "/proc/%ld/comm", (long)ppid);
+  if (read_small(path, comm, sizeof comm) <= 0) return 0;
+  /* comm is at most 15 characters, then a newline */
+  size_t n = strlen(make_name);
+  if (n > 15) n = 15;
+  return starts_with(comm, "make", 4) || starts_with(comm, "gmake", 5) ||
+         starts_with(comm, make_name, n);
+}
+
+/* $(shell ...): our stdout is a pipe whose read end make itself holds. When
+ * make's own stdout is a pipe (mpmake | tee), make holds the WRITE end of
+ * the same pipe, which does not count. make's fds are matched by identity
+ * (stat follows /proc/<ppid>/fd/N to the "pipe:[ino]" or named FIFO). */
+static int is_shell_function(pid_t ppid) {
+  struct stat out;
+  if (fstat(1, &out) != 0 || !S_ISFIFO(out.st_mode)) return 0;
+  char dirpath[64];
+  snprintf(dirpath, sizeof dirpath, "/proc/%ld/fd", (long)ppid);
+  DIR *d = opendir(dirpath);
+  if (d == NULL) return 0;
+  int found = 0;
+  struct dirent *de;
+  while (!found && (de = readdir(d)) != NULL) {
+    if (de->d_name[0] < '0' || de->d_name[0] > '9') continue;
+    struct stat st;
+    if (fstatat(dirfd(d), de->d_name, &st, 0) != 0) continue;
+    if (st.st_ino != out.st_ino || st.st_dev != out.st_dev) continue;
+    char infopath[320], info[512];
+    snprintf(infopath, sizeof infopath, "/proc/%ld/fdinfo/%s", (long)ppid, de->d_name);
+    if (read_small(infopath, info, sizeof info) <= 0) continue;
+    const char *f = strstr(info, "flags:");
+    if (f == NULL) continue;
+    unsigned long flags = strtoul(f + 6, NULL, 8);
+    if ((flags & O_ACCMODE) == O_RDONLY) found = 1;
+  }
+  closedir(d);
+  return found;
+}
+
+/* Finds the last --jobserver-auth= / --jobserver-fds= word of MAKEFLAGS
+ * (words split on unescaped blanks; the variable part after "--" is not
+ * looked at). Returns 1 and sets *rfd for the "R,W" style with R >= 0,
+ * 0 for any other style or none. */
+static int jobserver_read_fd(const char *mf, int *rfd) {
+  if (mf == NULL) return 0;
+  size_t len = strlen(mf);
+  char *word = malloc(len + 1);
+  if (word == NULL) return 0;
+  int have = 0, result = 0;
+  const char *p = mf;
+  for (;;) {
+    while (*p == ' ' || *p == '\t') p++;
+    if (*p == '\0') break;
+    size_t n = 0;
+    while (*p != '\0' && *p != ' ' && *p != '\t') {
+      if (*p == '\\' && p[1] != '\0') p++;
+      word[n++] = *p++;
+    }
+    word[n] = '\0';
+    if (strcmp(word, "--") == 0) break;
+    const char *val = NULL;
+    if (strncmp(word, "--jobserver-auth=", 17) == 0)
+      val = word + 17;
+    else if (strncmp(word, "--jobserver-fds=", 16) == 0)
+      val = word + 16;
+    if (val == NULL) continue;
+    have = 1;
+    result = 0;
+    char *end = NULL;
+    errno = 0;
+    long r = strtol(val, &end, 10);
+    if (end != val && *end == ',' && errno == 0 && r >= 0 && r <= INT_MAX) {
+      char *end2 = NULL;
+      (void)strtol(end + 1, &end2, 10);
+      if (end2 != end + 1 && *end2 == '\0') {
+        *rfd = (int)r;
+        result = 1;
+      }
+    }
+  }
+  free(word);
+  return have && result;
+}
+
+static int is_boundary(char c) {
+  switch (c) {
+    case '\0':
+    case ' ':
+    case '\t':
+    case '\n':
+    case '\r':
+    case '\v':
+    case '\f':
+    case '/':
+    case '\'':
+    case '"':
+    case ';':
+    case '&':
+    case '|':
+    case '(':
+    case ')':
+      return 1;
+    default:
+      return 0;
+  }
+}
+
+static int contains_word(const char *line, const char *word) {
+  size_t n = strlen(word);
+  if (n == 0) return 0;
+  for (const char *p = strstr(line, word); p != NULL; p = strstr(p + 1, word)) {
+    if ((p == line || is_boundary(p[-1])) && is_boundary(p[n])) return 1;
+  }
+  return 0;
+}
+
+static int is_recursive(const char *line, const char *make_name) {
+  const char *textual = getenv("MPMAKE_JOBSERVER_TEXTUAL");
+  int rfd = -1;
+  if (!(textual != NULL && strcmp(textual, "1") == 0) &&
+      jobserver_read_fd(getenv("MAKEFLAGS"), &rfd)) {
+    struct stat st;
+    return fcntl(rfd, F_GETFD) != -1 && fstat(rfd, &st) == 0 && S_ISFIFO(st.st_mode);
+  }
+  return contains_word(line, make_name);
+}
+
+/* MPMAKE_LOCAL: the first word is listed and the line is a simple command. */
+static int is_local_command(const char *line) {
+  const char *list = getenv("MPMAKE_LOCAL");
+  if (list == NULL || list[0] == '\0') return 0;
+  if (strpbrk(line, ";|&`\n") != NULL || strstr(line, "$(") != NULL) return 0;
+  const char *w = line;
+  while (*w == ' ' || *w == '\t') w++;
+  size_t wn = strcspn(w, " \t\r\v\f");
+  if (wn == 0) return 0;
+  const char *p = list;
+  for (;;) {
+    while (*p == ' ' || *p == '\t') p++;
+    if (*p == '\0') return 0;
+    size_t n = strcspn(p, " \t");
+    if (n == wn && memcmp(p, w, n) == 0) return 1;
+    p += n;
+  }
+}
+
+/* ------------------------------------------------------------------ */
+/* Signals                                                             */
+/* ------------------------------------------------------------------ */
+
+static const int trapped[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT};
+#define NTRAPPED (sizeof trapped / sizeof trapped[0])
+static struct sigaction saved_trapped[NTRAPPED];
+static int installed_trapped[NTRAPPED];
+static struct sigaction saved_pipe;
+static sigset_t saved_mask;
+static volatile sig_atomic_t got_signal = 0;
+static int wake_r = -1, wake_w = -1;
+
+static void on_signal(int sig) {
+  int e = errno;
+  if (got_signal == 0) got_signal = sig;
+  if (wake_w >= 0) {
+    char c = 1;
+    ssize_t r = write(wake_w, &c, 1);
+    (void)r;
+  }
+  errno = e;
+}
+
+static void install_signals(void) {
+  int fds[2];
+  if (pipe2(fds, O_CLOEXEC | O_NONBLOCK) == 0) {
+    wake_r = fds[0];
+    wake_w = fds[1];
+  }
+  for (size_t i = 0; i < NTRAPPED; i++) {
+    struct sigaction old;
+    if (sigaction(trapped[i], NULL, &old) != 0) continue;
+    saved_trapped[i] = old;
+    /* A signal ignored on entry stays ignored, as in a shell. */
+    if (old.sa_handler == SIG_IGN) continue;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigfillset(&sa.sa_mask);
+    sa.sa_flags = 0; /* no SA_RESTART: a blocked write must see EINTR */
+    if (sigaction(trapped[i], &sa, NULL) == 0) installed_trapped[i] = 1;
+  }
+  struct sigaction ign;
+  memset(&ign, 0, sizeof ign);
+  ign.sa_handler = SIG_IGN;
+  sigemptyset(&ign.sa_mask);
+  sigaction(SIGPIPE, &ign, &saved_pipe);
+  /* A trapped signal blocked by an inherited mask would never arrive. */
+  sigset_t s;
+  sigemptyset(&s);
+  for (size_t i = 0; i < NTRAPPED; i++)
+    if (installed_trapped[i]) sigaddset(&s, trapped[i]);
+  sigprocmask(SIG_UNBLOCK, &s, &saved_mask);
+}
+
+static void restore_signals(void) {
+  sigprocmask(SIG_SETMASK, &saved_mask, NULL);
+  for (size_t i = 0; i < NTRAPPED; i++)
+    if (installed_trapped[i]) sigaction(trapped[i], &saved_trapped[i], NULL);
+  sigaction(SIGPIPE, &saved_pipe, NULL);
+}
+
+/* Dies by sig as the shell would have. */
+static void die_by_signal(int sig) {
+  if (sig <= 0 || sig >= NSIG) _exit(sig > 0 ? 128 + (sig & 127) : 1);
+  switch (sig) {
+    /* these do not terminate by default: a remote could not have died of them */
+    case SIGSTOP:
+    case SIGTSTP:
+    case SIGTTIN:
+    case SIGTTOU:
+    case SIGCONT:
+    case SIGCHLD:
+    case SIGURG:
+    case SIGWINCH:
+      _exit(128 + sig);
+    default:
+      break;
+  }
+  /* The remote process may have dumped core; a core of this shim is noise. */
+  struct rlimit rl;
+  rl.rlim_cur = 0;
+  rl.rlim_max = 0;
+  setrlimit(RLIMIT_CORE, &rl);
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = SIG_DFL;
+  sigemptyset(&sa.sa_mask);
+  sigaction(sig, &sa, NULL);
+  sigset_t s;
+  sigemptyset(&s);
+  sigaddset(&s, sig);
+  sigprocmask(SIG_UNBLOCK, &s, NULL);
+  raise(sig);
+  _exit(128 + sig);
+}
+
+/* ------------------------------------------------------------------ */
+/* Talking to the coordinator                                          */
+/* ------------------------------------------------------------------ */
+
+static const char *sock_path;
+static int sock_fd = -1;
+static int cancel_sent = 0;
+static int die_signal = 0;  /* the first of: a trapped signal, SIGPIPE on output */
+static int out_broken = 0;  /* EPIPE on fd 1 or 2: output is discarded */
+static int out_failed[3];   /* another write error on fd 1 / fd 2 */
+
+static void lost(const char *fmt, ...) {
+  if (die_signal != 0) die_by_signal(die_signal); /* Ctrl-C took mpmake down too */
+  char reason[1024];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(reason, sizeof reason, fmt, ap);
+  va_end(ap);
+  say("mpmake: lost the coordinator (MPMAKE_SOCK=%s): %s; is mpmake still running?\n", sock_path,
+      reason);
+  _exit(127);
+}
+
+/* Sends all bytes on the socket; returns 0 or an errno value. */
+static int sock_send_all(const unsigned char *buf, size_t len) {
+  while (len > 0) {
+    ssize_t w = send(sock_fd, buf, len, MSG_NOSIGNAL);
+    if (w > 0) {
+      buf += w;
+      len -= (size_t)w;
+    } else if (w < 0 && errno == EINTR) {
+      continue;
+    } else {
+      return w < 0 ? errno : EPIPE;
+    }
+  }
+  return 0;
+}
+
+static void send_cancel(int sig) {
+  if (cancel_sent) return;
+  cancel_sent = 1;
+  unsigned char f[9];
+  put_u32(f, 5);
+  f[4] = FR_CANCEL;
+  put_u32(f + 5, (uint32_t)sig);
+  (void)sock_send_all(f, sizeof f); /* a dead peer shows up as EOF on read */
+}
+
+/* Picks up a signal the handler recorded and cancels the job once. */
+static void note_signals(void) {
+  if (got_signal != 0 && die_signal == 0) die_signal = got_signal;
+  if (die_signal != 0) send_cancel(die_signal);
+}
+
+static void drain_wake(void) {
+  char b[64];
+  if (wake_r < 0) return;
+  while (read(wake_r, b, sizeof b) > 0) {
+  }
+}
+
+/* Writes remote output to fd 1 or 2: complete writes, EINTR and EAGAIN
+ * (make may leave O_NONBLOCK on an inherited fd) handled, signals noticed
+ * while blocked. */
+static void write_output(int fd, const unsigned char *buf, size_t len) {
+  if (out_broken || out_failed[fd]) return;
+  while (len > 0) {
+    ssize_t w = write(fd, buf, len);
+    if (w > 0) {
+      buf += w;
+      len -= (size_t)w;
+      continue;
+    }
+    if (w < 0 && errno == EINTR) {
+      note_signals();
+      continue;
+    }
+    if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+      struct pollfd p[2];
+      p[0].fd = fd;
+      p[0].events = POLLOUT;
+      p[0].revents = 0;
+      p[1].fd = wake_r;
+      p[1].events = POLLIN;
+      p[1].revents = 0;
+      if (poll(p, wake_r >= 0 ? 2 : 1, -1) < 0 && errno != EINTR) return;
+      if (p[1].revents != 0) drain_wake();
+      note_signals();
+      continue;
+    }
+    if (w < 0 && errno == EPIPE) {
+      /* The reader went away: a local shell would have died of SIGPIPE. */
+      out_broken = 1;
+      if (die_signal == 0) die_signal = SIGPIPE;
+      send_cancel(die_signal);
+      return;
+    }
+    /* ENOSPC, EIO, EBADF ...: say so once, keep the job's output order on
+     * the other fd, and do not report success at the end. */
+    int e = (w < 0) ? errno : EIO;
+    out_failed[fd] = 1;
+    if (fd != 2 && !out_failed[2]) say("mpmake: cannot write the job's output to fd %d: %s\n", fd, strerror(e));
+    return;
+  }
+}
+
+static int connect_coordinator(const char *path, int *err, const char **what) {
+  struct sockaddr_un sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sun_family = AF_UNIX;
+  int dirfd_ = -1;
+  size_t len = strlen(path);
+  if (len < sizeof sa.sun_path) {
+    memcpy(sa.sun_path, path, len + 1);
+  } else {
+    /* Too long for sun_path: reach it through its directory's fd. */
+    const char *slash = strrchr(path, '/');
+    if (slash == NULL || slash == path) {
+      *err = ENAMETOOLONG;
+      *what = "socket path";
+      return -1;
+    }
+    char *dir = strndup(path, (size_t)(slash - path));
+    if (dir == NULL) {
+      *err = ENOMEM;
+      *what = "socket path";
+      return -1;
+    }
+    dirfd_ = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    int e = errno;
+    free(dir);
+    if (dirfd_ < 0) {
+      *err = e;
+      *what = "socket directory";
+      return -1;
+    }
+    int n = snprintf(sa.sun_path, sizeof sa.sun_path, "/proc/self/fd/%d/%s", dirfd_, slash + 1);
+    if (n < 0 || (size_t)n >= sizeof sa.sun_path) {
+      close(dirfd_);
+      *err = ENAMETOOLONG;
+      *what = "socket path";
+      return -1;
+    }
+  }
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) {
+    *err = errno;
+    *what = "socket";
+    if (dirfd_ >= 0) close(dirfd_);
+    return -1;
+  }
+  for (;;) {
+    if (connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0) break;
+    if (errno == EINTR && got_signal == 0) continue;
+    if (errno == EINTR) die_by_signal(got_signal); /* nothing was started */
+    *err = errno;
+    *what = "connect";
+    close(fd);
+    if (dirfd_ >= 0) close(dirfd_);
+    return -1;
+  }
+  if (dirfd_ >= 0) close(dirfd_);
+  return fd;
+}
+
+static unsigned char *build_request(int argc, char **argv, const char *cwd, size_t *out_len) {
+  size_t envc = 0, total = 5 + 28 + strlen(cwd) + 1;
+  for (int i = 0; i < argc; i++) total += strlen(argv[i]) + 1;
+  for (char **e = environ; e != NULL && *e != NULL; e++, envc++) total += strlen(*e) + 1;
+  if (total - 4 > MAX_FRAME_BYTES) return NULL;
+  unsigned char *buf = malloc(total);
+  if (buf == NULL) return NULL;
+
+  mode_t mask = umask(0);
+  umask(mask);
+  uint32_t flags = 0;
+  int tty[3];
+  tty[1] = isatty(1);
+  tty[2] = isatty(2);
+  tty[0] = (tty[1] || tty[2]) ? 0 : isatty(0);
+  if (tty[1]) flags |= FLAG_STDOUT_TTY;
+  if (tty[2]) flags |= FLAG_STDERR_TTY;
+  uint16_t cols = 0, rows = 0;
+  static const int ttyfds[] = {1, 2, 0};
+  for (size_t i = 0; i < 3; i++) {
+    struct winsize ws;
+    if (tty[ttyfds[i]] && ioctl(ttyfds[i], TIOCGWINSZ, &ws) == 0) {
+      cols = ws.ws_col;
+      rows = ws.ws_row;
+      break;
+    }
+  }
+
+  put_u32(buf, (uint32_t)(total - 4));
+  buf[4] = FR_REQUEST;
+  unsigned char *h = buf + 5;
+  put_u32(h, PROTO_VERSION);
+  put_u32(h + 4, (uint32_t)mask);
+  put_u32(h + 8, flags);
+  put_u16(h + 12, cols);
+  put_u16(h + 14, rows);
+  put_u32(h + 16, (uint32_t)getppid());
+  put_u32(h + 20, (uint32_t)argc);
+  put_u32(h + 24, (uint32_t)envc);
+  unsigned char *p = h + 28;
+  size_t n = strlen(cwd) + 1;
+  memcpy(p, cwd, n);
+  p += n;
+  for (int i = 0; i < argc; i++) {
+    n = strlen(argv[i]) + 1;
+    memcpy(p, argv[i], n);
+    p += n;
+  }
+  for (size_t i = 0; i < envc; i++) {
+    n = strlen(environ[i]) + 1;
+    memcpy(p, environ[i], n);
+    p += n;
+  }
+  *out_len = total;
+  return buf;
+}
+
+static void finish_exit(const unsigned char *p, size_t n) {
+  if (n < 8) lost("malformed EXIT frame (%zu bytes)", n);
+  int32_t code = (int32_t)get_u32(p);
+  int32_t sig = (int32_t)get_u32(p + 4);
+  note_signals();
+  if (die_signal != 0) die_by_signal(die_signal);
+  if (sig > 0) die_by_signal(sig);
+  if (code == 0 && (out_failed[1] || out_failed[2])) code = 1;
+  _exit(code & 0xff);
+}
+
+static void run_local(const unsigned char *p, size_t n, char **argv) {
+  note_signals();
+  if (die_signal != 0) die_by_signal(die_signal);
+  char *shell = malloc(n + 1);
+  if (shell == NULL) lost("out of memory");
+  memcpy(shell, p, n);
+  shell[n] = '\0';
+  if (shell[0] == '\0') {
+    free(shell);
+    shell = strdup(env_or("MPMAKE_REAL_SHELL", "/bin/sh"));
+    if (shell == NULL) lost("out of memory");
+  }
+  close(sock_fd);
+  restore_signals();
+  exec_shell(shell, argv);
+}
+
+static void relay(char **argv) {
+  size_t cap = INITIAL_BUF, start = 0, end = 0;
+  unsigned char *buf = malloc(cap);
+  if (buf == NULL) lost("out of memory");
+  for (;;) {
+    note_signals();
+    /* Handle every complete frame in the buffer. */
+    while (end - start >= 4) {
+      uint32_t len = get_u32(buf + start);
+      if (len < 1 || len > MAX_FRAME_BYTES) lost("bad frame length %lu", (unsigned long)len);
+      if (end - start < 4 + (size_t)len) {
+        if (4 + (size_t)len > cap) {
+          if (start > 0) {
+            memmove(buf, buf + start, end - start);
+            end -= start;
+            start = 0;
+          }
+          size_t ncap = cap;
+          while (ncap < 4 + (size_t)len) ncap *= 2;
+          unsigned char *nb = realloc(buf, ncap);
+          if (nb == NULL) lost("out of memory for a %lu-byte frame", (unsigned long)len);
+          buf = nb;
+          cap = ncap;
+        }
+        break;
+      }
+      unsigned char type = buf[start + 4];
+      const unsigned char *payload = buf + start + 5;
+      size_t plen = (size_t)len - 1;
+      start += 4 + (size_t)len;
+      switch (type) {
+        case FR_STDOUT:
+          write_output(1, payload, plen);
+          break;
+        case FR_STDERR:
+          write_output(2, payload, plen);
+          break;
+        case FR_EXIT:
+          finish_exit(payload, plen);
+          break;
+        case FR_LOCAL:
+          run_local(payload, plen, argv);
+          break;
+        default:
+          break; /* unknown frames are skipped (newer coordinator) */
+      }
+      note_signals();
+    }
+    if (start == end) {
+      start = end = 0;
+    } else if (start > 0 && cap - end < cap / 4) {
+      memmove(buf, buf + start, end - start);
+      end -= start;
+      start = 0;
+    }
+
+    struct pollfd p[2];
+    p[0].fd = sock_fd;
+    p[0].events = POLLIN;
+    p[0].revents = 0;
+    p[1].fd = wake_r;
+    p[1].events = POLLIN;
+    p[1].revents = 0;
+    if (poll(p, wake_r >= 0 ? 2 : 1, -1) < 0) {
+      if (errno == EINTR) continue;
+      lost("poll: %s", strerror(errno));
+    }
+    if (wake_r >= 0 && p[1].revents != 0) drain_wake();
+    if (p[0].revents == 0) continue;
+    ssize_t r = read(sock_fd, buf + end, cap - end);
+    if (r > 0) {
+      end += (size_t)r;
+    } else if (r == 0) {
+      lost("the connection closed before the job's exit status arrived");
+    } else if (errno != EINTR && errno != EAGAIN && errno != EWOULDBLOCK) {
+      lost("read: %s", strerror(errno));
+    }
+  }
+}
+
+/* ------------------------------------------------------------------ */
+
+int main(int argc, char **argv) {
+  const char *shell = env_or("MPMAKE_REAL_SHELL", "/bin/sh");
+  const char *sock = getenv("MPMAKE_SOCK");
+  const char *remote = getenv("MPMAKE_REMOTE");
+
+  /* 1. not under mpmake, or on a node */
+  if (sock == NULL || sock[0] == '\0' || (remote != NULL && strcmp(remote, "1") == 0))
+    exec_shell(shell, argv);
+  /* 2. `$(SHELL) script` and friends */
+  if (!is_c_invocation(argc, argv)) exec_shell(shell, argv);
+  /* 3. a script running `$(SHELL) -c ...`: make is not our parent */
+  pid_t ppid = getppid();
+  const char *make_name = env_or("MPMAKE_MAKE_NAME", "make");
+  if (!parent_is_make(ppid, make_name)) exec_shell(shell, argv);
+  /* 4. $(shell ...) */
+  if (is_shell_function(ppid)) exec_shell(shell, argv);
+  const char *line = argv[argc - 1];
+  /* 5. recursive make: the sub-make must join our jobserver pool here */
+  if (is_recursive(line, make_name)) exec_shell(shell, argv);
+  /* 6. cheap commands on MPMAKE_LOCAL */
+  if (is_local_command(line)) exec_shell(shell, argv);
+
+  /* 7. ask the coordinator */
+  char *cwd = getcwd(NULL, 0);
+  if (cwd == NULL) exec_shell(shell, argv); /* cwd removed: no node could enter it */
+  sock_path = sock;
+  install_signals();
+  int err = 0;
+  const char *what = "";
+  sock_fd = connect_coordinator(sock, &err, &what);
+  if (sock_fd < 0) {
+    note_signals();
+    lost("%s: %s", what, strerror(err));
+  }
+  size_t reqlen = 0;
+  unsigned char *req = build_request(argc, argv, cwd, &reqlen);
+  if (req == NULL) lost("the job's argv and environment are too large to send");
+  if (got_signal != 0) die_by_signal(got_signal); /* nothing was started */
+  int e = sock_send_all(req, reqlen);
+  if (e != 0) lost("send: %s", strerror(e));
+  free(req);
+  free(cwd);
+  relay(argv);
+  return 127;
+}
