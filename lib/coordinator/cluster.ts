@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { JobMessage, TtySize } from '../protocol/messages.js';
+import type { JobMessage, TtySize, WireText } from '../protocol/messages.js';
 import { pick, type Choice, type NodeSnapshot } from '../placement/placement.js';
 import { tracer } from '../trace.js';
 import type { HostSpec } from './host-list.js';
@@ -10,18 +10,24 @@ import { NodeChannel, type NodeChannelOptions } from './node-channel.js';
 const trace = tracer('placement');
 
 export interface JobSpec {
-  argv: string[];
+  argv: WireText[];
   cwd: string;
-  env: Record<string, string>;
+  env: Record<string, WireText>;
   umask: number;
   tty?: TtySize;
+  mergeOutput?: boolean;
 }
 
 /** Where a job's results go (the shim connection, in mpmake). */
 export interface JobSink {
   /** Output; call `consumed` once the bytes are handed on (flow control). */
   data(stream: 1 | 2, bytes: Uint8Array, consumed: () => void): void;
-  exit(code: number | null, signal: string | null, nodeId: string): void;
+  exit(
+    code: number | null,
+    signal: string | null,
+    nodeId: string,
+    timing: { queuedMs: number; runMs: number },
+  ): void;
   /** The job could not run anywhere; `message` says why. */
   fail(code: string, message: string): void;
 }
@@ -202,6 +208,11 @@ export class Cluster {
     return snaps;
   }
 
+  /** The agent's own id for a node address (what reports and traces show). */
+  nodeIdOf(address: string): string {
+    return this.nodes.find((n) => n.address === address)?.nodeId ?? address;
+  }
+
   choose(): Choice {
     const snaps = this.snapshot();
     const choice = pick(snaps, this.rotate++);
@@ -258,7 +269,7 @@ export class Cluster {
       const job = this.jobs.get(m.id);
       if (!job || job.node !== node) return;
       this.jobs.delete(m.id);
-      job.sink.exit(m.code, m.signal, node.nodeId);
+      job.sink.exit(m.code, m.signal, node.nodeId, { queuedMs: m.queuedMs ?? 0, runMs: m.runMs ?? 0 });
     });
     node.on('job-error', (id, code, message) => {
       const job = this.jobs.get(id);
@@ -272,7 +283,7 @@ export class Cluster {
         if (job.node !== node) continue;
         this.jobs.delete(job.id);
         if (job.cancelled) {
-          job.sink.exit(null, job.cancelled, node.nodeId);
+          job.sink.exit(null, job.cancelled, node.nodeId, { queuedMs: 0, runMs: 0 });
         } else if (job.attempts < 2) {
           const choice = this.choose();
           const next = choice.kind === 'node' ? this.readyNodes.find((n) => n.address === choice.id) : undefined;

@@ -1,5 +1,11 @@
+import { EventEmitter } from 'node:events';
 import type { ShimRequest } from '../shim/shim-protocol.js';
-import { SHIM_FLAG_STDERR_TTY, SHIM_FLAG_STDOUT_TTY } from '../shim/shim-protocol.js';
+import {
+  SHIM_FLAG_SAME_OUTPUT,
+  SHIM_FLAG_STDERR_TTY,
+  SHIM_FLAG_STDOUT_TTY,
+} from '../shim/shim-protocol.js';
+import type { BuildEvents, JobStartEvent } from './build-events.js';
 import type { Cluster, JobSpec } from './cluster.js';
 import { remoteEnv } from './remote-env.js';
 import type { ShimConnection } from './shim-server.js';
@@ -26,15 +32,18 @@ export interface RouterOptions {
  * around the makefile's intended shell, ships a cleaned environment, relays
  * output with flow control, and forwards a cancel.
  */
-export class RecipeRouter {
+export class RecipeRouter extends EventEmitter<BuildEvents> {
   readonly stats: RouterStats = { local: 0, failed: 0, errors: 0 };
   private readonly live = new Set<ShimConnection>();
+  private seq = 0;
 
   constructor(
     private readonly cluster: Cluster,
     private readonly shells: ShellResolver,
     private readonly options: RouterOptions,
-  ) {}
+  ) {
+    super();
+  }
 
   /** Jobs whose shim is still connected. */
   get active(): number {
@@ -42,11 +51,23 @@ export class RecipeRouter {
   }
 
   handle(req: ShimRequest, conn: ShimConnection): void {
+    const requestedAtMs = Date.now();
     const shell = this.shells.shellFor(req.ppid);
     const choice = this.cluster.choose();
+    const last = req.argv[req.argv.length - 1] ?? '';
+    const start: JobStartEvent = {
+      seq: ++this.seq,
+      nodeId: choice.kind === 'node' ? this.cluster.nodeIdOf(choice.id) : 'local',
+      command: typeof last === 'string' ? last : Buffer.from(last).toString('latin1'),
+      cwd: req.cwd,
+      requestedAtMs,
+    };
     if (choice.kind !== 'node') {
       this.stats.local++;
+      this.emit('job-start', start);
       conn.runLocally(shell);
+      // The line runs in the shim now; its end is not seen here.
+      this.emit('job-end', { ...start, endedAtMs: Date.now(), code: null, signal: null, queuedMs: 0, runMs: 0 });
       return;
     }
     const env = remoteEnv(req.env);
@@ -55,18 +76,23 @@ export class RecipeRouter {
     const bothTty = (req.flags & SHIM_FLAG_STDOUT_TTY) !== 0 && (req.flags & SHIM_FLAG_STDERR_TTY) !== 0;
     const tty = this.options.color === 'always' || (this.options.color === 'auto' && bothTty);
     if (tty) spec.tty = { cols: req.cols || 80, rows: req.rows || 24 };
+    else if ((req.flags & SHIM_FLAG_SAME_OUTPUT) !== 0) spec.mergeOutput = true;
     this.live.add(conn);
+    this.emit('job-start', start);
     const handle = this.cluster.run(choice.id, spec, {
       data: (stream, bytes, consumed) => conn.write(stream, bytes, consumed),
-      exit: (code, signal) => {
+      exit: (code, signal, nodeId, timing) => {
         this.live.delete(conn);
         if (signal !== null || code !== 0) this.stats.failed++;
         conn.exit(code, signal);
+        this.emit('job-end', { ...start, nodeId, endedAtMs: Date.now(), code, signal, ...timing });
       },
       fail: (code, message) => {
         this.live.delete(conn);
         this.stats.errors++;
         conn.fail(`${message} (${code})`);
+        const error = `${message} (${code})`;
+        this.emit('job-end', { ...start, endedAtMs: Date.now(), code: 127, signal: null, queuedMs: 0, runMs: 0, error });
       },
     });
     conn.on('cancel', (signal) => handle.cancel(signal));

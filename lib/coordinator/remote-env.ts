@@ -1,3 +1,4 @@
+import type { WireText } from '../protocol/messages.js';
 import { cleanMakeflagsForRemote } from './makeflags.js';
 
 /** Variables that only make sense on the client, never shipped to a node. */
@@ -15,11 +16,11 @@ const CLIENT_ONLY = new Set([
  * MAKEFLAGS/MFLAGS cleaned of client-only words, mpmake's private variables
  * removed, and MPMAKE_REMOTE=1 so a nested shim is a plain shell there.
  */
-export function remoteEnv(env: Record<string, string>): Record<string, string> {
-  const out: Record<string, string> = {};
+export function remoteEnv(env: Record<string, WireText>): Record<string, WireText> {
+  const out: Record<string, WireText> = {};
   for (const [k, v] of Object.entries(env)) {
     if (CLIENT_ONLY.has(k)) continue;
-    out[k] = k === 'MAKEFLAGS' || k === 'MFLAGS' ? cleanMakeflagsForRemote(v) : v;
+    out[k] = (k === 'MAKEFLAGS' || k === 'MFLAGS') && typeof v === 'string' ? cleanMakeflagsForRemote(v) : v;
   }
   out['MPMAKE_REMOTE'] = '1';
   return out;

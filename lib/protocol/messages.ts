@@ -57,16 +57,28 @@ export interface TtySize {
   rows: number;
 }
 
+/**
+ * Text as the client's make had it: a string when valid UTF-8, else raw
+ * bytes (a Latin-1 file name in a recipe line must reach the node intact).
+ */
+export type WireText = string | Uint8Array;
+
 /** Client -> agent: run `argv` in `cwd`. argv[0] is the shell. */
 export interface JobMessage {
   type: 'job';
   id: number;
-  argv: string[];
+  argv: WireText[];
   cwd: string;
-  env: Record<string, string>;
+  env: Record<string, WireText>;
   umask: number;
   /** Present when the job must run under a pseudo-terminal. */
   tty?: TtySize;
+  /**
+   * The client's stdout and stderr are one file (a pipe, a terminal, -O's
+   * temp file): give the job one pipe for both, so their order is kept.
+   * Everything then arrives as stream 1.
+   */
+  mergeOutput?: boolean;
 }
 
 export type StreamId = 1 | 2;
@@ -165,9 +177,10 @@ const isObj = (v: unknown): v is Record<string, unknown> =>
 const isInt = (v: unknown): v is number => Number.isInteger(v);
 const isStr = (v: unknown): v is string => typeof v === 'string';
 const isBytes = (v: unknown): v is Uint8Array => v instanceof Uint8Array;
-const isStrArr = (v: unknown): v is string[] => Array.isArray(v) && v.every(isStr);
-const isStrRecord = (v: unknown): v is Record<string, string> =>
-  isObj(v) && Object.values(v).every(isStr);
+const isText = (v: unknown): v is WireText => isStr(v) || isBytes(v);
+const isTextArr = (v: unknown): v is WireText[] => Array.isArray(v) && v.every(isText);
+const isTextRecord = (v: unknown): v is Record<string, WireText> =>
+  isObj(v) && Object.values(v).every(isText);
 
 /**
  * Validates a decoded value as a message the agent accepts. Returns an
@@ -186,11 +199,12 @@ export function checkClientMessage(v: unknown): ClientToAgent | string {
       const ttyOk =
         tty === undefined || (isObj(tty) && isInt(tty['cols']) && isInt(tty['rows']));
       return isInt(v['id']) &&
-        isStrArr(v['argv']) &&
-        (v['argv'] as string[]).length > 0 &&
+        isTextArr(v['argv']) &&
+        (v['argv'] as WireText[]).length > 0 &&
         isStr(v['cwd']) &&
-        isStrRecord(v['env']) &&
+        isTextRecord(v['env']) &&
         isInt(v['umask']) &&
+        (v['mergeOutput'] === undefined || typeof v['mergeOutput'] === 'boolean') &&
         ttyOk
         ? (v as unknown as JobMessage)
         : 'malformed job';

@@ -27,6 +27,7 @@ import path from 'node:path';
 import tty from 'node:tty';
 import {
   SHIM_FLAG_STDERR_TTY,
+  SHIM_FLAG_SAME_OUTPUT,
   SHIM_FLAG_STDOUT_TTY,
   ShimFrame,
   ShimFrameReader,
@@ -181,6 +182,12 @@ function terminalFacts(): { flags: number; cols: number; rows: number } {
   const err = tty.isatty(2);
   if (out) flags |= SHIM_FLAG_STDOUT_TTY;
   if (err) flags |= SHIM_FLAG_STDERR_TTY;
+  try {
+    const [a, b] = [fs.fstatSync(1), fs.fstatSync(2)];
+    if (a.dev === b.dev && a.ino === b.ino) flags |= SHIM_FLAG_SAME_OUTPUT;
+  } catch {
+    // a closed fd: not the same file
+  }
   const stream = out ? process.stdout : err ? process.stderr : null;
   if (stream && 'columns' in stream) {
     cols = (stream as tty.WriteStream).columns ?? 0;

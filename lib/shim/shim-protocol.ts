@@ -11,10 +11,14 @@
  *                 u32 ppid (the make that ran the shim), u32 argc, u32 envc,
  *                 then NUL-terminated strings: cwd, argv[0..argc-1],
  *                 env[0..envc-1] ("NAME=value").
- *                 flags: bit 0 stdout is a terminal, bit 1 stderr is a terminal.
+ *                 flags: bit 0 stdout is a terminal, bit 1 stderr is a terminal,
+ *                 bit 2 stdout and stderr are one file (a pipe, tty or -O's
+ *                 temp file): the job gets one pipe for both, so their
+ *                 order is kept.
  *                 argv[0] is the shim's own argv[0]; argv[1..] are make's
  *                 .SHELLFLAGS words and the recipe line, forwarded unchanged.
- *   0x02 CANCEL   u32 signal number the shim received (INT, TERM, HUP, QUIT).
+ *   0x02 CANCEL   u32 signal number the shim received (INT, TERM, HUP, QUIT,
+ *                 or PIPE when its output went away).
  *                 The shim keeps relaying until EXIT, then re-raises it.
  *
  * Coordinator -> shim
@@ -22,7 +26,8 @@
  *   0x12 STDERR   bytes for fd 2.
  *   0x13 EXIT     i32 exit code (or -1), i32 signal number (or 0). The shim
  *                 exits with the code, or dies by the signal.
- *   0x14 LOCAL    the path of the shell to exec locally with argv[1..].
+ *   0x14 LOCAL    the path of the shell to exec locally with argv[1..] (no
+ *                 NUL; empty = MPMAKE_REAL_SHELL).
  *
  * A REQUEST is answered by exactly one LOCAL, or by output then one EXIT.
  * Errors reach the user as STDERR text followed by EXIT 127.
@@ -31,7 +36,8 @@
 export const SHIM_PROTOCOL_VERSION = 1;
 export const MAX_SHIM_FRAME_BYTES = 64 * 1024 * 1024;
 
-export const enum ShimFrame {
+// A plain enum, not `const enum`: transpile-only loaders need the object.
+export enum ShimFrame {
   Request = 0x01,
   Cancel = 0x02,
   Stdout = 0x11,
@@ -42,6 +48,13 @@ export const enum ShimFrame {
 
 export const SHIM_FLAG_STDOUT_TTY = 1;
 export const SHIM_FLAG_STDERR_TTY = 2;
+export const SHIM_FLAG_SAME_OUTPUT = 4;
+
+/**
+ * Text from the shim: a string when it is valid UTF-8, else the raw bytes,
+ * so a Latin-1 file name in a recipe line reaches the node unchanged.
+ */
+export type ShimText = string | Uint8Array;
 
 export interface ShimRequest {
   umask: number;
@@ -50,8 +63,18 @@ export interface ShimRequest {
   rows: number;
   ppid: number;
   cwd: string;
-  argv: string[];
-  env: Record<string, string>;
+  argv: ShimText[];
+  env: Record<string, ShimText>;
+}
+
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+
+function text(bytes: Buffer): ShimText {
+  try {
+    return utf8.decode(bytes);
+  } catch {
+    return new Uint8Array(bytes);
+  }
 }
 
 /** Decodes a REQUEST payload (the bytes after the type byte). */
@@ -69,21 +92,21 @@ export function decodeRequest(payload: Buffer): ShimRequest {
   const argc = payload.readUInt32BE(20);
   const envc = payload.readUInt32BE(24);
   let off = 28;
-  const next = (): string => {
+  const next = (): Buffer => {
     const end = payload.indexOf(0, off);
     if (end < 0) throw new Error('shim request: unterminated string');
-    const s = payload.toString('utf8', off, end);
+    const b = payload.subarray(off, end);
     off = end + 1;
-    return s;
+    return b;
   };
-  const cwd = next();
-  const argv: string[] = [];
-  for (let i = 0; i < argc; i++) argv.push(next());
-  const env: Record<string, string> = {};
+  const cwd = next().toString('utf8');
+  const argv: ShimText[] = [];
+  for (let i = 0; i < argc; i++) argv.push(text(next()));
+  const env: Record<string, ShimText> = {};
   for (let i = 0; i < envc; i++) {
     const kv = next();
-    const eq = kv.indexOf('=');
-    if (eq > 0) env[kv.slice(0, eq)] = kv.slice(eq + 1);
+    const eq = kv.indexOf(0x3d); // '='
+    if (eq > 0) env[kv.toString('latin1', 0, eq)] = text(kv.subarray(eq + 1));
   }
   return { umask, flags, cols, rows, ppid, cwd, argv, env };
 }
@@ -97,10 +120,12 @@ export function encodeRequest(req: ShimRequest): Buffer {
   head.writeUInt16BE(req.cols, 12);
   head.writeUInt16BE(req.rows, 14);
   head.writeUInt32BE(req.ppid, 16);
-  const envList = Object.entries(req.env).map(([k, v]) => `${k}=${v}`);
+  const bytes = (t: ShimText): Buffer => (typeof t === 'string' ? Buffer.from(t, 'utf8') : Buffer.from(t));
+  const envList = Object.entries(req.env).map(([k, v]) => Buffer.concat([Buffer.from(`${k}=`), bytes(v)]));
   head.writeUInt32BE(req.argv.length, 20);
   head.writeUInt32BE(envList.length, 24);
-  const strings = [req.cwd, ...req.argv, ...envList].map((s) => Buffer.from(s + '\0', 'utf8'));
+  const nul = Buffer.alloc(1);
+  const strings = [bytes(req.cwd), ...req.argv.map(bytes), ...envList].flatMap((b) => [b, nul]);
   return shimFrame(ShimFrame.Request, Buffer.concat([head, ...strings]));
 }
 
@@ -126,25 +151,45 @@ export function cancelFrame(signal: number): Buffer {
   return shimFrame(ShimFrame.Cancel, p);
 }
 
-/** Splits a byte stream into (type, payload) frames; any chunking. */
+/**
+ * Splits a byte stream into (type, payload) frames; any chunking. Chunks
+ * are kept in a list and joined once per frame, so a 64 MiB frame costs one
+ * copy, not one per chunk.
+ */
 export class ShimFrameReader {
-  private buf: Buffer = Buffer.alloc(0);
+  private chunks: Buffer[] = [];
+  private buffered = 0;
   constructor(private readonly maxFrameBytes = MAX_SHIM_FRAME_BYTES) {}
 
   push(chunk: Buffer): Array<{ type: number; payload: Buffer }> {
-    this.buf = this.buf.length === 0 ? chunk : Buffer.concat([this.buf, chunk]);
+    this.chunks.push(chunk);
+    this.buffered += chunk.length;
     const out: Array<{ type: number; payload: Buffer }> = [];
-    while (this.buf.length >= 4) {
-      const len = this.buf.readUInt32BE(0);
+    while (this.buffered >= 4) {
+      const head = this.peek(4);
+      const len = head.readUInt32BE(0);
       if (len < 1 || len > this.maxFrameBytes) throw new Error(`bad shim frame length ${len}`);
-      if (this.buf.length < 4 + len) break;
-      out.push({ type: this.buf[4]!, payload: this.buf.subarray(5, 4 + len) });
-      this.buf = this.buf.subarray(4 + len);
+      if (this.buffered < 4 + len) break;
+      const frame = this.peek(4 + len);
+      this.drop(4 + len);
+      out.push({ type: frame[4]!, payload: frame.subarray(5) });
     }
     return out;
   }
 
   get pending(): number {
-    return this.buf.length;
+    return this.buffered;
+  }
+
+  private peek(n: number): Buffer {
+    if (this.chunks[0]!.length < n) this.chunks = [Buffer.concat(this.chunks)];
+    return this.chunks[0]!.subarray(0, n);
+  }
+
+  private drop(n: number): void {
+    const first = this.chunks[0]!;
+    if (first.length === n) this.chunks.shift();
+    else this.chunks[0] = first.subarray(n);
+    this.buffered -= n;
   }
 }

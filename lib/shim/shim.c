@@ -55,6 +55,7 @@ enum {
 
 #define FLAG_STDOUT_TTY 1u
 #define FLAG_STDERR_TTY 2u
+#define FLAG_SAME_OUTPUT 4u /* fd 1 and fd 2 are one file: keep their order */
 
 /* ------------------------------------------------------------------ */
 /* Small helpers                                                       */
@@ -595,6 +596,10 @@ static unsigned char *build_request(int argc, char **argv, const char *cwd, size
   tty[0] = (tty[1] || tty[2]) ? 0 : isatty(0);
   if (tty[1]) flags |= FLAG_STDOUT_TTY;
   if (tty[2]) flags |= FLAG_STDERR_TTY;
+  struct stat st1, st2;
+  if (fstat(1, &st1) == 0 && fstat(2, &st2) == 0 && st1.st_dev == st2.st_dev &&
+      st1.st_ino == st2.st_ino)
+    flags |= FLAG_SAME_OUTPUT;
   uint16_t cols = 0, rows = 0;
   static const int ttyfds[] = {1, 2, 0};
   for (size_t i = 0; i < 3; i++) {

@@ -163,7 +163,8 @@ export class FakeConn {
 
   /** The recipe line: make's last argument. */
   get line(): string {
-    return this.request.argv[this.request.argv.length - 1] ?? '';
+    const last = this.request.argv[this.request.argv.length - 1] ?? '';
+    return typeof last === 'string' ? last : Buffer.from(last).toString('latin1');
   }
 }
 

@@ -1,0 +1,32 @@
+/**
+ * What happens to each recipe line the coordinator handles, for the
+ * progress line, the trace file and the report. Times are ms since epoch on
+ * the client's clock.
+ */
+export interface JobStartEvent {
+  /** Unique within the build. */
+  seq: number;
+  /** The node's id, or 'local' when placement gave the line back. */
+  nodeId: string;
+  /** The recipe line (make's last shell argument), as text. */
+  command: string;
+  cwd: string;
+  /** When the shim's request arrived. */
+  requestedAtMs: number;
+}
+
+export interface JobEndEvent extends JobStartEvent {
+  endedAtMs: number;
+  code: number | null;
+  signal: string | null;
+  /** From the agent: how long it waited in the node's queue, and ran. */
+  queuedMs: number;
+  runMs: number;
+  /** Set when the job could not run at all. */
+  error?: string;
+}
+
+export interface BuildEvents {
+  'job-start': [JobStartEvent];
+  'job-end': [JobEndEvent];
+}
