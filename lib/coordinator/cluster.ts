@@ -208,6 +208,17 @@ export class Cluster {
     return snaps;
   }
 
+  /** Per node in use: id, slots and last load report (for progress views). */
+  nodeLoads(): Array<{ id: string; slots: number; running: number; queued: number; loadavg1: number }> {
+    return this.usable.map((n) => ({
+      id: n.nodeId,
+      slots: n.slots,
+      running: n.lastLoad?.running ?? 0,
+      queued: n.lastLoad?.queued ?? 0,
+      loadavg1: n.lastLoad?.loadavg1 ?? 0,
+    }));
+  }
+
   /** The agent's own id for a node address (what reports and traces show). */
   nodeIdOf(address: string): string {
     return this.nodes.find((n) => n.address === address)?.nodeId ?? address;

@@ -5,6 +5,7 @@ import { randomBytes } from 'node:crypto';
 import { NoAgentsError, UsageError } from '../errors.js';
 import { JobserverPool } from '../jobserver/pool.js';
 import { installShim } from '../shim/install-shim.js';
+import { attachObservers } from '../report/observers.js';
 import { tracer } from '../trace.js';
 import { writeReport, summaryLine, type BuildReport } from './build-report.js';
 import { Cluster } from './cluster.js';
@@ -142,6 +143,10 @@ async function clusterMake(
     const topShell = options.shell ?? intendedShell(where.cwd, where.makefiles).shell;
     const shells = new ShellResolver(options.shell, say);
     const router = new RecipeRouter(cluster, shells, { shimPath: shim.shellPath, color: options.color });
+    const observers = attachObservers(router, cluster, {
+      trace: options.trace,
+      progress: !options.quiet && process.stderr.isTTY === true,
+    });
     server = new ShimServer((req, conn) => router.handle(req, conn));
     const sock = `${runDir.path}/shim.sock`;
     await server.listen(sock);
@@ -192,6 +197,7 @@ async function clusterMake(
       leftOut: cluster.leftOut,
       slots,
     };
+    observers.finish(report);
     if (options.report) writeReport(options.report, report);
     if (!options.quiet) say(summaryLine(report));
     return { ...result, report };

@@ -13,6 +13,7 @@ export interface MpmakeOptions {
   /** Commands the shim runs locally without a round trip. */
   local: string[];
   report: string | undefined;
+  trace: string | undefined;
   shell: string | undefined;
   color: 'auto' | 'always' | 'never';
   make: string;
@@ -34,6 +35,7 @@ const SPEC: Record<string, { kind: Kind; env: string; key: string }> = {
   quiet: { kind: 'bool', env: 'MPMAKE_QUIET', key: 'quiet' },
   local: { kind: 'string', env: 'MPMAKE_LOCAL', key: 'local' },
   report: { kind: 'string', env: 'MPMAKE_REPORT', key: 'report' },
+  trace: { kind: 'string', env: 'MPMAKE_TRACE_FILE', key: 'trace' },
   shell: { kind: 'string', env: 'MPMAKE_SHELL', key: 'shell' },
   color: { kind: 'string', env: 'MPMAKE_COLOR', key: 'color' },
   make: { kind: 'string', env: 'MPMAKE_MAKE', key: 'make' },
@@ -147,6 +149,7 @@ export function parseArgs(argv: readonly string[], env: NodeJS.ProcessEnv): Pars
     quiet: bool('quiet'),
     local: local ? local.value.split(/[\s,]+/).filter(Boolean) : DEFAULT_LOCAL,
     report: get('report')?.value,
+    trace: get('trace')?.value,
     shell: get('shell')?.value,
     color,
     make: get('make')?.value ?? 'make',
@@ -174,6 +177,7 @@ Options (environment variable; config file key):
   --mp-local=LIST          commands run locally without a round trip
                            (MPMAKE_LOCAL; local) [${DEFAULT_LOCAL.join(' ')}]
   --mp-report=FILE         write a JSON report of the build (MPMAKE_REPORT; report)
+  --mp-trace=FILE          write a Chrome trace-event timeline (MPMAKE_TRACE_FILE; trace)
   --mp-shell=PATH          shell for recipes, instead of the makefile's SHELL
                            (MPMAKE_SHELL; shell)
   --mp-color=auto|always|never  run jobs under a pseudo-terminal on the node when
