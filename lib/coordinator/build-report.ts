@@ -13,15 +13,25 @@ export interface BuildReport {
   nodes: Array<{ id: string; address: string; slots: number; jobs: number }>;
   leftOut: LeftOut[];
   slots: number;
+  /**
+   * Jobs running at once over make's run, from their start and end times:
+   * the most, and the time-weighted mean (idle time counts as 0).
+   */
+  parallelism?: { peak: number; mean: number };
+  /** The pool make used: ours, a parent's, or none (serial); tokens unaccounted for. */
+  jobserver?: { kind: 'own' | 'parent' | 'none'; tokensLost: number; tokensRefilled: number };
 }
 
 export function summaryLine(r: BuildReport): string {
   const secs = (r.wallMs / 1000).toFixed(2);
   if (r.mode !== 'cluster') return `mpmake: built locally with make (${r.mode}), ${secs} s`;
   const perNode = r.nodes.map((n) => `${n.id} ${n.jobs}`).join(', ');
+  const par = r.parallelism
+    ? `, parallelism peak ${r.parallelism.peak} mean ${r.parallelism.mean.toFixed(2)}`
+    : '';
   return (
     `mpmake: ${r.jobs.total} jobs: ${r.jobs.remote} remote (${perNode}), ${r.jobs.local} local, ` +
-    `${r.jobs.retried} re-run, ${r.jobs.failed} failed; ${r.slots} slots; ${secs} s`
+    `${r.jobs.retried} re-run, ${r.jobs.failed} failed; ${r.slots} slots; ${secs} s${par}`
   );
 }
 

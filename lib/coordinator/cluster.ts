@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { EventEmitter } from 'node:events';
 import { unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { JobMessage, TtySize, WireText } from '../protocol/messages.js';
@@ -69,7 +70,12 @@ export interface ClusterOptions extends NodeChannelOptions {
  * connection dropped) runs again elsewhere, once; a job that ran and failed
  * is a result and is never retried.
  */
-export class Cluster {
+export interface ClusterEvents {
+  /** The slots taking jobs changed (a node joined, came back or went down). */
+  capacity: [number];
+}
+
+export class Cluster extends EventEmitter<ClusterEvents> {
   readonly nodes: NodeChannel[];
   readonly localSlots: number;
   readonly leftOut: LeftOut[] = [];
@@ -77,11 +83,18 @@ export class Cluster {
   private readonly jobs = new Map<number, RunningJob>();
   private nextId = 1;
   private rotate = 0;
+  private probe: { path: string; content: string } | undefined;
+  /** Nodes that passed the checks on their current connection. */
+  private readonly checked = new Set<NodeChannel>();
+  /** Nodes left out for good (failed a check). */
+  private readonly bad = new Set<NodeChannel>();
+  private started = false;
 
   constructor(
     specs: readonly HostSpec[],
     private readonly options: ClusterOptions,
   ) {
+    super();
     this.nodes = specs.filter((s) => !s.local).map((s) => new NodeChannel(s, options));
     this.localSlots = specs.filter((s) => s.local).reduce((a, s) => a + (s.slots ?? 0), 0);
     for (const node of this.nodes) this.wire(node);
@@ -93,39 +106,54 @@ export class Cluster {
    * clock must be within `maxClockSkewMs`. Nodes failing either are left out.
    */
   async start(probeDir: string | undefined): Promise<void> {
-    await Promise.all(this.nodes.map((n) => n.start()));
-    let probePath: string | undefined;
     const content = randomBytes(16).toString('hex');
     if (probeDir) {
-      probePath = join(probeDir, `.mpmake-probe-${process.pid}-${content.slice(0, 8)}`);
+      const path = join(probeDir, `.mpmake-probe-${process.pid}-${content.slice(0, 8)}`);
       try {
-        writeFileSync(probePath, content, { mode: 0o644 });
+        writeFileSync(path, content, { mode: 0o644 });
+        this.probe = { path, content };
       } catch (err) {
         trace(`cannot write probe file in ${probeDir}: ${(err as Error).message}; skipping the check`);
-        probePath = undefined;
       }
     }
-    try {
-      await Promise.all(this.nodes.map((n) => this.check(n, probePath, content)));
-    } finally {
-      if (probePath) {
-        try {
-          unlinkSync(probePath);
-        } catch {
-          // gone already
+    await Promise.all(this.nodes.map((n) => n.start()));
+    await Promise.all(
+      this.nodes.map(async (n) => {
+        if (n.state === 'ready') await this.admit(n);
+        else {
+          // Unreachable now: left out of the start, but the channel keeps
+          // trying, and the node joins the build when it comes up.
+          this.leftOut.push({ address: n.address, reason: n.reason ?? 'not reachable' });
         }
-      }
+      }),
+    );
+    this.started = true;
+  }
+
+  /**
+   * Runs the checks on a node that just became ready (at start, or when it
+   * comes back): it must see the probe file and keep its clock in step.
+   * Passing, it takes jobs; failing, it is left out for the whole build.
+   */
+  private async admit(node: NodeChannel): Promise<void> {
+    const reason = await this.check(node);
+    if (reason === undefined) {
+      this.checked.add(node);
+      this.emit('capacity', this.totalSlots);
+      if (this.started) process.stderr.write(`mpmake: ${node.nodeId} (${node.address}) joined the build\n`);
+    } else if (node.state === 'ready') {
+      this.bad.add(node);
+      this.leftOut.push({ address: node.address, reason });
+      if (this.started) process.stderr.write(`mpmake: leaving out ${node.address}: ${reason}\n`);
+      node.close();
     }
   }
 
-  private async check(node: NodeChannel, probePath: string | undefined, content: string): Promise<void> {
-    if (node.state !== 'ready') {
-      this.leaveOut(node, node.reason ?? 'not reachable');
-      return;
-    }
-    const reason = await new Promise<string | undefined>((resolve) => {
+  private check(node: NodeChannel): Promise<string | undefined> {
+    const probe = this.probe;
+    return new Promise<string | undefined>((resolve) => {
       const timer = setTimeout(
-        () => resolve(`no answer to the start checks within ${this.options.checkTimeoutMs} ms`),
+        () => done(`no answer to the start checks within ${this.options.checkTimeoutMs} ms`),
         this.options.checkTimeoutMs,
       );
       const done = (r: string | undefined): void => {
@@ -149,30 +177,24 @@ export class Cluster {
       node.on('probe-result', onProbe);
       node.ping();
       // The probe goes after the ping, so its answer comes after the pong.
-      if (probePath) node.send({ type: 'probe', id: 1, path: probePath, content });
+      if (probe) node.send({ type: 'probe', id: 1, path: probe.path, content: probe.content });
       else setImmediate(() => onProbe({ ok: true, reason: '' }));
     });
-    if (reason !== undefined) this.leaveOut(node, reason);
   }
 
-  private leaveOut(node: NodeChannel, reason: string): void {
-    this.leftOut.push({ address: node.address, reason });
-    node.close();
-  }
-
-  /** Nodes in use for this build (not left out at start). */
+  /** Nodes not left out for good (they may be down for now). */
   get usable(): NodeChannel[] {
-    const out = new Set(this.leftOut.map((l) => l.address));
-    return this.nodes.filter((n) => !out.has(n.address));
+    return this.nodes.filter((n) => !this.bad.has(n));
   }
 
+  /** Nodes taking jobs now: connected and checked on this connection. */
   get readyNodes(): NodeChannel[] {
-    return this.usable.filter((n) => n.state === 'ready');
+    return this.nodes.filter((n) => n.state === 'ready' && this.checked.has(n));
   }
 
-  /** Total slots of the nodes in use plus the client's own. */
+  /** Total slots of the nodes taking jobs now plus the client's own. */
   get totalSlots(): number {
-    return this.usable.reduce((a, n) => a + n.slots, 0) + this.localSlots;
+    return this.readyNodes.reduce((a, n) => a + n.slots, 0) + this.localSlots;
   }
 
   private snapshot(): NodeSnapshot[] {
@@ -289,7 +311,9 @@ export class Cluster {
       job.sink.fail(code, `${node.nodeId}: ${message}`);
     });
     node.on('state', (state, reason) => {
+      if (state === 'ready' && this.started) void this.admit(node);
       if (state !== 'down' && state !== 'closed') return;
+      if (this.checked.delete(node)) this.emit('capacity', this.totalSlots);
       for (const job of [...this.jobs.values()]) {
         if (job.node !== node) continue;
         this.jobs.delete(job.id);
@@ -310,8 +334,16 @@ export class Cluster {
     });
   }
 
-  /** Closes every channel; agents kill whatever of ours still runs. */
+  /** Closes every channel (agents kill whatever of ours still runs) and removes the probe file. */
   close(): void {
     for (const node of this.nodes) node.close();
+    if (this.probe) {
+      try {
+        unlinkSync(this.probe.path);
+      } catch {
+        // gone already
+      }
+      this.probe = undefined;
+    }
   }
 }

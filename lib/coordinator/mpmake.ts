@@ -1,18 +1,18 @@
-import { readFileSync } from 'node:fs';
+import { closeSync, existsSync, readFileSync } from 'node:fs';
 import { hostname, userInfo } from 'node:os';
-import { basename } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { NoAgentsError, UsageError } from '../errors.js';
-import { JobserverPool } from '../jobserver/pool.js';
-import { installShim } from '../shim/install-shim.js';
+import { TokenAudit } from '../jobserver/token-audit.js';
 import { attachObservers } from '../report/observers.js';
+import { installShim } from '../shim/install-shim.js';
 import { tracer } from '../trace.js';
 import { writeReport, summaryLine, type BuildReport } from './build-report.js';
 import { Cluster } from './cluster.js';
 import { intendedShell, makefileArgs } from './intended-shell.js';
-import { composeMakeflags } from './makeflags.js';
 import { makeLeaksJobserver, runMake, type MakeResult } from './make-process.js';
-import { splitMakeArgs } from './make-args.js';
+import { splitMakeArgs, type JobsRequest } from './make-args.js';
+import { setupMakePool, type MakePool } from './make-pool.js';
 import { MPMAKE_HELP, parseArgs, type MpmakeOptions } from './options.js';
 import { RecipeRouter } from './recipe-router.js';
 import { makeRunDir } from './run-dir.js';
@@ -21,6 +21,7 @@ import { ShimServer } from './shim-server.js';
 
 const trace = tracer('coordinator');
 const VERSION = '0.1.0';
+const AUDIT_INTERVAL_MS = 500;
 
 export interface MpmakeResult extends MakeResult {
   report?: BuildReport;
@@ -41,7 +42,7 @@ function readSecret(path: string | undefined): Buffer | undefined {
 
 /**
  * `mpmake ARGS`: connect to the cluster, check it, and run GNU make with
- * the shim as its SHELL and a jobserver pool sized to the cluster, so every
+ * the shim as its SHELL and a jobserver sized to the cluster, so every
  * recipe line runs on the lowest-load node. Resolves to make's exit status
  * (or signal); throws UsageError/NoAgentsError before make starts.
  */
@@ -59,6 +60,11 @@ export async function runMpmake(argv: readonly string[], env: NodeJS.ProcessEnv)
   const secret = readSecret(options.secretFile);
   const { args, jobs } = splitMakeArgs(makeArgv);
   const where = makefileArgs(args, process.cwd());
+
+  const outerSock = env['MPMAKE_SOCK'];
+  if (outerSock && env['MPMAKE_REMOTE'] !== '1' && existsSync(outerSock)) {
+    return nestedMake(options, args, jobs, env, outerSock);
+  }
 
   if (options.hosts.length === 0) {
     if (options.noFallback) {
@@ -85,7 +91,7 @@ export async function runMpmake(argv: readonly string[], env: NodeJS.ProcessEnv)
   });
   await cluster.start(where.cwd);
   for (const l of cluster.leftOut) say(`mpmake: leaving out ${l.address}: ${l.reason}`);
-  if (cluster.usable.length === 0 && cluster.localSlots === 0) {
+  if (cluster.readyNodes.length === 0 && cluster.localSlots === 0) {
     cluster.close();
     if (options.noFallback) {
       throw new NoAgentsError('no agent is usable (see the lines above) and --mp-no-fallback is set');
@@ -94,6 +100,36 @@ export async function runMpmake(argv: readonly string[], env: NodeJS.ProcessEnv)
     return localMake(options, makeArgv, env, started, 'local-fallback', cluster);
   }
   return clusterMake(options, args, jobs, where, env, cluster, started);
+}
+
+/**
+ * mpmake run by a recipe of an mpmake build: it reuses the outer build's
+ * coordinator (its shim and socket) and jobserver, so there is one set of
+ * connections and one pool; it is just make with the outer shim as SHELL.
+ */
+async function nestedMake(
+  options: MpmakeOptions,
+  args: string[],
+  jobs: JobsRequest,
+  env: NodeJS.ProcessEnv,
+  sock: string,
+): Promise<MpmakeResult> {
+  trace(`nested under the coordinator at ${sock}`);
+  const runDir = makeRunDir();
+  try {
+    const pool = setupMakePool({ env, jobs, runDir: runDir.path, clusterSlots: jobs === 'all' ? 64 : 1, style: options.jobserverStyle });
+    if (pool.warning) say(pool.warning);
+    const makeEnv: NodeJS.ProcessEnv = { ...env, MAKEFLAGS: pool.makeflags };
+    if (pool.textual) makeEnv['MPMAKE_JOBSERVER_TEXTUAL'] = '1';
+    else delete makeEnv['MPMAKE_JOBSERVER_TEXTUAL'];
+    const shim = join(dirname(sock), 'sh');
+    const { done } = runMake(options.make, [...args, `SHELL=${shim}`], makeEnv, pool.fds);
+    const result = await done;
+    pool.own?.close();
+    return result;
+  } finally {
+    runDir.remove();
+  }
 }
 
 async function localMake(
@@ -121,25 +157,50 @@ async function localMake(
   return { ...result, report };
 }
 
+/** Keeps our own pool at min(N, the cluster's slots) and refills lost tokens. */
+function followCluster(pool: MakePool, cluster: Cluster, makeName: string): () => { lost: number } {
+  const own = pool.own;
+  if (!own) return () => ({ lost: 0 });
+  const target = (): number => Math.max(1, Math.min(pool.cap ?? Infinity, cluster.totalSlots));
+  const onCapacity = (): void => own.resize(target());
+  cluster.on('capacity', onCapacity);
+  const audit = new TokenAudit(own.path, [makeName, 'make', 'gmake']);
+  const timer = setInterval(() => {
+    own.absorb();
+    own.refill(audit.deficit(own.count(), own.inCirculation));
+  }, AUDIT_INTERVAL_MS);
+  timer.unref();
+  return () => {
+    clearInterval(timer);
+    cluster.off('capacity', onCapacity);
+    const { found, expected } = own.drain();
+    return { lost: Math.max(0, expected - found) };
+  };
+}
+
 async function clusterMake(
   options: MpmakeOptions,
   args: string[],
-  jobs: ReturnType<typeof splitMakeArgs>['jobs'],
+  jobs: JobsRequest,
   where: { cwd: string; makefiles: string[] },
   env: NodeJS.ProcessEnv,
   cluster: Cluster,
   started: number,
 ): Promise<MpmakeResult> {
-  const slots = jobs === undefined ? 1 : jobs === 'all' ? Math.max(1, cluster.totalSlots) : jobs;
   const runDir = makeRunDir();
   let server: ShimServer | undefined;
-  let pool: JobserverPool | undefined;
+  let pool: MakePool | undefined;
   try {
     const shim = installShim(runDir.path);
     if (!shim.native) say('mpmake: no native shim was built (no C compiler?); using the slower TypeScript shim');
-    // A serial build gets no pool: make in jobserver mode, even with one
-    // slot, visits targets in another order than serial make does.
-    if (slots > 1) pool = new JobserverPool(runDir.path, slots);
+    pool = setupMakePool({
+      env,
+      jobs,
+      runDir: runDir.path,
+      clusterSlots: cluster.totalSlots,
+      style: options.jobserverStyle,
+    });
+    if (pool.warning) say(pool.warning);
     const topShell = options.shell ?? intendedShell(where.cwd, where.makefiles).shell;
     const shells = new ShellResolver(options.shell, say);
     const router = new RecipeRouter(cluster, shells, { shimPath: shim.shellPath, color: options.color });
@@ -154,26 +215,25 @@ async function clusterMake(
     const makeName = basename(options.make);
     const makeEnv: NodeJS.ProcessEnv = {
       ...env,
-      MAKEFLAGS: composeMakeflags(env['MAKEFLAGS'], slots, pool ? 3 : undefined),
+      MAKEFLAGS: pool.makeflags,
       MPMAKE_SOCK: sock,
       MPMAKE_REAL_SHELL: topShell,
       MPMAKE_LOCAL: options.local.join(' '),
       MPMAKE_MAKE_NAME: makeName,
     };
     delete makeEnv['MFLAGS'];
-    // Without a pool, or with a make that leaks the pool's fds to every
-    // child, the shim knows a recursive line by its text instead.
-    if (!pool || makeLeaksJobserver(options.make, pool.fd, env)) {
+    delete makeEnv['MPMAKE_JOBSERVER_TEXTUAL'];
+    // Without fds to look at, or with a make that leaks the pool's fds to
+    // every child, the shim knows a recursive line by its text instead.
+    if (pool.textual || (pool.own && makeLeaksJobserver(options.make, pool.own.fd, env))) {
       makeEnv['MPMAKE_JOBSERVER_TEXTUAL'] = '1';
     }
-    trace(`make ${args.join(' ')} with ${slots} slots, MAKEFLAGS=${makeEnv['MAKEFLAGS']}`);
-    const { done } = runMake(
-      options.make,
-      [...args, `SHELL=${shim.shellPath}`],
-      makeEnv,
-      pool ? [pool.fd] : [],
-    );
+    const stopFollowing = followCluster(pool, cluster, makeName);
+    trace(`make ${args.join(' ')}: jobserver ${pool.kind}, MAKEFLAGS=${makeEnv['MAKEFLAGS']}`);
+    const { done } = runMake(options.make, [...args, `SHELL=${shim.shellPath}`], makeEnv, pool.fds);
     const result = await done;
+    const tokens = stopFollowing();
+    if (tokens.lost > 0) say(`mpmake: ${tokens.lost} jobserver tokens were not returned (a client died holding them)`);
 
     const report: BuildReport = {
       version: 1,
@@ -195,7 +255,12 @@ async function clusterMake(
         jobs: cluster.stats.perNode.get(n.nodeId) ?? 0,
       })),
       leftOut: cluster.leftOut,
-      slots,
+      slots: pool.own ? pool.own.slots : pool.kind === 'none' ? 1 : (pool.cap ?? cluster.totalSlots),
+      jobserver: {
+        kind: pool.kind,
+        tokensLost: tokens.lost,
+        tokensRefilled: pool.own?.stats.refilled ?? 0,
+      },
     };
     observers.finish(report);
     if (options.report) writeReport(options.report, report);
@@ -203,8 +268,17 @@ async function clusterMake(
     return { ...result, report };
   } finally {
     server?.close();
-    pool?.close();
+    pool?.own?.close();
+    if (pool?.parent?.kind === 'fifo') pool.parent.fd && closeQuietly(pool.parent.fd);
     cluster.close();
     runDir.remove();
+  }
+}
+
+function closeQuietly(fd: number): void {
+  try {
+    closeSync(fd);
+  } catch {
+    // already closed
   }
 }

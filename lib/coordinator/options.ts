@@ -17,6 +17,7 @@ export interface MpmakeOptions {
   shell: string | undefined;
   color: 'auto' | 'always' | 'never';
   make: string;
+  jobserverStyle: 'pipe' | 'fifo';
   connectTimeoutMs: number;
   heartbeatTimeoutMs: number;
   maxClockSkewMs: number;
@@ -39,6 +40,7 @@ const SPEC: Record<string, { kind: Kind; env: string; key: string }> = {
   shell: { kind: 'string', env: 'MPMAKE_SHELL', key: 'shell' },
   color: { kind: 'string', env: 'MPMAKE_COLOR', key: 'color' },
   make: { kind: 'string', env: 'MPMAKE_MAKE', key: 'make' },
+  'jobserver-style': { kind: 'string', env: 'MPMAKE_JOBSERVER_STYLE', key: 'jobserverStyle' },
   'connect-timeout': { kind: 'ms', env: 'MPMAKE_CONNECT_TIMEOUT', key: 'connectTimeoutMs' },
   'heartbeat-timeout': { kind: 'ms', env: 'MPMAKE_HEARTBEAT_TIMEOUT', key: 'heartbeatTimeoutMs' },
   'max-clock-skew': { kind: 'ms', env: 'MPMAKE_MAX_CLOCK_SKEW', key: 'maxClockSkewMs' },
@@ -141,6 +143,10 @@ export function parseArgs(argv: readonly string[], env: NodeJS.ProcessEnv): Pars
   if (color !== 'auto' && color !== 'always' && color !== 'never') {
     throw new UsageError(`--mp-color must be auto, always or never, not "${color}"`);
   }
+  const style = get('jobserver-style')?.value ?? 'pipe';
+  if (style !== 'pipe' && style !== 'fifo') {
+    throw new UsageError(`--mp-jobserver-style must be pipe or fifo, not "${style}"`);
+  }
   const local = get('local');
   const options: MpmakeOptions = {
     hosts: hosts ? parseHostList(hosts.value, hosts.from) : [],
@@ -153,6 +159,7 @@ export function parseArgs(argv: readonly string[], env: NodeJS.ProcessEnv): Pars
     shell: get('shell')?.value,
     color,
     make: get('make')?.value ?? 'make',
+    jobserverStyle: style,
     connectTimeoutMs: ms('connect-timeout', 3000),
     heartbeatTimeoutMs: ms('heartbeat-timeout', 5000),
     maxClockSkewMs: ms('max-clock-skew', 1000),
@@ -183,6 +190,8 @@ Options (environment variable; config file key):
   --mp-color=auto|always|never  run jobs under a pseudo-terminal on the node when
                            make's output is a terminal (MPMAKE_COLOR; color) [auto]
   --mp-make=PROGRAM        the GNU make to run (MPMAKE_MAKE; make) [make]
+  --mp-jobserver-style=pipe|fifo  the pool's style for make (fifo needs make >= 4.4)
+                           (MPMAKE_JOBSERVER_STYLE; jobserverStyle) [pipe]
   --mp-connect-timeout=MS  per-agent connect timeout [3000]
   --mp-heartbeat-timeout=MS  silence after which a node is down [5000]
   --mp-max-clock-skew=MS   largest tolerated clock difference [1000]
