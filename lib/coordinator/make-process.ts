@@ -79,3 +79,10 @@ export function makeLeaksJobserver(make: string, poolFd: number, env: NodeJS.Pro
   });
   return r.stdout?.includes('leaks') ?? false;
 }
+
+/** GNU make's version as [major, minor], or undefined if it won't say. */
+export function makeVersion(make: string): [number, number] | undefined {
+  const r = spawnSync(make, ['--version'], { encoding: 'utf8' });
+  const m = /GNU Make (\d+)\.(\d+)/.exec(r.stdout ?? '');
+  return m ? [Number(m[1]), Number(m[2])] : undefined;
+}

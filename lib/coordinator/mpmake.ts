@@ -10,7 +10,7 @@ import { tracer } from '../trace.js';
 import { writeReport, summaryLine, type BuildReport } from './build-report.js';
 import { Cluster } from './cluster.js';
 import { intendedShell, makefileArgs } from './intended-shell.js';
-import { makeLeaksJobserver, runMake, type MakeResult } from './make-process.js';
+import { makeLeaksJobserver, makeVersion, runMake, type MakeResult } from './make-process.js';
 import { splitMakeArgs, type JobsRequest } from './make-args.js';
 import { setupMakePool, type MakePool } from './make-pool.js';
 import { MPMAKE_HELP, parseArgs, type MpmakeOptions } from './options.js';
@@ -61,6 +61,14 @@ export async function runMpmake(argv: readonly string[], env: NodeJS.ProcessEnv)
   const { args, jobs } = splitMakeArgs(makeArgv);
   const where = makefileArgs(args, process.cwd());
 
+  if (options.jobserverStyle === 'fifo') {
+    const v = makeVersion(options.make);
+    if (!v || v[0] < 4 || (v[0] === 4 && v[1] < 4)) {
+      throw new UsageError(
+        `--mp-jobserver-style=fifo needs GNU make 4.4 or later; ${options.make} is ${v ? v.join('.') : 'unknown'}: use the pipe style`,
+      );
+    }
+  }
   const outerSock = env['MPMAKE_SOCK'];
   if (outerSock && env['MPMAKE_REMOTE'] !== '1' && existsSync(outerSock)) {
     return nestedMake(options, args, jobs, env, outerSock);

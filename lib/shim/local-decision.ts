@@ -185,6 +185,9 @@ export function isRecursiveLine(
   ppid: number,
   probes: Pick<ShimProbes, 'inheritedFifo'>,
 ): boolean {
+  // A nested mpmake is a sub-make too: it must run here, where it finds
+  // this build's coordinator and pool, whether or not make marked it.
+  if (containsWord(line, 'mpmake') || line.includes('/mpmake.js')) return true;
   const auth = parseJobserverAuth(env.MAKEFLAGS);
   if (env.MPMAKE_JOBSERVER_TEXTUAL !== '1' && auth?.style === 'fds' && auth.read >= 0) {
     return probes.inheritedFifo(auth.read, ppid);

@@ -286,6 +286,9 @@ static int contains_word(const char *line, const char *word) {
 }
 
 static int is_recursive(const char *line, const char *make_name) {
+  /* A nested mpmake is a sub-make too: it must run here, where it finds
+     this build's coordinator and pool, whether or not make marked it. */
+  if (contains_word(line, "mpmake") || strstr(line, "/mpmake.js") != NULL) return 1;
   const char *textual = getenv("MPMAKE_JOBSERVER_TEXTUAL");
   int rfd = -1;
   if (!(textual != NULL && strcmp(textual, "1") == 0) &&

@@ -159,3 +159,43 @@ t.test('the pool grows when an agent joins mid-build', async (t) => {
   t.match(r.stderr.toString(), /late \(127\.0\.0\.1:\d+\) joined the build/);
   t.ok(maxConcurrency(readFileSync(join(dir, 'conc.log'), 'utf8')) > 2, 'more than the first agent alone');
 });
+
+t.test('mpmake under mpmake reuses the outer coordinator and pool', async (t) => {
+  const cluster = await startCluster(t, 2, 2);
+  const mpmake = join(repoRoot, 'dist/cli/mpmake.js');
+  const dir = t.testdir({
+    // The inner call is a plain line (no '+'): the shim still keeps it local.
+    Makefile: `all:\n\t@node ${mpmake} --mp-hosts=127.0.0.1:1/1 -C sub --no-print-directory\n`,
+    sub: { Makefile: sleepMakefile(6, 0.3) },
+  });
+  const report = join(dir, 'report.json');
+  const r = await runMpmake([`--mp-hosts=${cluster.hosts}`, `--mp-report=${report}`, '-j3'], {
+    cwd: dir,
+    env: cleanEnv(),
+  });
+  t.equal(r.code, 0, r.stderr.toString());
+  const rep = JSON.parse(readFileSync(report, 'utf8'));
+  t.equal(rep.jobs.remote, 6, "the inner build's recipes went through the outer coordinator");
+  t.equal(r.stderr.toString().match(/^mpmake: \d+ jobs/gm)?.length, 1, 'one summary: no second coordinator');
+  t.notMatch(r.stderr.toString(), /leaving out 127\.0\.0\.1:1\b/, 'the inner host list was never dialled');
+  t.ok(maxConcurrency(readFileSync(join(dir, 'sub/conc.log'), 'utf8')) <= 3, 'the outer -j3 pool holds');
+});
+
+t.test('a makefile that forces -j8 still runs at most the cluster slots at once', async (t) => {
+  const cluster = await startCluster(t, 1, 2);
+  const dir = t.testdir({ Makefile: 'MAKEFLAGS += -j8\n' + sleepMakefile(8, 0.4) });
+  const r = await runMpmake([`--mp-hosts=${cluster.hosts}`, '--mp-quiet'], { cwd: dir, env: cleanEnv() });
+  t.equal(r.code, 0, r.stderr.toString());
+  t.equal(maxConcurrency(readFileSync(join(dir, 'conc.log'), 'utf8')), 2, 'the agent queues the rest');
+});
+
+t.test('the fifo style needs make 4.4: a clear error with make 4.3', async (t) => {
+  const cluster = await startCluster(t, 1, 2);
+  const dir = t.testdir({ Makefile: sleepMakefile(1, 0) });
+  const r = await runMpmake([`--mp-hosts=${cluster.hosts}`, '--mp-jobserver-style=fifo', '-j2'], {
+    cwd: dir,
+    env: cleanEnv(),
+  });
+  t.equal(r.code, 2);
+  t.match(r.stderr.toString(), /--mp-jobserver-style=fifo needs GNU make 4\.4/);
+});
