@@ -1,5 +1,5 @@
 import { writeFileSync, renameSync } from 'node:fs';
-import type { LeftOut } from './cluster.js';
+import type { LeftOut, Rerun } from './cluster.js';
 
 /** What a build leaves behind for people (one line) and CI (JSON). */
 export interface BuildReport {
@@ -12,6 +12,8 @@ export interface BuildReport {
   jobs: { total: number; remote: number; local: number; retried: number; failed: number };
   nodes: Array<{ id: string; address: string; slots: number; jobs: number }>;
   leftOut: LeftOut[];
+  /** Jobs run again because their node was lost while running them, and why. */
+  reruns?: Rerun[];
   slots: number;
   /**
    * Jobs running at once over make's run, from their start and end times:

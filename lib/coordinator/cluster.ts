@@ -10,6 +10,9 @@ import { NodeChannel, type NodeChannelOptions } from './node-channel.js';
 
 const trace = tracer('placement');
 
+/** How long a node that went down is avoided after it comes back. */
+const PENALTY_MS = 10_000;
+
 export interface JobSpec {
   argv: WireText[];
   cwd: string;
@@ -31,6 +34,11 @@ export interface JobSink {
   ): void;
   /** The job could not run anywhere; `message` says why. */
   fail(code: string, message: string): void;
+  /**
+   * Its node was lost and no other can take it: run it on the client
+   * instead, if allowed. Returns false when not (then `fail` follows).
+   */
+  runLocally(reason: string): boolean;
 }
 
 export interface JobHandle {
@@ -42,10 +50,20 @@ export interface LeftOut {
   reason: string;
 }
 
+/** A job run again because its node was lost while running it. */
+export interface Rerun {
+  command: string;
+  from: string;
+  /** The node it ran on next, or 'local'. */
+  to: string;
+  reason: string;
+}
+
 export interface ClusterStats {
   remote: number;
   retried: number;
   perNode: Map<string, number>;
+  reruns: Rerun[];
 }
 
 interface RunningJob {
@@ -79,7 +97,7 @@ export class Cluster extends EventEmitter<ClusterEvents> {
   readonly nodes: NodeChannel[];
   readonly localSlots: number;
   readonly leftOut: LeftOut[] = [];
-  readonly stats: ClusterStats = { remote: 0, retried: 0, perNode: new Map() };
+  readonly stats: ClusterStats = { remote: 0, retried: 0, perNode: new Map(), reruns: [] };
   private readonly jobs = new Map<number, RunningJob>();
   private nextId = 1;
   private rotate = 0;
@@ -89,6 +107,8 @@ export class Cluster extends EventEmitter<ClusterEvents> {
   /** Nodes left out for good (failed a check). */
   private readonly bad = new Set<NodeChannel>();
   private started = false;
+  /** Nodes that failed recently: used only when nothing else is. */
+  private readonly penalizedUntil = new Map<NodeChannel, number>();
 
   constructor(
     specs: readonly HostSpec[],
@@ -211,7 +231,7 @@ export class Cluster extends EventEmitter<ClusterEvents> {
       loadavg1: n.lastLoad?.loadavg1 ?? 0,
       cpus: n.lastLoad?.cpus ?? n.cpus,
       reportAgeMs: n.lastLoad ? now - n.lastLoadAtMs : Infinity,
-      penalized: false,
+      penalized: (this.penalizedUntil.get(n) ?? 0) > now,
     }));
     if (this.localSlots > 0) {
       snaps.push({
@@ -280,7 +300,9 @@ export class Cluster extends EventEmitter<ClusterEvents> {
 
   private dispatch(job: RunningJob, node: NodeChannel | undefined): void {
     if (!node) {
-      job.sink.fail('MPM_ERR_AGENT_LOST', 'no agent is reachable to run this job');
+      if (!job.sink.runLocally('no agent is reachable')) {
+        job.sink.fail('MPM_ERR_AGENT_LOST', 'no agent is reachable to run this job');
+      }
       return;
     }
     job.node = node;
@@ -314,24 +336,36 @@ export class Cluster extends EventEmitter<ClusterEvents> {
       if (state === 'ready' && this.started) void this.admit(node);
       if (state !== 'down' && state !== 'closed') return;
       if (this.checked.delete(node)) this.emit('capacity', this.totalSlots);
+      if (state === 'down') this.penalizedUntil.set(node, Date.now() + PENALTY_MS);
       for (const job of [...this.jobs.values()]) {
         if (job.node !== node) continue;
         this.jobs.delete(job.id);
         if (job.cancelled) {
           job.sink.exit(null, job.cancelled, node.nodeId, { queuedMs: 0, runMs: 0 });
         } else if (job.attempts < 2) {
-          const choice = this.choose();
-          const next = choice.kind === 'node' ? this.readyNodes.find((n) => n.address === choice.id) : undefined;
-          this.stats.retried++;
-          process.stderr.write(
-            `mpmake: lost ${node.nodeId} (${reason ?? 'connection lost'}) while it ran a job; running it again${next ? ` on ${next.nodeId}` : ''}\n`,
-          );
-          this.dispatch(job, next);
+          this.rerun(job, node, reason ?? 'connection lost');
         } else {
           job.sink.fail('MPM_ERR_AGENT_LOST', `lost ${node.nodeId} twice while running this job`);
         }
       }
     });
+  }
+
+  /**
+   * A job lost with its node (a fault, not a result) runs again, once: on
+   * another node, or on the client when none is left.
+   */
+  private rerun(job: RunningJob, lost: NodeChannel, reason: string): void {
+    const choice = this.choose();
+    const next = choice.kind === 'node' ? this.readyNodes.find((n) => n.address === choice.id) : undefined;
+    this.stats.retried++;
+    const last = job.spec.argv[job.spec.argv.length - 1] ?? '';
+    const command = typeof last === 'string' ? last : Buffer.from(last).toString('latin1');
+    this.stats.reruns.push({ command: command.slice(0, 200), from: lost.nodeId, to: next?.nodeId ?? 'local', reason });
+    process.stderr.write(
+      `mpmake: lost ${lost.nodeId} (${reason}) while it ran a job; running it again ${next ? `on ${next.nodeId}` : 'locally'}\n`,
+    );
+    this.dispatch(job, next);
   }
 
   /** Closes every channel (agents kill whatever of ours still runs) and removes the probe file. */

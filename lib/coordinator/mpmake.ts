@@ -211,7 +211,12 @@ async function clusterMake(
     if (pool.warning) say(pool.warning);
     const topShell = options.shell ?? intendedShell(where.cwd, where.makefiles).shell;
     const shells = new ShellResolver(options.shell, say);
-    const router = new RecipeRouter(cluster, shells, { shimPath: shim.shellPath, color: options.color });
+    const router = new RecipeRouter(cluster, shells, {
+      shimPath: shim.shellPath,
+      color: options.color,
+      fallback: !options.noFallback,
+      warn: say,
+    });
     const observers = attachObservers(router, cluster, {
       trace: options.trace,
       progress: !options.quiet && process.stderr.isTTY === true,
@@ -263,6 +268,7 @@ async function clusterMake(
         jobs: cluster.stats.perNode.get(n.nodeId) ?? 0,
       })),
       leftOut: cluster.leftOut,
+      reruns: cluster.stats.reruns,
       slots: pool.own ? pool.own.slots : pool.kind === 'none' ? 1 : (pool.cap ?? cluster.totalSlots),
       jobserver: {
         kind: pool.kind,

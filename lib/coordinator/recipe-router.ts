@@ -25,6 +25,10 @@ export interface RouterOptions {
   shimPath: string;
   /** Run under a pseudo-terminal on the node when make's output is one. */
   color: 'auto' | 'always' | 'never';
+  /** Lines may run on the client when no agent is left (not --mp-no-fallback). */
+  fallback: boolean;
+  /** For the one warning when the cluster is gone. */
+  warn: (line: string) => void;
 }
 
 /**
@@ -45,6 +49,14 @@ export class RecipeRouter extends EventEmitter<BuildEvents> {
     super();
   }
 
+  private warnedGone = false;
+
+  private warnGone(reason: string): void {
+    if (this.warnedGone) return;
+    this.warnedGone = true;
+    this.options.warn(`mpmake: ${reason}; running the remaining recipes locally`);
+  }
+
   /** Jobs whose shim is still connected. */
   get active(): number {
     return this.live.size;
@@ -62,6 +74,14 @@ export class RecipeRouter extends EventEmitter<BuildEvents> {
       cwd: req.cwd,
       requestedAtMs,
     };
+    if (choice.kind === 'none') {
+      if (!this.options.fallback) {
+        this.stats.errors++;
+        conn.fail('no agent is reachable and --mp-no-fallback is set (MPM_ERR_NO_AGENTS)');
+        return;
+      }
+      this.warnGone('no agent is reachable');
+    }
     if (choice.kind !== 'node') {
       this.stats.local++;
       this.emit('job-start', start);
@@ -86,6 +106,15 @@ export class RecipeRouter extends EventEmitter<BuildEvents> {
         if (signal !== null || code !== 0) this.stats.failed++;
         conn.exit(code, signal);
         this.emit('job-end', { ...start, nodeId, endedAtMs: Date.now(), code, signal, ...timing });
+      },
+      runLocally: (reason) => {
+        if (!this.options.fallback || conn.closed) return false;
+        this.live.delete(conn);
+        this.warnGone(reason);
+        this.stats.local++;
+        conn.runLocally(shell);
+        this.emit('job-end', { ...start, nodeId: 'local', endedAtMs: Date.now(), code: null, signal: null, queuedMs: 0, runMs: 0 });
+        return true;
       },
       fail: (code, message) => {
         this.live.delete(conn);
