@@ -14,6 +14,12 @@
  *         bytes, or "-".
  * MPMAKE_EXEC_HEXENV: comma-separated names of environment variables whose
  *         values are hex-encoded bytes; decoded, and the list removed.
+ *
+ * It stays behind as the job's supervisor: it forks the job and waits for
+ * it, and if the agent dies (even by SIGKILL, which the agent cannot catch)
+ * the kernel tells it (PR_SET_PDEATHSIG) and it kills the job's whole
+ * process group, so no job outlives its agent. It ends as the job ended:
+ * the same exit status, or death by the same signal.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -21,6 +27,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
 #include <termios.h>
 #include <unistd.h>
 
@@ -47,6 +57,58 @@ static int unhex(char *s) {
 static void die(const char *what, const char *detail) {
   fprintf(stderr, "mpm agent: %s%s%s\n", what, detail ? ": " : "", detail ? detail : "");
   _exit(127);
+}
+
+#define AGENT_DIED_SIGNAL (SIGRTMIN + 3)
+
+static void on_agent_died(int sig) {
+  (void)sig;
+  kill(0, SIGKILL); /* our process group: the job, its children, and us */
+  _exit(137);
+}
+
+/* Runs the job as a child and becomes its supervisor (see above). */
+static int supervise(char **job) {
+  pid_t agent = getppid();
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = on_agent_died;
+  sigemptyset(&sa.sa_mask);
+  sigaction(AGENT_DIED_SIGNAL, &sa, NULL);
+  if (prctl(PR_SET_PDEATHSIG, AGENT_DIED_SIGNAL) != 0 || getppid() != agent) on_agent_died(0);
+
+  pid_t pid = fork();
+  if (pid < 0) die("fork", strerror(errno));
+  if (pid == 0) {
+    signal(AGENT_DIED_SIGNAL, SIG_DFL);
+    prctl(PR_SET_PDEATHSIG, 0);
+    execvp(job[0], job);
+    die(job[0], strerror(errno));
+  }
+  /* Signals meant for the job reach it through the process group (or the
+     pty); the supervisor must outlive it to report how it ended. */
+  signal(SIGINT, SIG_IGN);
+  signal(SIGTERM, SIG_IGN);
+  signal(SIGHUP, SIG_IGN);
+  signal(SIGQUIT, SIG_IGN);
+  signal(SIGPIPE, SIG_IGN);
+  int status;
+  while (waitpid(pid, &status, 0) < 0) {
+    if (errno != EINTR) die("waitpid", strerror(errno));
+  }
+  if (WIFSIGNALED(status)) {
+    int sig = WTERMSIG(status);
+    signal(sig, SIG_DFL);
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, sig);
+    sigprocmask(SIG_UNBLOCK, &set, NULL);
+    struct rlimit nocore = {0, 0};
+    setrlimit(RLIMIT_CORE, &nocore);
+    raise(sig);
+    return 128 + sig;
+  }
+  return WEXITSTATUS(status);
 }
 
 int main(int argc, char **argv) {
@@ -97,7 +159,5 @@ int main(int argc, char **argv) {
     free(names);
   }
 
-  execvp(job[0], job);
-  die(job[0], strerror(errno));
-  return 127;
+  return supervise(job);
 }

@@ -1,0 +1,63 @@
+/**
+ * Processes seen through /proc, for tests that must prove nothing was left
+ * running: recipes run a `sleep` with a duration unique to the test (a
+ * marker), and the test looks for that command line.
+ */
+import { readdirSync, readFileSync } from 'node:fs';
+
+/** A sleep duration no other test or process uses, e.g. "37.4182". */
+export function markerSeconds(base = 30): string {
+  return `${base}.${Math.floor(Math.random() * 9000 + 1000)}`;
+}
+
+/** Pids whose command line is `sleep SECONDS`. */
+export function sleepers(seconds: string): number[] {
+  const out: number[] = [];
+  for (const d of readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      const argv = readFileSync(`/proc/${d}/cmdline`, 'utf8').split('\0');
+      if (argv[0]?.endsWith('sleep') && argv[1] === seconds) out.push(Number(d));
+    } catch {
+      // gone
+    }
+  }
+  return out;
+}
+
+/** Resident memory of `pid` in bytes (0 once it is gone). */
+export function rssBytes(pid: number): number {
+  try {
+    const m = /^VmRSS:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m ? Number(m[1]) * 1024 : 0;
+  } catch {
+    return 0;
+  }
+}
+
+/** Polls `check` every 50 ms until it holds or `ms` pass; returns whether it held. */
+export async function eventually(check: () => boolean, ms: number): Promise<boolean> {
+  const end = Date.now() + ms;
+  for (;;) {
+    if (check()) return true;
+    if (Date.now() > end) return false;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/** Pids of mpmake shims (`<run dir>/sh -c LINE`) whose line contains `fragment`. */
+export function shims(fragment: string): number[] {
+  const out: number[] = [];
+  for (const d of readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      const argv = readFileSync(`/proc/${d}/cmdline`, 'utf8').split('\0');
+      if (/\/mpmake-[^/]+\/sh$/.test(argv[0] ?? '') && argv.slice(1).some((a) => a.includes(fragment))) {
+        out.push(Number(d));
+      }
+    } catch {
+      // gone
+    }
+  }
+  return out;
+}
