@@ -29,4 +29,6 @@ export interface JobEndEvent extends JobStartEvent {
 export interface BuildEvents {
   'job-start': [JobStartEvent];
   'job-end': [JobEndEvent];
+  /** A job's output is about to reach the terminal (a progress line must step aside). */
+  'job-output': [];
 }

@@ -100,7 +100,10 @@ export class RecipeRouter extends EventEmitter<BuildEvents> {
     this.live.add(conn);
     this.emit('job-start', start);
     const handle = this.cluster.run(choice.id, spec, {
-      data: (stream, bytes, consumed) => conn.write(stream, bytes, consumed),
+      data: (stream, bytes, consumed) => {
+        this.emit('job-output');
+        conn.write(stream, bytes, consumed);
+      },
       exit: (code, signal, nodeId, timing) => {
         this.live.delete(conn);
         if (signal !== null || code !== 0) this.stats.failed++;

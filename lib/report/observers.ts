@@ -60,6 +60,7 @@ export function attachObservers(
   let timer: NodeJS.Timeout | undefined;
   const onProgressStart = (ev: BuildEvents['job-start'][0]): void => progress?.jobStart(ev);
   const onProgressEnd = (ev: BuildEvents['job-end'][0]): void => progress?.jobEnd(ev);
+  const onProgressOutput = (): void => progress?.activity();
   if (options.progress) {
     progress = new ProgressLine({
       now,
@@ -68,6 +69,7 @@ export function attachObservers(
       nodes: () => cluster.nodeLoads(),
     });
     events.on('job-start', onProgressStart);
+    events.on('job-output', onProgressOutput);
     events.on('job-end', onProgressEnd);
     timer = setInterval(() => progress?.tick(), PROGRESS_TICK_MS);
     timer.unref();
@@ -81,6 +83,7 @@ export function attachObservers(
         clearInterval(timer);
         events.off('job-start', onProgressStart);
         events.off('job-end', onProgressEnd);
+        events.off('job-output', onProgressOutput);
         progress.finish();
       }
       const slotsOf = (id: string): number => nodes.find((n) => n.id === id)?.slots ?? 1;
