@@ -1,0 +1,327 @@
+import type { Socket } from 'node:net';
+import { newChallenge, verifyProof } from '../protocol/auth.js';
+import { Channel } from '../protocol/channel.js';
+import {
+  checkClientMessage,
+  PROTOCOL_VERSION,
+  type AgentToClient,
+  type AuthMessage,
+  type CancelMessage,
+  type ClientToAgent,
+  type JobMessage,
+  type LoadMessage,
+  type ProbeMessage,
+} from '../protocol/messages.js';
+import { printable, type AgentLog } from './agent-log.js';
+import type { AgentOptions } from './agent-options.js';
+import { cwdRefusal, jobRefusal } from './job-check.js';
+import { parseSignal } from './job-process.js';
+import type { JobScheduler } from './job-scheduler.js';
+import { checkProbe } from './probe.js';
+import { RemoteJob } from './remote-job.js';
+
+/** A client must authenticate this soon after connecting. */
+export const AUTH_TIMEOUT_MS = 10_000;
+/** After we close our side, a peer that keeps its side open is cut off. */
+const CLOSE_LINGER_MS = 2000;
+/** Unsent bytes that mean the client stopped reading altogether. */
+const MAX_UNSENT_BYTES = 64 * 1024 * 1024;
+
+/** What every session shares: the node's facts, options and slots. */
+export interface AgentContext {
+  readonly options: AgentOptions;
+  readonly nodeId: string;
+  readonly hostname: string;
+  readonly agentVersion: string;
+  readonly cpus: number;
+  readonly scheduler: JobScheduler<RemoteJob>;
+  readonly log: AgentLog;
+  loadMessage(): LoadMessage;
+}
+
+/** handshake: hello sent, waiting for auth; ready: authenticated; closing: our end is shut. */
+export type SessionState = 'handshake' | 'ready' | 'closing' | 'closed';
+
+/**
+ * One client connection. Nothing is run or revealed before the client has
+ * authenticated; after that it may run jobs, probe files and ping. When the
+ * connection ends, for whatever reason, every process of its jobs is killed
+ * and its queued jobs are dropped.
+ */
+export class AgentSession {
+  private state: SessionState = 'handshake';
+  private readonly channel: Channel<ClientToAgent, AgentToClient>;
+  private readonly challenge = newChallenge();
+  private readonly jobs = new Map<number, RemoteJob>();
+  /** Admission checks run one after another, so jobs queue in arrival order. */
+  private admission: Promise<void> = Promise.resolve();
+  private admitting = 0;
+  private congested = false;
+  private authTimer: NodeJS.Timeout | undefined;
+  private client = '';
+  /** The peer's address, for logs. */
+  readonly peer: string;
+
+  constructor(
+    socket: Socket,
+    private readonly ctx: AgentContext,
+    private readonly onClosed: (session: AgentSession) => void,
+  ) {
+    this.peer = `${socket.remoteAddress}:${socket.remotePort}`;
+    socket.setKeepAlive(true, 30_000);
+    this.channel = new Channel(socket, { check: checkClientMessage });
+    this.channel.on('message', (m) => this.onMessage(m));
+    this.channel.on('protocol-error', (err) => this.onProtocolError(err));
+    this.channel.on('drain', () => this.setCongested(false));
+    this.channel.on('close', (err) => this.onClose(err));
+    ctx.log(`connection from ${this.peer}`);
+    this.send({
+      type: 'hello',
+      version: PROTOCOL_VERSION,
+      challenge: this.challenge,
+      authRequired: ctx.options.secret !== undefined,
+    });
+    this.authTimer = setTimeout(() => {
+      this.refuse('MPM_ERR_AUTH', 'no auth within the time limit', 'did not authenticate in time');
+    }, AUTH_TIMEOUT_MS);
+  }
+
+  get isReady(): boolean {
+    return this.state === 'ready';
+  }
+
+  /** Sends a load report (the server calls this for every ready session). */
+  sendLoad(load: LoadMessage): void {
+    if (this.state === 'ready') this.send(load);
+  }
+
+  /** Ends the connection at once (agent shutdown). */
+  destroy(): void {
+    this.channel.destroy();
+  }
+
+  private send(message: AgentToClient): void {
+    if (this.state === 'closed') return;
+    const flushed = this.channel.send(message);
+    if (!flushed) {
+      if (this.channel.socket.writableLength > MAX_UNSENT_BYTES) {
+        this.ctx.log(`${this.peer}: client is not reading; closing`);
+        this.channel.destroy();
+        return;
+      }
+      this.setCongested(true);
+    }
+  }
+
+  private setCongested(congested: boolean): void {
+    if (this.congested === congested) return;
+    this.congested = congested;
+    for (const job of this.jobs.values()) job.setCongested(congested);
+  }
+
+  private onMessage(message: ClientToAgent): void {
+    switch (this.state) {
+      case 'handshake':
+        return this.onHandshake(message);
+      case 'ready':
+        return this.onRequest(message);
+      default:
+        return; // closing: nothing more is read
+    }
+  }
+
+  private onHandshake(message: ClientToAgent): void {
+    if (message.type !== 'auth') {
+      this.refuse('MPM_ERR_AUTH', 'authenticate first', `sent ${message.type} before auth`);
+      return;
+    }
+    if (message.version !== PROTOCOL_VERSION) {
+      this.refuse(
+        'MPM_ERR_PROTOCOL',
+        `protocol version ${message.version} is not supported (this agent speaks ${PROTOCOL_VERSION})`,
+        `speaks protocol version ${message.version}`,
+      );
+      return;
+    }
+    const secret = this.ctx.options.secret;
+    if (secret !== undefined && !verifyProof(secret, this.challenge, message.proof)) {
+      this.refuse('MPM_ERR_AUTH', 'authentication failed', 'authentication failed');
+      return;
+    }
+    this.onAuthenticated(message);
+  }
+
+  private onAuthenticated(auth: AuthMessage): void {
+    clearTimeout(this.authTimer);
+    this.state = 'ready';
+    const c = auth.client as Partial<AuthMessage['client']>;
+    this.client = printable(`${c.user}@${c.host} pid ${c.pid} build ${c.build}`);
+    this.ctx.log(`${this.peer}: authenticated (${this.client})`);
+    const { ctx } = this;
+    this.send({
+      type: 'welcome',
+      nodeId: ctx.nodeId,
+      hostname: ctx.hostname,
+      agentVersion: ctx.agentVersion,
+      slots: ctx.scheduler.slots,
+      cpus: ctx.cpus,
+      clockMs: Date.now(),
+    });
+    this.send(ctx.loadMessage());
+  }
+
+  private onRequest(message: ClientToAgent): void {
+    switch (message.type) {
+      case 'job':
+        return this.admit(message);
+      case 'ack':
+        this.jobs.get(message.id)?.ack(message.bytes);
+        return;
+      case 'cancel':
+        return this.cancel(message);
+      case 'probe':
+        return this.probe(message);
+      case 'ping':
+        return this.send({ type: 'pong', seq: message.seq, clockMs: Date.now() });
+      case 'error':
+        this.ctx.log(
+          `${this.peer}: client reports ${printable(message.code)}: ${printable(message.message)}`,
+        );
+        return;
+      case 'auth':
+        this.refuse('MPM_ERR_PROTOCOL', 'already authenticated', 'sent a second auth');
+        return;
+    }
+  }
+
+  private admit(message: JobMessage): void {
+    const { id } = message;
+    const { scheduler, options } = this.ctx;
+    const tooMany = `too many queued jobs (limit ${options.maxQueuedPerClient}, --max-queued-per-client)`;
+    let reason = jobRefusal(message);
+    if (this.jobs.has(id)) reason = `job id ${id} is already in use on this connection`;
+    // Jobs still being checked may start at once, so the exact limit is
+    // applied when they join the queue; this only bounds the backlog.
+    else if (this.admitting >= options.maxQueuedPerClient + scheduler.slots) reason = tooMany;
+    if (reason !== undefined) return this.refuseJob(id, reason);
+    const job = new RemoteJob(message, { send: (m) => this.send(m) }, this.ctx.log, (j) =>
+      this.onJobFinished(j),
+    );
+    this.jobs.set(id, job);
+    this.admitting++;
+    this.admission = this.admission.then(async () => {
+      let refusal = await cwdRefusal(message.cwd, options.roots).catch(
+        (err: Error) => `cannot check cwd ${message.cwd}: ${err.message}`,
+      );
+      this.admitting--;
+      if (scheduler.queuedFor(this) >= options.maxQueuedPerClient) refusal ??= tooMany;
+      if (this.state !== 'ready') return; // the connection is gone; the job never ran
+      if (job.cancelSignal !== undefined) {
+        this.jobs.delete(id);
+        this.sendCancelledExit(job, job.cancelSignal);
+      } else if (refusal !== undefined) {
+        this.jobs.delete(id);
+        this.refuseJob(id, refusal);
+      } else {
+        job.state = 'queued';
+        if (this.congested) job.setCongested(true);
+        scheduler.submit(this, job);
+      }
+    });
+    // Keep the chain alive whatever happens to one job.
+    this.admission = this.admission.catch((err: Error) => {
+      this.ctx.log(`${this.peer}: job ${id}: ${printable(err.message)}`);
+    });
+  }
+
+  private refuseJob(id: number, reason: string): void {
+    this.send({ type: 'error', code: 'MPM_ERR_JOB_REFUSED', id, message: reason });
+  }
+
+  private cancel(message: CancelMessage): void {
+    const job = this.jobs.get(message.id);
+    if (!job) return; // already over: its exit is on its way
+    let signal: NodeJS.Signals = 'SIGTERM';
+    if (message.signal !== undefined) {
+      const parsed = parseSignal(message.signal);
+      if (parsed === undefined) {
+        this.ctx.log(
+          `${this.peer}: cancel with unknown signal ${printable(message.signal)}; using SIGTERM`,
+        );
+      } else signal = parsed;
+    }
+    switch (job.state) {
+      case 'admitting':
+        job.cancelSignal = signal;
+        return;
+      case 'queued':
+        this.ctx.scheduler.removeQueued(this, job);
+        this.jobs.delete(job.id);
+        this.sendCancelledExit(job, signal);
+        return;
+      case 'running':
+        job.signal(signal);
+        return;
+      case 'finished':
+        return;
+    }
+  }
+
+  private sendCancelledExit(job: RemoteJob, signal: NodeJS.Signals): void {
+    const queuedMs = Date.now() - job.queuedAtMs;
+    this.send({ type: 'exit', id: job.id, code: null, signal, runMs: 0, queuedMs });
+  }
+
+  private probe(message: ProbeMessage): void {
+    void checkProbe(message.path, message.content).then(({ ok, reason }) => {
+      if (this.state === 'ready') {
+        this.send({ type: 'probe-result', id: message.id, ok, reason });
+      }
+    });
+  }
+
+  private onJobFinished(job: RemoteJob): void {
+    if (this.jobs.get(job.id) === job) this.jobs.delete(job.id);
+    this.ctx.scheduler.release(job);
+  }
+
+  /** Sends an error, logs why, and closes the connection. */
+  private refuse(code: string, message: string, logReason: string): void {
+    if (this.state === 'closing' || this.state === 'closed') return;
+    this.ctx.log(`${this.peer}: ${logReason}; closing`);
+    this.send({ type: 'error', code, message });
+    this.release();
+    this.state = 'closing';
+    this.channel.close();
+    setTimeout(() => this.channel.destroy(), CLOSE_LINGER_MS).unref();
+  }
+
+  private onProtocolError(err: Error): void {
+    this.ctx.log(`${this.peer}: protocol error: ${printable(err.message)}; closing`);
+    // The channel destroys itself right after this; the error may still get out.
+    this.send({ type: 'error', code: 'MPM_ERR_PROTOCOL', message: err.message });
+  }
+
+  private onClose(err: Error | undefined): void {
+    if (this.state === 'closed') return;
+    const wasOpen = this.state !== 'closing';
+    const killed = this.release();
+    this.state = 'closed';
+    if (wasOpen) {
+      const why = err ? `: ${printable(err.message)}` : '';
+      const what = killed > 0 ? ` (${killed} job${killed === 1 ? '' : 's'} killed or dropped)` : '';
+      this.ctx.log(`${this.peer}: connection closed${why}${what}`);
+    }
+    this.onClosed(this);
+  }
+
+  /** Kills this client's running jobs and drops its queued ones; returns how many. */
+  private release(): number {
+    clearTimeout(this.authTimer);
+    const count = this.jobs.size;
+    this.ctx.scheduler.dropClient(this);
+    for (const job of this.jobs.values()) job.abort();
+    this.jobs.clear();
+    return count;
+  }
+}

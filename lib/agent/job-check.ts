@@ -1,0 +1,78 @@
+import { realpath, stat } from 'node:fs/promises';
+import { isAbsolute, sep } from 'node:path';
+import type { JobMessage, WireText } from '../protocol/messages.js';
+import { SHELL_NAME } from './job-command.js';
+
+/** Limit on a job's environment, names and values together. */
+export const MAX_ENV_BYTES = 1024 * 1024;
+/** Limits on a tty job's terminal size. */
+const MAX_TTY_SIDE = 10_000;
+
+const hasNul = (s: WireText): boolean => (typeof s === 'string' ? s.includes('\0') : s.includes(0));
+const byteLength = (s: WireText): number =>
+  typeof s === 'string' ? Buffer.byteLength(s) : s.length;
+
+/**
+ * Why a job must be refused on its face (before touching the file system),
+ * or undefined. Strings with NUL bytes cannot reach exec, so they are
+ * refused here rather than failing inside spawn.
+ */
+export function jobRefusal(job: JobMessage): string | undefined {
+  if (job.argv.some(hasNul)) return 'argv contains a NUL byte';
+  if (hasNul(job.cwd)) return 'cwd contains a NUL byte';
+  if (!Number.isInteger(job.umask) || job.umask < 0 || job.umask > 0o777) {
+    return `umask ${job.umask} is not between 0 and 0777`;
+  }
+  if (job.tty !== undefined) {
+    const { cols, rows } = job.tty;
+    if (!(cols >= 1 && cols <= MAX_TTY_SIDE && rows >= 1 && rows <= MAX_TTY_SIDE)) {
+      return `tty size ${cols}x${rows} is out of range`;
+    }
+  }
+  let envBytes = 0;
+  for (const [name, value] of Object.entries(job.env)) {
+    if (name === '' || name.includes('=') || hasNul(name) || hasNul(value)) {
+      return `invalid environment variable name or value: ${JSON.stringify(name).slice(0, 60)}`;
+    }
+    if (typeof value !== 'string' && !SHELL_NAME.test(name)) {
+      return `environment variable ${JSON.stringify(name).slice(0, 60)} has a non-UTF-8 value and a name sh cannot export`;
+    }
+    envBytes += byteLength(name) + byteLength(value) + 2;
+  }
+  if (envBytes > MAX_ENV_BYTES) {
+    return `environment is ${envBytes} bytes, over the limit of ${MAX_ENV_BYTES}`;
+  }
+  return undefined;
+}
+
+/** Whether the real path `dir` is `root` or below it. */
+export function isUnder(dir: string, root: string): boolean {
+  return root === sep || dir === root || dir.startsWith(root + sep);
+}
+
+/**
+ * Why `cwd` cannot be a job's directory here, or undefined: it must be an
+ * existing directory whose real path is under one of the agent's roots (the
+ * real path, so a symlink cannot lead out of them).
+ */
+export async function cwdRefusal(
+  cwd: string,
+  roots: readonly string[],
+): Promise<string | undefined> {
+  if (!isAbsolute(cwd)) return `cwd ${cwd} is not an absolute path`;
+  let real: string;
+  try {
+    real = await realpath(cwd);
+    if (!(await stat(real)).isDirectory()) return `cwd ${cwd} is not a directory on this node`;
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ENOTDIR') {
+      return `no such directory: ${cwd} — does this node see the same file system?`;
+    }
+    return `cwd ${cwd}: ${(err as Error).message}`;
+  }
+  if (!roots.some((root) => isUnder(real, root))) {
+    return `cwd ${cwd} is outside this agent's --root directories (${roots.join(', ')})`;
+  }
+  return undefined;
+}

@@ -1,0 +1,110 @@
+import type { TtySize, WireText } from '../protocol/messages.js';
+
+/** The shell that applies the job's umask (Node cannot set a child's umask). */
+export const WRAPPER_SHELL = '/bin/sh';
+
+/** What the wrapper shell calls itself ($0) in its error messages. */
+const WRAPPER_NAME = 'mpm-job';
+
+/** Prefix of the variables that carry non-UTF-8 environment values to the wrapper. */
+const BYTES_ENV_PREFIX = 'MPM_JOB_BYTES_';
+
+/** An environment variable name the shell can `export`. */
+export const SHELL_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+
+/** A job as the agent received it, reduced to what starting it needs. */
+export interface JobRequest {
+  argv: WireText[];
+  cwd: string;
+  env: Record<string, WireText>;
+  umask: number;
+  tty?: TtySize | undefined;
+  mergeOutput?: boolean | undefined;
+}
+
+/** What to spawn: the wrapper shell with string-only arguments and environment. */
+export interface JobCommand {
+  file: string;
+  args: string[];
+  cwd: string;
+  env: Record<string, string>;
+  tty: TtySize | undefined;
+}
+
+/**
+ * A byte string as a printf(1) format that prints exactly those bytes:
+ * printable ASCII as is (so a long line stays short), everything else as
+ * \NNN octal. The result is ASCII, so it survives Node's UTF-8 encoding of
+ * arguments and environment.
+ */
+export function printfFormat(bytes: Uint8Array): string {
+  let out = '';
+  for (const b of bytes) {
+    if (b === 0x25) out += '%%';
+    else if (b === 0x5c) out += '\\\\';
+    else if (b >= 0x20 && b < 0x7f) out += String.fromCharCode(b);
+    else out += `\\${b.toString(8).padStart(3, '0')}`;
+  }
+  return out;
+}
+
+/**
+ * The command line that runs a job's argv exactly as given:
+ * `/bin/sh -c 'umask 0NNN; exec "$@"' mpm-job argv...`. argv is never
+ * re-quoted: it travels as separate arguments to `exec "$@"`.
+ *
+ * - Under a pseudo-terminal the wrapper first turns off the tty's NL->CRLF
+ *   mapping (the client's terminal does that itself), and the job's stdin
+ *   is /dev/null, as on pipes: nobody types into a remote job.
+ * - With mergeOutput, stderr goes into the stdout pipe, keeping their order.
+ * - Node passes only UTF-8 strings to exec, so an argument or environment
+ *   value that came as raw bytes goes to the wrapper as a printf format,
+ *   and the wrapper turns it back into those bytes before exec.
+ */
+export function buildJobCommand(job: JobRequest): JobCommand {
+  const tty = job.tty !== undefined;
+  const mask = `0${(job.umask & 0o777).toString(8).padStart(3, '0')}`;
+  const env: Record<string, string> = {};
+  const script: string[] = [];
+  if (job.mergeOutput && !tty) script.push('exec 2>&1');
+  if (tty) script.push('stty -onlcr 2>/dev/null');
+  script.push(`umask ${mask}`);
+
+  let bytesEnv = 0;
+  for (const [name, value] of Object.entries(job.env)) {
+    if (typeof value === 'string') {
+      env[name] = value;
+      continue;
+    }
+    // jobRefusal() has checked that `name` is a shell name.
+    const carrier = `${BYTES_ENV_PREFIX}${bytesEnv++}`;
+    env[carrier] = printfFormat(value);
+    script.push(
+      `mpm_v=$(printf "$${carrier}"; echo .); ${name}=\${mpm_v%.}; export ${name}; unset ${carrier}`,
+    );
+  }
+
+  let args: string[];
+  if (job.argv.every((a): a is string => typeof a === 'string')) {
+    args = job.argv;
+  } else {
+    const kinds = job.argv.map((a) => (typeof a === 'string' ? 's' : 'b')).join('');
+    args = [kinds, ...job.argv.map((a) => (typeof a === 'string' ? a : printfFormat(a)))];
+    // Rebuild "$@", decoding the arguments marked b. `for` walks the list
+    // as it was; each turn moves one argument from the front to the back.
+    script.push(
+      'mpm_k=$1; shift; for mpm_a do shift; case $mpm_k in b*) ' +
+        'mpm_a=$(printf "$mpm_a"; echo .); mpm_a=${mpm_a%.};; esac; ' +
+        'mpm_k=${mpm_k#?}; set -- "$@" "$mpm_a"; done',
+    );
+  }
+  if (bytesEnv > 0 || args !== job.argv) script.push('unset mpm_v mpm_a mpm_k');
+  script.push(tty ? 'exec "$@" </dev/null' : 'exec "$@"');
+  return {
+    file: WRAPPER_SHELL,
+    args: ['-c', script.join('; '), WRAPPER_NAME, ...args],
+    cwd: job.cwd,
+    env,
+    tty: job.tty,
+  };
+}

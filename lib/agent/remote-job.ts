@@ -1,0 +1,139 @@
+import type { DataMessage, ExitMessage, JobMessage } from '../protocol/messages.js';
+import { tracer } from '../trace.js';
+import type { AgentLog } from './agent-log.js';
+import { buildJobCommand } from './job-command.js';
+import { killGroup, type JobOutcome, type JobProcess } from './job-process.js';
+import { startJobProcess } from './start-job-process.js';
+
+const trace = tracer('agent');
+
+/** Output a job may have in flight (sent, not yet acked) before it is paused. */
+export const FLOW_WINDOW_BYTES = 1024 * 1024;
+/** How long a signalled job's group has before SIGKILL. */
+export const KILL_GRACE_MS = 2000;
+
+export type RemoteJobState = 'admitting' | 'queued' | 'running' | 'finished';
+
+/** Where a job's messages go: its client's connection. */
+export interface JobSink {
+  send(message: DataMessage | ExitMessage): void;
+}
+
+/**
+ * One client's job on this node, from admission to its exit message: runs
+ * the process, forwards its output under flow control (paused while more
+ * than FLOW_WINDOW_BYTES are unacked, or while the connection is congested),
+ * and escalates a kill to SIGKILL after a grace period.
+ */
+export class RemoteJob {
+  state: RemoteJobState = 'admitting';
+  /** Set when the job is cancelled before it was queued. */
+  cancelSignal: NodeJS.Signals | undefined;
+  readonly queuedAtMs = Date.now();
+  private startedAtMs = 0;
+  private process: JobProcess | undefined;
+  private unackedBytes = 0;
+  private congested = false;
+  private paused = false;
+  /** Set once the client is gone: output is read and dropped, nothing is sent. */
+  private detached = false;
+  private killTimer: NodeJS.Timeout | undefined;
+
+  constructor(
+    readonly message: JobMessage,
+    private readonly sink: JobSink,
+    private readonly log: AgentLog,
+    private readonly onFinish: (job: RemoteJob) => void,
+  ) {}
+
+  get id(): number {
+    return this.message.id;
+  }
+
+  get pid(): number | undefined {
+    return this.process?.pid;
+  }
+
+  /** Called by the scheduler when the job gets a slot. */
+  start(): void {
+    this.state = 'running';
+    this.startedAtMs = Date.now();
+    const { env } = this.message;
+    const command = buildJobCommand({ ...this.message, env: { ...env, MPMAKE_REMOTE: '1' } });
+    const proc = startJobProcess(command, this.log);
+    this.process = proc;
+    trace(
+      `job ${this.id}: started pid ${proc.pid} after ${this.startedAtMs - this.queuedAtMs} ms queued`,
+    );
+    proc.on('data', (stream, bytes) => {
+      if (this.detached) return;
+      this.unackedBytes += bytes.length;
+      this.sink.send({ type: 'data', id: this.id, stream, bytes });
+      this.updateFlow();
+    });
+    proc.once('finish', (outcome) => this.finish(outcome));
+    this.updateFlow();
+  }
+
+  /** The client consumed `bytes` more of this job's output. */
+  ack(bytes: number): void {
+    this.unackedBytes = Math.max(0, this.unackedBytes - bytes);
+    this.updateFlow();
+  }
+
+  /** The connection's send buffer is full (true) or drained (false). */
+  setCongested(congested: boolean): void {
+    this.congested = congested;
+    this.updateFlow();
+  }
+
+  /** Signals the job's process group; SIGKILL follows after KILL_GRACE_MS. */
+  signal(signal: NodeJS.Signals): void {
+    if (this.state !== 'running' || !this.process) return;
+    trace(`job ${this.id}: ${signal} to process group ${this.process.pid}`);
+    this.process.kill(signal);
+    if (this.killTimer === undefined && signal !== 'SIGKILL') {
+      const pgid = this.process.pid;
+      // Also after the job's exit: a group member that ignored the signal
+      // must not outlive the job.
+      this.killTimer = setTimeout(() => killGroup(pgid, 'SIGKILL'), KILL_GRACE_MS);
+      this.killTimer.unref();
+    }
+  }
+
+  /** The client is gone: kill the job's processes, send nothing more. */
+  abort(): void {
+    this.detached = true;
+    this.updateFlow();
+    this.signal('SIGTERM');
+  }
+
+  private updateFlow(): void {
+    const proc = this.process;
+    if (!proc) return;
+    const pause = !this.detached && (this.congested || this.unackedBytes > FLOW_WINDOW_BYTES);
+    if (pause === this.paused) return;
+    this.paused = pause;
+    trace(`job ${this.id}: ${pause ? 'paused' : 'resumed'} (${this.unackedBytes} bytes unacked)`);
+    if (pause) proc.pause();
+    else proc.resume();
+  }
+
+  private finish(outcome: JobOutcome): void {
+    if (this.state === 'finished') return;
+    this.state = 'finished';
+    const now = Date.now();
+    trace(`job ${this.id}: ended ${outcome.signal ?? `status ${outcome.code}`}`);
+    if (!this.detached) {
+      this.sink.send({
+        type: 'exit',
+        id: this.id,
+        code: outcome.code,
+        signal: outcome.signal,
+        runMs: now - this.startedAtMs,
+        queuedMs: this.startedAtMs - this.queuedAtMs,
+      });
+    }
+    this.onFinish(this);
+  }
+}

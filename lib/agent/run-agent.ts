@@ -1,0 +1,35 @@
+import { logToStderr } from './agent-log.js';
+import { resolveAgentOptions, type RawAgentOptions } from './agent-options.js';
+import { AgentServer } from './agent-server.js';
+import { packageVersion } from './package-root.js';
+
+/**
+ * `mpm agent`: validates the options, listens, prints the one line scripts
+ * read the port from, and serves until SIGTERM or SIGINT (or, with
+ * --exit-with-stdin, the end of stdin), then kills every job and resolves
+ * with the exit status (0). Bad options reject with a
+ * UsageError before anything listens.
+ */
+export async function runAgent(raw: RawAgentOptions): Promise<number> {
+  const options = await resolveAgentOptions(raw);
+  const server = await AgentServer.start(options, logToStderr, packageVersion());
+  // A reader that went away must not crash the agent.
+  process.stdout.on('error', () => {});
+  process.stdout.write(
+    `mpm agent listening on ${server.address} slots=${options.slots} id=${server.nodeId}\n`,
+  );
+  return new Promise((resolve) => {
+    const shutDown = (why: string): void => {
+      logToStderr(`${why}: shutting down, killing all jobs`);
+      void server.close().then(() => resolve(0));
+    };
+    // Kept installed: a second signal while jobs die must not cut that short.
+    process.on('SIGTERM', () => shutDown('SIGTERM'));
+    process.on('SIGINT', () => shutDown('SIGINT'));
+    if (raw.exitWithStdin) {
+      process.stdin.on('error', () => {});
+      process.stdin.once('close', () => shutDown('stdin closed'));
+      process.stdin.resume();
+    }
+  });
+}

@@ -1,0 +1,82 @@
+import t from 'tap';
+import { JobScheduler } from '../../lib/agent/job-scheduler.js';
+
+function harness(slots: number): {
+  s: JobScheduler<string>;
+  started: string[];
+  changes: () => number;
+} {
+  const started: string[] = [];
+  let changes = 0;
+  const s = new JobScheduler<string>(
+    slots,
+    (j) => started.push(j),
+    () => changes++,
+  );
+  return { s, started, changes: () => changes };
+}
+
+t.test('runs up to slots, queues the rest, never refuses', async (t) => {
+  const { s, started } = harness(2);
+  const a = {};
+  for (const j of ['a1', 'a2', 'a3', 'a4']) s.submit(a, j);
+  t.same(started, ['a1', 'a2']);
+  t.equal(s.runningCount, 2);
+  t.equal(s.queuedCount, 2);
+  t.equal(s.queuedFor(a), 2);
+  s.release('a1');
+  t.same(started, ['a1', 'a2', 'a3']);
+  s.release('nope');
+  t.equal(s.runningCount, 2, 'releasing an unknown job changes nothing');
+});
+
+t.test('round-robin across clients, FIFO within each', async (t) => {
+  const { s, started } = harness(1);
+  const a = {};
+  const b = {};
+  const c = {};
+  for (let i = 1; i <= 6; i++) s.submit(a, `a${i}`);
+  s.submit(b, 'b1');
+  s.submit(b, 'b2');
+  s.submit(c, 'c1');
+  while (s.runningCount > 0) s.release(started[started.length - 1]!);
+  t.same(started, ['a1', 'a2', 'b1', 'c1', 'a3', 'b2', 'a4', 'a5', 'a6']);
+});
+
+t.test('a release from inside start is fine', async (t) => {
+  const started: string[] = [];
+  const s: JobScheduler<string> = new JobScheduler<string>(1, (j) => {
+    started.push(j);
+    if (j.startsWith('fail')) s.release(j);
+  });
+  const a = {};
+  s.submit(a, 'fail1');
+  t.same(started, ['fail1']);
+  s.submit(a, 'ok');
+  s.submit(a, 'fail2');
+  t.same(started, ['fail1', 'ok']);
+  s.release('ok');
+  t.same(started, ['fail1', 'ok', 'fail2']);
+  t.equal(s.runningCount, 0);
+});
+
+t.test('removeQueued and dropClient', async (t) => {
+  const { s, started, changes } = harness(1);
+  const a = {};
+  const b = {};
+  s.submit(a, 'a1');
+  s.submit(a, 'a2');
+  s.submit(b, 'b1');
+  s.submit(b, 'b2');
+  const before = changes();
+  t.ok(s.removeQueued(b, 'b1'));
+  t.notOk(s.removeQueued(b, 'b1'));
+  t.notOk(s.removeQueued(a, 'a1'), 'a running job is not queued');
+  t.ok(changes() > before);
+  t.same(s.dropClient(a), ['a2']);
+  t.same(s.dropClient(a), []);
+  t.equal(s.queuedCount, 1);
+  s.release('a1');
+  t.same(started, ['a1', 'b2']);
+  t.throws(() => new JobScheduler(0, () => {}));
+});
