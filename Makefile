@@ -3,6 +3,7 @@
 
 NODE_MODULES := node_modules/.package-lock.json
 SHIM         := build/mpmake-shim
+EXEC         := build/mpmake-exec
 TSBUILD      := dist/.built
 CC          ?= cc
 TS_SOURCES   := $(shell find lib cli test benchmarks fixtures -name '*.ts' -not -path '*/node_modules/*' 2>/dev/null)
@@ -11,7 +12,7 @@ TS_SOURCES   := $(shell find lib cli test benchmarks fixtures -name '*.ts' -not 
 
 all: build
 
-build: $(TSBUILD) $(SHIM)
+build: $(TSBUILD) $(SHIM) $(EXEC)
 
 $(NODE_MODULES): package.json
 	npm install --no-audit --no-fund
@@ -27,6 +28,14 @@ $(SHIM): lib/shim/shim.c
 	@mkdir -p build
 	$(CC) -O2 -Wall -Wextra -std=c99 -D_GNU_SOURCE -o $@ $< || \
 	  { echo "mpmake: no working C compiler; the slower TypeScript shim will be used" >&2; rm -f $@; }
+
+# The agent's job launcher and supervisor (lib/agent/job-exec.c). Without
+# it the agent falls back to a /bin/sh wrapper, and jobs may outlive an
+# agent that is killed.
+$(EXEC): lib/agent/job-exec.c
+	@mkdir -p build
+	$(CC) -O2 -Wall -Wextra -std=c99 -D_GNU_SOURCE -o $@ $< || \
+	  { echo "mpmake: no working C compiler; agents use the /bin/sh job wrapper" >&2; rm -f $@; }
 
 demo: build
 	node dist/cli/mpm.js demo

@@ -13,6 +13,7 @@ import {
   type ProbeMessage,
 } from '../protocol/messages.js';
 import { printable, type AgentLog } from './agent-log.js';
+import { statusReply, trackClient, type StatusEntry } from './agent-status.js';
 import type { AgentOptions } from './agent-options.js';
 import { cwdRefusal, jobRefusal } from './job-check.js';
 import { parseSignal } from './job-process.js';
@@ -59,6 +60,8 @@ export class AgentSession {
   private congested = false;
   private authTimer: NodeJS.Timeout | undefined;
   private client = '';
+  /** Lists this connection in status replies once authenticated. */
+  private status: StatusEntry | undefined;
   /** The peer's address, for logs. */
   readonly peer: string;
 
@@ -157,6 +160,7 @@ export class AgentSession {
     const c = auth.client as Partial<AuthMessage['client']>;
     this.client = printable(`${c.user}@${c.host} pid ${c.pid} build ${c.build}`);
     this.ctx.log(`${this.peer}: authenticated (${this.client})`);
+    this.status = trackClient(this.ctx, auth.client, this.jobs);
     const { ctx } = this;
     this.send({
       type: 'welcome',
@@ -183,6 +187,8 @@ export class AgentSession {
         return this.probe(message);
       case 'ping':
         return this.send({ type: 'pong', seq: message.seq, clockMs: Date.now() });
+      case 'status-request':
+        return this.send(statusReply(this.ctx, message.id, this.status));
       case 'error':
         this.ctx.log(
           `${this.peer}: client reports ${printable(message.code)}: ${printable(message.message)}`,
@@ -204,7 +210,9 @@ export class AgentSession {
     // applied when they join the queue; this only bounds the backlog.
     else if (this.admitting >= options.maxQueuedPerClient + scheduler.slots) reason = tooMany;
     if (reason !== undefined) return this.refuseJob(id, reason);
-    const job = new RemoteJob(message, { send: (m) => this.send(m) }, this.ctx.log, (j) =>
+    // MPMAKE_NODE tells a recipe (and a test) which node it runs on.
+    const placed = { ...message, env: { ...message.env, MPMAKE_NODE: this.ctx.nodeId } };
+    const job = new RemoteJob(placed, { send: (m) => this.send(m) }, this.ctx.log, (j) =>
       this.onJobFinished(j),
     );
     this.jobs.set(id, job);
@@ -318,6 +326,7 @@ export class AgentSession {
   /** Kills this client's running jobs and drops its queued ones; returns how many. */
   private release(): number {
     clearTimeout(this.authTimer);
+    this.status?.untrack();
     const count = this.jobs.size;
     this.ctx.scheduler.dropClient(this);
     for (const job of this.jobs.values()) job.abort();

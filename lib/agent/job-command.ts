@@ -1,4 +1,7 @@
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import type { TtySize, WireText } from '../protocol/messages.js';
+import { packageRoot } from './package-root.js';
 
 /** The shell that applies the job's umask (Node cannot set a child's umask). */
 export const WRAPPER_SHELL = '/bin/sh';
@@ -62,6 +65,59 @@ export function printfFormat(bytes: Uint8Array): string {
  *   and the wrapper turns it back into those bytes before exec.
  */
 export function buildJobCommand(job: JobRequest): JobCommand {
+  const launcher = nativeLauncher();
+  return launcher ? launcherCommand(launcher, job) : shellCommand(job);
+}
+
+let launcherPath: string | null | undefined;
+
+/** build/mpmake-exec, when it was built (`make build`); else the shell wrapper is used. */
+export function nativeLauncher(): string | undefined {
+  if (launcherPath === undefined) {
+    const p = join(packageRoot(), 'build', 'mpmake-exec');
+    launcherPath = process.env['MPMAKE_NO_NATIVE_EXEC'] !== '1' && existsSync(p) ? p : null;
+  }
+  return launcherPath ?? undefined;
+}
+
+/**
+ * The job under build/mpmake-exec (lib/agent/job-exec.c): one small exec
+ * that sets the umask, merges stderr into stdout, turns off the pty's
+ * NL->CRLF mapping, decodes arguments and environment values that came as
+ * raw bytes (sent hex-encoded), and then supervises the job, killing its
+ * process group if the agent dies.
+ */
+export function launcherCommand(launcher: string, job: JobRequest): JobCommand {
+  const tty = job.tty !== undefined;
+  const mask = (job.umask & 0o777).toString(8).padStart(3, '0');
+  const flags = (job.mergeOutput && !tty ? 'm' : '') + (tty ? 't' : '') || '-';
+  const hexArgs: number[] = [];
+  const argv = job.argv.map((a, i) => {
+    if (typeof a === 'string') return a;
+    hexArgs.push(i);
+    return Buffer.from(a).toString('hex');
+  });
+  const env: Record<string, string> = {};
+  const hexEnv: string[] = [];
+  for (const [name, value] of Object.entries(job.env)) {
+    if (typeof value === 'string') env[name] = value;
+    else {
+      env[name] = Buffer.from(value).toString('hex');
+      hexEnv.push(name);
+    }
+  }
+  if (hexEnv.length) env['MPMAKE_EXEC_HEXENV'] = hexEnv.join(',');
+  return {
+    file: launcher,
+    args: [mask, flags, hexArgs.length ? hexArgs.join(',') : '-', '--', ...argv],
+    cwd: job.cwd,
+    env,
+    tty: job.tty,
+  };
+}
+
+/** The job under the `/bin/sh` wrapper, where mpmake-exec was not built. */
+export function shellCommand(job: JobRequest): JobCommand {
   const tty = job.tty !== undefined;
   const mask = `0${(job.umask & 0o777).toString(8).padStart(3, '0')}`;
   const env: Record<string, string> = {};

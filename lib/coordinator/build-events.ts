@@ -10,6 +10,8 @@ export interface JobStartEvent {
   nodeId: string;
   /** The recipe line (make's last shell argument), as text. */
   command: string;
+  /** The target whose recipe this is (make's `$@`), when known. */
+  target?: string;
   cwd: string;
   /** When the shim's request arrived. */
   requestedAtMs: number;

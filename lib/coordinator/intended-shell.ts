@@ -14,11 +14,38 @@ export interface IntendedShell {
   shell: string;
   /** Set when an assignment was found but could not be evaluated. */
   unresolved?: string;
+  /** Target-specific (`t: SHELL := …`) and pattern-specific (`%.o: SHELL = …`) shells. */
+  perTarget?: TargetShell[];
+}
+
+export interface TargetShell {
+  /** A target name, or a pattern with one `%`. */
+  target: string;
+  shell: string;
+}
+
+/** The shell for `target`: its own, else the first matching pattern's, else the global one. */
+export function shellForTarget(found: IntendedShell, target: string | undefined): string {
+  if (target && found.perTarget) {
+    const exact = found.perTarget.find((p) => p.target === target);
+    if (exact) return exact.shell;
+    for (const p of found.perTarget) {
+      const pct = p.target.indexOf('%');
+      if (pct < 0) continue;
+      const [pre, post] = [p.target.slice(0, pct), p.target.slice(pct + 1)];
+      if (target.length >= pre.length + post.length && target.startsWith(pre) && target.endsWith(post)) {
+        return p.shell;
+      }
+    }
+  }
+  return found.shell;
 }
 
 const DEFAULT_MAKEFILES = ['GNUmakefile', 'makefile', 'Makefile'];
 const ASSIGN = /^\s*(?:override\s+)?(?:export\s+)?SHELL\s*(::=|:::=|:=|\?=|\+=|!=|=)\s*(.*?)\s*$/;
 const INCLUDE = /^\s*(?:-include|sinclude|include)\s+(.+?)\s*$/;
+const TARGET_ASSIGN =
+  /^([^:=#\t$][^:=#$]*?)\s*:\s*(?:override\s+|export\s+|private\s+)*SHELL\s*(::=|:=|\?=|=)\s*(.*?)\s*$/;
 
 export function intendedShell(cwd: string, makefiles: readonly string[]): IntendedShell {
   const files = makefiles.length
@@ -26,11 +53,12 @@ export function intendedShell(cwd: string, makefiles: readonly string[]): Intend
     : DEFAULT_MAKEFILES.map((f) => join(cwd, f))
         .filter((f) => existsSync(f))
         .slice(0, 1);
-  const state: IntendedShell & { set: boolean } = { shell: '/bin/sh', set: false };
+  const state: IntendedShell & { set: boolean } = { shell: '/bin/sh', set: false, perTarget: [] };
   const visited = new Set<string>();
   for (const f of files) scan(f, cwd, state, visited, 0);
   const result: IntendedShell = { shell: state.shell };
   if (state.unresolved !== undefined) result.unresolved = state.unresolved;
+  if (state.perTarget?.length) result.perTarget = state.perTarget;
   return result;
 }
 
@@ -59,6 +87,15 @@ function scan(
       for (const name of inc[1]!.split(/\s+/)) {
         if (name.includes('$')) continue;
         scan(isAbsolute(name) ? name : join(cwd, name), cwd, state, visited, depth + 1);
+      }
+      continue;
+    }
+    const ts = TARGET_ASSIGN.exec(uncommented);
+    if (ts) {
+      const value = ts[3]!;
+      if (value.includes('$')) state.unresolved = `${file}: ${ts[1]}: SHELL ${ts[2]} ${value}`;
+      else if (value) {
+        for (const target of ts[1]!.split(/\s+/).filter(Boolean)) state.perTarget!.push({ target, shell: value });
       }
       continue;
     }

@@ -24,7 +24,8 @@ const JOBSERVER_WORD = /^--(jobserver-auth|jobserver-fds|sync-mutex)=/;
 const isJobsWord = (w: string): boolean => /^-j[0-9]*$/.test(w) || /^--jobs(=|$)/.test(w);
 
 /**
- * What a node's job sees: no `SHELL=` (it names the client's shim), no
+ * What a node's job sees: no `SHELL=` (it names the client's shim) or
+ * `MPMAKE_TARGET=` (mpmake's own), no
  * jobserver or sync-mutex words (they name fds and files that exist only on
  * the client), so a remote make, cargo or `gcc -flto=jobserver` starts its
  * own pool instead of touching fds that aren't there.
@@ -34,7 +35,7 @@ export function cleanMakeflagsForRemote(flags: string): string {
   const dashdash = words.indexOf('--');
   const kept = words.filter((w, i) => {
     if (JOBSERVER_WORD.test(w)) return false;
-    if (dashdash >= 0 && i > dashdash && /^SHELL:?=/.test(w)) return false;
+    if (dashdash >= 0 && i > dashdash && /^(SHELL|MPMAKE_TARGET):?=/.test(w)) return false;
     return true;
   });
   // A `--` left with no variables after it is noise.

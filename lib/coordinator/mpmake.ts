@@ -131,7 +131,7 @@ async function nestedMake(
     if (pool.textual) makeEnv['MPMAKE_JOBSERVER_TEXTUAL'] = '1';
     else delete makeEnv['MPMAKE_JOBSERVER_TEXTUAL'];
     const shim = join(dirname(sock), 'sh');
-    const { done } = runMake(options.make, [...args, `SHELL=${shim}`], makeEnv, pool.fds);
+    const { done } = runMake(options.make, [...args, `SHELL=${shim}`, 'MPMAKE_TARGET=$@'], makeEnv, pool.fds);
     const result = await done;
     pool.own?.close();
     return result;
@@ -243,7 +243,15 @@ async function clusterMake(
     }
     const stopFollowing = followCluster(pool, cluster, makeName);
     trace(`make ${args.join(' ')}: jobserver ${pool.kind}, MAKEFLAGS=${makeEnv['MAKEFLAGS']}`);
-    const { done } = runMake(options.make, [...args, `SHELL=${shim.shellPath}`], makeEnv, pool.fds);
+    // MPMAKE_TARGET=$@ is expanded per target when make exports it to a
+    // recipe: the coordinator learns each line's target (for target-specific
+    // SHELLs, and to name jobs in traces) at no cost.
+    const { done } = runMake(
+      options.make,
+      [...args, `SHELL=${shim.shellPath}`, 'MPMAKE_TARGET=$@'],
+      makeEnv,
+      pool.fds,
+    );
     const result = await done;
     const tokens = stopFollowing();
     if (tokens.lost > 0) say(`mpmake: ${tokens.lost} jobserver tokens were not returned (a client died holding them)`);

@@ -64,7 +64,9 @@ export class RecipeRouter extends EventEmitter<BuildEvents> {
 
   handle(req: ShimRequest, conn: ShimConnection): void {
     const requestedAtMs = Date.now();
-    const shell = this.shells.shellFor(req.ppid);
+    const rawTarget = req.env['MPMAKE_TARGET'];
+    const target = typeof rawTarget === 'string' && rawTarget !== '' ? rawTarget : undefined;
+    const shell = this.shells.shellFor(req.ppid, target);
     const choice = this.cluster.choose();
     const last = req.argv[req.argv.length - 1] ?? '';
     const start: JobStartEvent = {
@@ -74,6 +76,7 @@ export class RecipeRouter extends EventEmitter<BuildEvents> {
       cwd: req.cwd,
       requestedAtMs,
     };
+    if (target !== undefined) start.target = target;
     if (choice.kind === 'none') {
       if (!this.options.fallback) {
         this.stats.errors++;

@@ -8,6 +8,7 @@ const CLIENT_ONLY = new Set([
   'MPMAKE_LOCAL',
   'MPMAKE_MAKE_NAME',
   'MPMAKE_JOBSERVER_TEXTUAL',
+  'MPMAKE_TARGET',
 ]);
 
 /**

@@ -1,7 +1,7 @@
 import t from 'tap';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { intendedShell, makefileArgs } from '../../lib/coordinator/intended-shell.js';
+import { intendedShell, makefileArgs, shellForTarget } from '../../lib/coordinator/intended-shell.js';
 
 t.test('reads SHELL from the makefile and its literal includes', async (t) => {
   const dir = t.testdir({
@@ -28,4 +28,17 @@ t.test('-C and -f in make arguments', async (t) => {
     makefiles: ['x.mk', 'y.mk'],
   });
   t.same(makefileArgs(['--directory=/abs', '-fz.mk'], '/r'), { cwd: '/abs', makefiles: ['z.mk'] });
+});
+
+t.test('target- and pattern-specific SHELL', async (t) => {
+  const dir = t.testdir({
+    Makefile:
+      'SHELL := /bin/dash\nwith-bash other: SHELL := /bin/bash\n%.o: private SHELL = /bin/ksh\nall: a\n\tSHELL=/x true\n',
+  });
+  const found = intendedShell(dir, []);
+  t.equal(shellForTarget(found, 'with-bash'), '/bin/bash');
+  t.equal(shellForTarget(found, 'other'), '/bin/bash');
+  t.equal(shellForTarget(found, 'x.o'), '/bin/ksh');
+  t.equal(shellForTarget(found, 'all'), '/bin/dash');
+  t.equal(shellForTarget(found, undefined), '/bin/dash');
 });

@@ -11,7 +11,7 @@ t.test('remote MAKEFLAGS loses SHELL, jobserver and sync-mutex words', async (t)
     '-j4 -- FOO=1',
   );
   t.equal(cleanMakeflagsForRemote('ks -j8 --jobserver-auth=fifo:/tmp/x --sync-mutex=fnm:/tmp/m'), 'ks -j8');
-  t.equal(cleanMakeflagsForRemote(' --jobserver-fds=3,4 -- SHELL=/x/sh'), '');
+  t.equal(cleanMakeflagsForRemote(' --jobserver-fds=3,4 -- SHELL=/x/sh MPMAKE_TARGET=$$@'), '');
   t.equal(cleanMakeflagsForRemote('-- A=has\\ space SHELL:=/x'), '-- A=has\\ space');
 });
 
