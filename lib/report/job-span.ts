@@ -10,6 +10,8 @@ export interface JobSpan {
   seq: number;
   nodeId: string;
   command: string;
+  /** make's `$@` for the line, when known. */
+  target?: string;
   cwd: string;
   requestedAtMs: number;
   startMs: number;
@@ -48,6 +50,7 @@ export function jobSpan(ev: JobEndEvent): JobSpan {
     signal: ev.signal,
     timed,
   };
+  if (ev.target !== undefined) span.target = ev.target;
   if (ev.error !== undefined) span.error = ev.error;
   return span;
 }

@@ -44,6 +44,7 @@ function jobArgs(s: JobSpan, startMs: number): Record<string, unknown> {
   const waitMs = Math.max(0, startMs - s.requestedAtMs);
   const args: Record<string, unknown> = {
     command: s.command,
+    ...(s.target !== undefined ? { target: s.target } : {}),
     cwd: s.cwd,
     node: s.nodeId,
     seq: s.seq,
@@ -125,7 +126,7 @@ export function buildTrace(input: TraceInput): TraceFile {
   const events: TraceEvent[] = [];
   for (const l of laned) {
     events.push({
-      name: eventName(l.span.command),
+      name: eventName(l.span.target ?? l.span.command),
       cat: 'job',
       ph: 'X',
       ts: us(l.startMs),
@@ -138,7 +139,7 @@ export function buildTrace(input: TraceInput): TraceFile {
   for (const s of spans) {
     if (s.timed) continue;
     events.push({
-      name: eventName(s.command),
+      name: eventName(s.target ?? s.command),
       cat: s.error === undefined ? 'local' : 'error',
       ph: 'i',
       s: 't',
