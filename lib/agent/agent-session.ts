@@ -23,6 +23,14 @@ import { RemoteJob } from './remote-job.js';
 
 /** A client must authenticate this soon after connecting. */
 export const AUTH_TIMEOUT_MS = 10_000;
+/**
+ * An authenticated client that says nothing for this long is gone (a cut
+ * link, a hung or frozen client): its jobs are killed. Clients ping every
+ * fifth of their own heartbeat timeout and tell us that timeout; we act at
+ * 80% of it, so the jobs are dead here before the client runs them again
+ * elsewhere.
+ */
+export const DEFAULT_CLIENT_SILENCE_MS = 4000;
 /** After we close our side, a peer that keeps its side open is cut off. */
 const CLOSE_LINGER_MS = 2000;
 /** Unsent bytes that mean the client stopped reading altogether. */
@@ -59,6 +67,8 @@ export class AgentSession {
   private admitting = 0;
   private congested = false;
   private authTimer: NodeJS.Timeout | undefined;
+  private silenceTimer: NodeJS.Timeout | undefined;
+  private silenceMs = DEFAULT_CLIENT_SILENCE_MS;
   private client = '';
   /** Lists this connection in status replies once authenticated. */
   private status: StatusEntry | undefined;
@@ -123,6 +133,7 @@ export class AgentSession {
   }
 
   private onMessage(message: ClientToAgent): void {
+    if (this.state === 'ready') this.armSilenceTimer();
     switch (this.state) {
       case 'handshake':
         return this.onHandshake(message);
@@ -154,10 +165,22 @@ export class AgentSession {
     this.onAuthenticated(message);
   }
 
+  private armSilenceTimer(): void {
+    clearTimeout(this.silenceTimer);
+    this.silenceTimer = setTimeout(() => {
+      this.ctx.log(`${this.peer}: silent for ${this.silenceMs} ms; the client is gone`);
+      this.channel.destroy(new Error(`client silent for ${this.silenceMs} ms`));
+    }, this.silenceMs);
+  }
+
   private onAuthenticated(auth: AuthMessage): void {
     clearTimeout(this.authTimer);
     this.state = 'ready';
-    const c = auth.client as Partial<AuthMessage['client']>;
+    const c = auth.client as Partial<AuthMessage['client']> & { heartbeatTimeoutMs?: unknown };
+    if (typeof c.heartbeatTimeoutMs === 'number' && c.heartbeatTimeoutMs >= 250) {
+      this.silenceMs = Math.floor(c.heartbeatTimeoutMs * 0.8);
+    }
+    this.armSilenceTimer();
     this.client = printable(`${c.user}@${c.host} pid ${c.pid} build ${c.build}`);
     this.ctx.log(`${this.peer}: authenticated (${this.client})`);
     this.status = trackClient(this.ctx, auth.client, this.jobs);
@@ -326,6 +349,7 @@ export class AgentSession {
   /** Kills this client's running jobs and drops its queued ones; returns how many. */
   private release(): number {
     clearTimeout(this.authTimer);
+    clearTimeout(this.silenceTimer);
     this.status?.untrack();
     const count = this.jobs.size;
     this.ctx.scheduler.dropClient(this);

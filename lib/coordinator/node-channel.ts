@@ -153,7 +153,12 @@ export class NodeChannel extends EventEmitter<NodeChannelEvents> {
             return;
           }
           const proof = this.options.secret ? proveSecret(this.options.secret, m.challenge) : new Uint8Array(0);
-          channel.send({ type: 'auth', version: PROTOCOL_VERSION, proof, client: this.options.client });
+          channel.send({
+            type: 'auth',
+            version: PROTOCOL_VERSION,
+            proof,
+            client: { ...this.options.client, heartbeatTimeoutMs: this.options.heartbeatTimeoutMs },
+          });
         } else if (m.type === 'welcome') {
           authed = true;
           clearTimeout(timer);

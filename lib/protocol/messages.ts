@@ -23,8 +23,12 @@ export interface AuthMessage {
   version: number;
   /** HMAC-SHA256(secret, "mpmake-auth-v1" || challenge); empty when no secret. */
   proof: Uint8Array;
-  /** Who is building: shown in status views and used for fair sharing. */
-  client: { user: string; host: string; pid: number; build: string };
+  /**
+   * Who is building: shown in status views and used for fair sharing; and
+   * the client's heartbeat timeout, so the agent kills the jobs of a silent
+   * client before the client runs them again elsewhere.
+   */
+  client: { user: string; host: string; pid: number; build: string; heartbeatTimeoutMs?: number };
 }
 
 /** Agent -> client after a successful auth: node facts. */
@@ -143,6 +147,44 @@ export interface PongMessage {
   clockMs: number;
 }
 
+/** Client -> agent: who is connected and what runs here (`mpm status`, `mpm top`). */
+export interface StatusRequestMessage {
+  type: 'status-request';
+  id: number;
+}
+
+/** One connected client in a status reply, with its jobs on this node. */
+export interface StatusClient {
+  user: string;
+  host: string;
+  pid: number;
+  build: string;
+  running: number;
+  queued: number;
+}
+
+/** One job in a status reply. */
+export interface StatusJob {
+  /** The `build` of the client that sent it. */
+  build: string;
+  /** What it runs: the shell line, or the argv joined; at most 200 characters. */
+  command: string;
+  cwd: string;
+  /** Agent clock when it started; null while it waits in the queue. */
+  startedAtMs: number | null;
+}
+
+/** Agent -> client: the answer to a status-request (the asker is not listed). */
+export interface StatusMessage {
+  type: 'status';
+  id: number;
+  clients: StatusClient[];
+  /** Running jobs first, then queued ones, oldest first; capped. */
+  jobs: StatusJob[];
+  /** Jobs left out of `jobs` by the cap. */
+  jobsLeftOut?: number;
+}
+
 /** Either side: something went wrong; `id` names the job when it concerns one. */
 export interface ErrorMessage {
   type: 'error';
@@ -159,6 +201,7 @@ export type AgentToClient =
   | ExitMessage
   | ProbeResultMessage
   | PongMessage
+  | StatusMessage
   | ErrorMessage;
 
 export type ClientToAgent =
@@ -168,6 +211,7 @@ export type ClientToAgent =
   | CancelMessage
   | ProbeMessage
   | PingMessage
+  | StatusRequestMessage
   | ErrorMessage;
 
 export type Message = AgentToClient | ClientToAgent;
@@ -181,6 +225,20 @@ const isText = (v: unknown): v is WireText => isStr(v) || isBytes(v);
 const isTextArr = (v: unknown): v is WireText[] => Array.isArray(v) && v.every(isText);
 const isTextRecord = (v: unknown): v is Record<string, WireText> =>
   isObj(v) && Object.values(v).every(isText);
+const isStatusClient = (v: unknown): boolean =>
+  isObj(v) &&
+  isStr(v['user']) &&
+  isStr(v['host']) &&
+  isInt(v['pid']) &&
+  isStr(v['build']) &&
+  isInt(v['running']) &&
+  isInt(v['queued']);
+const isStatusJob = (v: unknown): boolean =>
+  isObj(v) &&
+  isStr(v['build']) &&
+  isStr(v['command']) &&
+  isStr(v['cwd']) &&
+  (v['startedAtMs'] === null || typeof v['startedAtMs'] === 'number');
 
 /**
  * Validates a decoded value as a message the agent accepts. Returns an
@@ -221,6 +279,8 @@ export function checkClientMessage(v: unknown): ClientToAgent | string {
         : 'malformed probe';
     case 'ping':
       return isInt(v['seq']) ? (v as unknown as PingMessage) : 'malformed ping';
+    case 'status-request':
+      return isInt(v['id']) ? (v as unknown as StatusRequestMessage) : 'malformed status-request';
     case 'error':
       return isStr(v['code']) && isStr(v['message'])
         ? (v as unknown as ErrorMessage)
@@ -262,6 +322,15 @@ export function checkAgentMessage(v: unknown): AgentToClient | string {
         : 'malformed probe-result';
     case 'pong':
       return isInt(v['seq']) ? (v as unknown as PongMessage) : 'malformed pong';
+    case 'status':
+      return isInt(v['id']) &&
+        Array.isArray(v['clients']) &&
+        v['clients'].every(isStatusClient) &&
+        Array.isArray(v['jobs']) &&
+        v['jobs'].every(isStatusJob) &&
+        (v['jobsLeftOut'] === undefined || isInt(v['jobsLeftOut']))
+        ? (v as unknown as StatusMessage)
+        : 'malformed status';
     case 'error':
       return isStr(v['code']) && isStr(v['message'])
         ? (v as unknown as ErrorMessage)

@@ -55,7 +55,8 @@ for (const how of ['SIGKILL', 'SIGSTOP'] as const) {
     for (let i = 0; i < 8; i++) t.equal(readFileSync(join(dir, `t${i}`), 'utf8'), `built-t${i}\n`);
     const rep = JSON.parse(readFileSync(report, 'utf8'));
     t.ok(rep.reruns.length >= 1, 'the lost jobs were run again');
-    t.ok(rep.reruns.length <= 2, 'each lost job once (the victim had 2 slots)');
+    const commands = rep.reruns.map((x: { command: string }) => x.command);
+    t.equal(new Set(commands).size, commands.length, 'each lost job was run again once');
     for (const rerun of rep.reruns) t.equal(rerun.from, 'test-agent-0');
     t.match(r.stderr.toString(), /lost test-agent-0 .* running it again on test-agent-1/);
     if (how === 'SIGSTOP') {
