@@ -22,6 +22,20 @@ export interface BuildReport {
   parallelism?: { peak: number; mean: number };
   /** The pool make used: ours, a parent's, or none (serial); tokens unaccounted for. */
   jobserver?: { kind: 'own' | 'parent' | 'none'; tokensLost: number; tokensRefilled: number };
+  /**
+   * Environment variables not shipped to nodes because they look like
+   * secrets (or match --mp-env-deny): names only, sorted, never values.
+   */
+  heldBackEnv?: string[];
+}
+
+/** The one line naming the variables held back from nodes, or undefined when none were. */
+export function heldBackLine(names: readonly string[]): string | undefined {
+  if (names.length === 0) return undefined;
+  return (
+    `mpmake: kept on this machine, as they look like secrets: ${names.join(', ')} ` +
+    '(recipes on nodes ran without them; ship one with --mp-env-allow=NAME)'
+  );
 }
 
 export function summaryLine(r: BuildReport): string {

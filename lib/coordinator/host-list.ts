@@ -12,6 +12,10 @@ export interface HostSpec {
   slots: number | undefined;
   /** True for a `localhost/N` entry without a port: the client's own slots. */
   local: boolean;
+  /** A secret for this node only (the embedded local agent's). */
+  secret?: Buffer;
+  /** Connect with TLS (the agent runs with `--tls`); set on every agent by `--mp-tls`. */
+  tls?: boolean;
 }
 
 /**

@@ -30,12 +30,19 @@ const isJobsWord = (w: string): boolean => /^-j[0-9]*$/.test(w) || /^--jobs(=|$)
  * the client), so a remote make, cargo or `gcc -flto=jobserver` starts its
  * own pool instead of touching fds that aren't there.
  */
-export function cleanMakeflagsForRemote(flags: string): string {
+export function cleanMakeflagsForRemote(
+  flags: string,
+  /** Also drops the command-line definitions of the variables this names (held-back secrets). */
+  dropVariable?: (name: string) => boolean,
+): string {
   const words = splitWords(flags);
   const dashdash = words.indexOf('--');
   const kept = words.filter((w, i) => {
     if (JOBSERVER_WORD.test(w)) return false;
     if (dashdash >= 0 && i > dashdash && /^(SHELL|MPMAKE_TARGET):?=/.test(w)) return false;
+    const isVar = dashdash >= 0 && i > dashdash;
+    const name = isVar ? /^([^=:+?!]+?)(?::{1,3}|[+?!])?=/.exec(w)?.[1] : undefined;
+    if (name !== undefined && dropVariable?.(name.replace(/\\(.)/g, '$1'))) return false;
     return true;
   });
   // A `--` left with no variables after it is noise.

@@ -7,8 +7,10 @@ import { TokenAudit } from '../jobserver/token-audit.js';
 import { attachObservers } from '../report/observers.js';
 import { installShim } from '../shim/install-shim.js';
 import { tracer } from '../trace.js';
-import { writeReport, summaryLine, type BuildReport } from './build-report.js';
+import { heldBackLine, writeReport, summaryLine, type BuildReport } from './build-report.js';
 import { Cluster } from './cluster.js';
+import { envFilter } from './env-filter.js';
+import { startLocalAgent } from './local-agent.js';
 import { intendedShell, makefileArgs } from './intended-shell.js';
 import { makeLeaksJobserver, makeVersion, runMake, type MakeResult } from './make-process.js';
 import { splitMakeArgs, type JobsRequest } from './make-args.js';
@@ -82,7 +84,11 @@ export async function runMpmake(argv: readonly string[], env: NodeJS.ProcessEnv)
     return localMake(options, makeArgv, env, started, 'local');
   }
 
-  const cluster = new Cluster(options.hosts, {
+  // localhost/N: the client's own slots, served by an agent inside mpmake.
+  const localAgents = await Promise.all(options.hosts.filter((h) => h.local).map(startLocalAgent));
+  const hosts = options.hosts.map((h) => (h.local ? localAgents.shift()!.spec : h));
+  const closeLocal = localAgents.slice();
+  const cluster = new Cluster(hosts, {
     secret,
     client: {
       user: userInfo().username,
@@ -97,17 +103,21 @@ export async function runMpmake(argv: readonly string[], env: NodeJS.ProcessEnv)
     maxClockSkewMs: options.maxClockSkewMs,
     checkTimeoutMs: Math.max(options.connectTimeoutMs, 3000),
   });
-  await cluster.start(where.cwd);
-  for (const l of cluster.leftOut) say(`mpmake: leaving out ${l.address}: ${l.reason}`);
-  if (cluster.readyNodes.length === 0 && cluster.localSlots === 0) {
-    cluster.close();
-    if (options.noFallback) {
-      throw new NoAgentsError('no agent is usable (see the lines above) and --mp-no-fallback is set');
+  try {
+    await cluster.start(where.cwd);
+    for (const l of cluster.leftOut) say(`mpmake: leaving out ${l.address}: ${l.reason}`);
+    if (cluster.readyNodes.length === 0) {
+      cluster.close();
+      if (options.noFallback) {
+        throw new NoAgentsError('no agent is usable (see the lines above) and --mp-no-fallback is set');
+      }
+      say('mpmake: no agent is usable; building locally with plain make');
+      return await localMake(options, makeArgv, env, started, 'local-fallback', cluster);
     }
-    say('mpmake: no agent is usable; building locally with plain make');
-    return localMake(options, makeArgv, env, started, 'local-fallback', cluster);
+    return await clusterMake(options, args, jobs, where, env, cluster, started);
+  } finally {
+    await Promise.all(closeLocal.map((a) => a.close()));
   }
-  return clusterMake(options, args, jobs, where, env, cluster, started);
 }
 
 /**
@@ -216,6 +226,7 @@ async function clusterMake(
       color: options.color,
       fallback: !options.noFallback,
       warn: say,
+      envFilter: envFilter({ allow: options.envAllow, deny: options.envDeny }),
     });
     const observers = attachObservers(router, cluster, {
       trace: options.trace,
@@ -256,6 +267,8 @@ async function clusterMake(
     const tokens = stopFollowing();
     if (tokens.lost > 0) say(`mpmake: ${tokens.lost} jobserver tokens were not returned (a client died holding them)`);
 
+    const dispatched = cluster.stats.remote - cluster.stats.retried;
+    const onClient = cluster.stats.perNode.get('local') ?? 0;
     const report: BuildReport = {
       version: 1,
       exitCode: result.code,
@@ -263,9 +276,10 @@ async function clusterMake(
       wallMs: Date.now() - started,
       mode: 'cluster',
       jobs: {
-        total: cluster.stats.remote - cluster.stats.retried + router.stats.local,
-        remote: cluster.stats.remote - cluster.stats.retried,
-        local: router.stats.local,
+        total: dispatched + router.stats.local,
+        // Jobs on the client's own slots (the embedded agent) count as local.
+        remote: dispatched - onClient,
+        local: router.stats.local + onClient,
         retried: cluster.stats.retried,
         failed: router.stats.failed + router.stats.errors,
       },
@@ -283,9 +297,12 @@ async function clusterMake(
         tokensLost: tokens.lost,
         tokensRefilled: pool.own?.stats.refilled ?? 0,
       },
+      heldBackEnv: [...router.heldBackEnv].sort(),
     };
     observers.finish(report);
     if (options.report) writeReport(options.report, report);
+    const held = heldBackLine(report.heldBackEnv ?? []);
+    if (held !== undefined && !options.quiet) say(held);
     if (!options.quiet) say(summaryLine(report));
     return { ...result, report };
   } finally {

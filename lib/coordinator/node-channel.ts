@@ -1,7 +1,8 @@
 import { EventEmitter } from 'node:events';
-import { connect } from 'node:net';
+import { connect, type Socket } from 'node:net';
+import { AgentAuthError, TlsError } from '../errors.js';
 import { Channel } from '../protocol/channel.js';
-import { proveSecret } from '../protocol/auth.js';
+import { newChallenge, proveSecret, verifyAgentProof } from '../protocol/auth.js';
 import {
   checkAgentMessage,
   PROTOCOL_VERSION,
@@ -12,6 +13,7 @@ import {
   type LoadMessage,
   type ProbeResultMessage,
 } from '../protocol/messages.js';
+import { connectTls, isTlsError } from '../protocol/tls.js';
 import { tracer } from '../trace.js';
 import { Backoff } from './backoff.js';
 import type { HostSpec } from './host-list.js';
@@ -131,35 +133,72 @@ export class NodeChannel extends EventEmitter<NodeChannelEvents> {
 
   private connect(): void {
     if (!this.transition(this.state, 'connecting', undefined)) return;
-    const socket = connect({ host: this.spec.host, port: this.spec.port });
+    const secret = this.spec.secret ?? this.options.secret;
+    const tls = this.spec.tls === true;
+    let socket: Socket;
+    if (tls) {
+      if (!secret) {
+        this.refused = true;
+        const why = 'TLS needs the cluster secret: set MPMAKE_SECRET_FILE or --mp-secret-file';
+        this.transition('connecting', 'down', why);
+        return;
+      }
+      socket = connectTls(this.spec.host, this.spec.port, secret);
+    } else socket = connect({ host: this.spec.host, port: this.spec.port });
     const channel = new Channel<AgentToClient, ClientToAgent>(socket, { check: checkAgentMessage });
     this.channel = channel;
+    let hello: { challenge: Uint8Array } | undefined;
     const timer = setTimeout(() => {
-      channel.destroy(new Error(`no answer within ${this.options.connectTimeoutMs} ms`));
+      const hint = hello || tls ? '' : ' (an agent started with --tls needs --mp-tls)';
+      channel.destroy(new Error(`no answer within ${this.options.connectTimeoutMs} ms${hint}`));
     }, this.options.connectTimeoutMs);
     let authed = false;
+    // Our own challenge to the agent: it must sign it in its welcome.
+    const nonce = secret ? newChallenge() : undefined;
     channel.on('message', (m) => {
       this.lastHeardMs = Date.now();
       if (!authed) {
         if (m.type === 'hello') {
+          if (hello) {
+            channel.destroy(new Error('the agent sent a second hello (MPM_ERR_PROTOCOL)'));
+            return;
+          }
+          hello = m;
           if (m.version !== PROTOCOL_VERSION) {
             this.refused = true;
             channel.destroy(new Error(`agent speaks protocol ${m.version}, we speak ${PROTOCOL_VERSION}`));
             return;
           }
-          if (m.authRequired && !this.options.secret) {
+          if (m.authRequired && !secret) {
             this.refused = true;
             channel.destroy(new Error('the agent requires a shared secret: set MPMAKE_SECRET_FILE or --mp-secret-file'));
             return;
           }
-          const proof = this.options.secret ? proveSecret(this.options.secret, m.challenge) : new Uint8Array(0);
+          const proof = secret ? proveSecret(secret, m.challenge) : new Uint8Array(0);
           channel.send({
             type: 'auth',
             version: PROTOCOL_VERSION,
             proof,
             client: { ...this.options.client, heartbeatTimeoutMs: this.options.heartbeatTimeoutMs },
+            ...(nonce ? { nonce } : {}),
           });
         } else if (m.type === 'welcome') {
+          if (!hello) {
+            channel.destroy(new Error('the agent sent welcome before hello (MPM_ERR_PROTOCOL)'));
+            return;
+          }
+          // Nothing of the build (jobs, environments, probes) goes to an
+          // agent that cannot prove it holds the secret.
+          if (secret && nonce && !verifyAgentProof(secret, hello.challenge, nonce, m.proof)) {
+            this.refused = true;
+            channel.destroy(
+              new AgentAuthError(
+                "the agent did not prove that it holds the cluster's secret: it is not one of " +
+                  'ours, or runs without --secret-file (MPM_ERR_AGENT_AUTH)',
+              ),
+            );
+            return;
+          }
           authed = true;
           clearTimeout(timer);
           this.nodeId = m.nodeId;
@@ -184,6 +223,15 @@ export class NodeChannel extends EventEmitter<NodeChannelEvents> {
       if (this.channel !== channel) return;
       this.channel = undefined;
       if (this.state === 'closed') return;
+      if (err && !authed && isTlsError(err)) {
+        // Another secret, or TLS on one side only: trying again will not help.
+        this.refused = true;
+        err = new TlsError(
+          `TLS handshake failed (${err.message.split('\n')[0]?.trim()}): the agent has another ` +
+            `secret${tls ? ', or does not run with --tls' : ''} (MPM_ERR_TLS)`,
+          { cause: err },
+        );
+      }
       const reason = describe(err, authed);
       this.transition(this.state, 'down', reason);
       if (this.options.reconnect && !this.refused) {

@@ -21,6 +21,12 @@ export interface MpmakeOptions {
   connectTimeoutMs: number;
   heartbeatTimeoutMs: number;
   maxClockSkewMs: number;
+  /** TLS to every agent (they run with `--tls`), keyed by the secret. */
+  tls: boolean;
+  /** Names (or `*` patterns) shipped to nodes even when they look like secrets. */
+  envAllow: string[];
+  /** More name patterns held back from nodes. */
+  envDeny: string[];
   help: boolean;
   version: boolean;
 }
@@ -44,6 +50,9 @@ const SPEC: Record<string, { kind: Kind; env: string; key: string }> = {
   'connect-timeout': { kind: 'ms', env: 'MPMAKE_CONNECT_TIMEOUT', key: 'connectTimeoutMs' },
   'heartbeat-timeout': { kind: 'ms', env: 'MPMAKE_HEARTBEAT_TIMEOUT', key: 'heartbeatTimeoutMs' },
   'max-clock-skew': { kind: 'ms', env: 'MPMAKE_MAX_CLOCK_SKEW', key: 'maxClockSkewMs' },
+  tls: { kind: 'bool', env: 'MPMAKE_TLS', key: 'tls' },
+  'env-allow': { kind: 'string', env: 'MPMAKE_ENV_ALLOW', key: 'envAllow' },
+  'env-deny': { kind: 'string', env: 'MPMAKE_ENV_DENY', key: 'envDeny' },
   config: { kind: 'string', env: 'MPMAKE_CONFIG', key: 'config' },
   help: { kind: 'bool', env: '', key: 'help' },
   version: { kind: 'bool', env: '', key: 'version' },
@@ -148,9 +157,17 @@ export function parseArgs(argv: readonly string[], env: NodeJS.ProcessEnv): Pars
     throw new UsageError(`--mp-jobserver-style must be pipe or fifo, not "${style}"`);
   }
   const local = get('local');
+  const tls = bool('tls');
+  const secretFile = get('secret-file')?.value;
+  if (tls && secretFile === undefined) {
+    throw new UsageError(
+      '--mp-tls needs the cluster secret (--mp-secret-file, MPMAKE_SECRET_FILE or config "secretFile"): the TLS key is derived from it',
+    );
+  }
+  const parsedHosts = hosts ? parseHostList(hosts.value, hosts.from) : [];
   const options: MpmakeOptions = {
-    hosts: hosts ? parseHostList(hosts.value, hosts.from) : [],
-    secretFile: get('secret-file')?.value,
+    hosts: tls ? parsedHosts.map((h) => (h.local ? h : { ...h, tls: true })) : parsedHosts,
+    secretFile,
     noFallback: bool('no-fallback'),
     quiet: bool('quiet'),
     local: local ? local.value.split(/[\s,]+/).filter(Boolean) : DEFAULT_LOCAL,
@@ -163,10 +180,38 @@ export function parseArgs(argv: readonly string[], env: NodeJS.ProcessEnv): Pars
     connectTimeoutMs: ms('connect-timeout', 3000),
     heartbeatTimeoutMs: ms('heartbeat-timeout', 5000),
     maxClockSkewMs: ms('max-clock-skew', 1000),
+    tls,
+    envAllow: nameList(get('env-allow')),
+    envDeny: nameList(get('env-deny')),
     help: flags.has('help'),
     version: flags.has('version'),
   };
   return { options, makeArgv };
+}
+
+/**
+ * A list of variable names or `*`/`?` patterns: separated by commas or
+ * spaces, or a JSON array in the config file.
+ */
+function nameList(v: { value: string; from: string } | undefined): string[] {
+  if (!v) return [];
+  let items: unknown = undefined;
+  if (v.value.trim().startsWith('[')) {
+    try {
+      items = JSON.parse(v.value);
+    } catch {
+      // not JSON: split as text below
+    }
+  }
+  const list = Array.isArray(items) ? items : v.value.split(/[\s,]+/).filter(Boolean);
+  for (const item of list) {
+    if (typeof item !== 'string' || !/^[A-Za-z0-9_*?]+$/.test(item)) {
+      throw new UsageError(
+        `${v.from} must list variable names or patterns (letters, digits, _, * and ?), not ${JSON.stringify(item)}`,
+      );
+    }
+  }
+  return list as string[];
 }
 
 export const MPMAKE_HELP = `Usage: mpmake [--mp-OPTION...] [GNU make arguments...]
@@ -195,6 +240,12 @@ Options (environment variable; config file key):
   --mp-connect-timeout=MS  per-agent connect timeout [3000]
   --mp-heartbeat-timeout=MS  silence after which a node is down [5000]
   --mp-max-clock-skew=MS   largest tolerated clock difference [1000]
+  --mp-tls                 TLS to every agent (agents run with --tls); needs the
+                           secret (MPMAKE_TLS=1; tls)
+  --mp-env-allow=NAMES     ship these variables even though they look like
+                           secrets: NAME or PATTERN, comma-separated
+                           (MPMAKE_ENV_ALLOW; envAllow)
+  --mp-env-deny=PATTERNS   hold back these variables too (MPMAKE_ENV_DENY; envDeny)
   --mp-config=FILE         config file (MPMAKE_CONFIG) [~/.config/mpmake/config.json]
   --mp-help, --mp-version
 `;

@@ -7,6 +7,7 @@ import {
 } from '../shim/shim-protocol.js';
 import type { BuildEvents, JobStartEvent } from './build-events.js';
 import type { Cluster, JobSpec } from './cluster.js';
+import type { EnvFilter } from './env-filter.js';
 import { remoteEnv } from './remote-env.js';
 import type { ShimConnection } from './shim-server.js';
 import type { ShellResolver } from './shell-resolver.js';
@@ -29,6 +30,8 @@ export interface RouterOptions {
   fallback: boolean;
   /** For the one warning when the cluster is gone. */
   warn: (line: string) => void;
+  /** Which variables stay on the client; default: those that look like secrets. */
+  envFilter?: EnvFilter;
 }
 
 /**
@@ -38,6 +41,8 @@ export interface RouterOptions {
  */
 export class RecipeRouter extends EventEmitter<BuildEvents> {
   readonly stats: RouterStats = { local: 0, failed: 0, errors: 0 };
+  /** Names of the variables held back from nodes so far (never their values). */
+  readonly heldBackEnv = new Set<string>();
   private readonly live = new Set<ShimConnection>();
   private seq = 0;
 
@@ -93,7 +98,7 @@ export class RecipeRouter extends EventEmitter<BuildEvents> {
       this.emit('job-end', { ...start, endedAtMs: Date.now(), code: null, signal: null, queuedMs: 0, runMs: 0 });
       return;
     }
-    const env = remoteEnv(req.env);
+    const env = remoteEnv(req.env, this.options.envFilter, this.heldBackEnv);
     if (env['SHELL'] === this.options.shimPath) delete env['SHELL'];
     const spec: JobSpec = { argv: [shell, ...req.argv.slice(1)], cwd: req.cwd, env, umask: req.umask };
     const bothTty = (req.flags & SHIM_FLAG_STDOUT_TTY) !== 0 && (req.flags & SHIM_FLAG_STDERR_TTY) !== 0;
