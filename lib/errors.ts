@@ -63,6 +63,26 @@ export class AuthError extends MpmakeError {
   }
 }
 
+/**
+ * An agent could not prove that it holds the cluster's secret (mutual
+ * authentication): it is not one of ours, or runs without a secret. Nothing
+ * of the build is sent to it.
+ */
+export class AgentAuthError extends MpmakeError {
+  constructor(message: string) {
+    super('MPM_ERR_AGENT_AUTH', message);
+    this.name = 'AgentAuthError';
+  }
+}
+
+/** The TLS handshake with an agent failed: another secret, or TLS on one side only. */
+export class TlsError extends MpmakeError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('MPM_ERR_TLS', message, options);
+    this.name = 'TlsError';
+  }
+}
+
 /** The connection to an agent was lost while jobs were running on it. */
 export class AgentLostError extends MpmakeError {
   constructor(nodeId: string, options?: { cause?: unknown }) {

@@ -3,6 +3,9 @@ import { isIP } from 'node:net';
 import { availableParallelism } from 'node:os';
 import { isAbsolute } from 'node:path';
 import { UsageError } from '../errors.js';
+import { AllowList, LOOPBACK_NETWORKS } from './allow-list.js';
+import { nativeLauncher } from './job-command.js';
+import { lookupUser, unsafePathReason, type RunAs } from './run-as.js';
 import { readSecretFile } from './secret-file.js';
 
 export const DEFAULT_LISTEN = '127.0.0.1:7543';
@@ -19,6 +22,14 @@ export interface RawAgentOptions {
   maxQueuedPerClient?: string | number | undefined;
   /** Shut down when stdin reaches EOF: an agent started by a parent dies with it. */
   exitWithStdin?: boolean | undefined;
+  /** TLS on every connection, keyed by the secret. */
+  tls?: boolean | undefined;
+  /** Client networks (CIDR) allowed to connect. */
+  allow?: string[] | string | undefined;
+  /** Run jobs as this user (the agent starts as root). */
+  user?: string | undefined;
+  /** Allow running jobs as root. */
+  allowRoot?: boolean | undefined;
 }
 
 /** Validated agent options; everything the agent needs, nothing left to check. */
@@ -33,6 +44,14 @@ export interface AgentOptions {
   /** Real paths of the directories a job's cwd must be under. */
   roots: string[];
   maxQueuedPerClient: number;
+  /** TLS-PSK on every connection (needs `secret`); off when absent. */
+  tls?: boolean;
+  /** Networks clients may connect from; absent = any. */
+  allow?: AllowList | undefined;
+  /** Jobs run as this user; absent = as the agent's own user. */
+  runAs?: RunAs | undefined;
+  /** `--allow-root`: jobs may run as root. */
+  allowRoot?: boolean;
 }
 
 /** Splits `HOST:PORT` (or `[V6]:PORT`). */
@@ -102,5 +121,74 @@ export async function resolveAgentOptions(raw: RawAgentOptions): Promise<AgentOp
   const rootArgs = raw.root === undefined ? ['/'] : [raw.root].flat();
   if (rootArgs.length === 0) throw new UsageError('--root needs a directory');
   const roots = await Promise.all(rootArgs.map(resolveRoot));
-  return { host, port, slots, id: raw.id, secret, roots, maxQueuedPerClient };
+  if (raw.tls && secret === undefined) {
+    throw new UsageError('--tls needs --secret-file: the TLS key is derived from the secret');
+  }
+  const allowArgs = raw.allow === undefined ? [] : [raw.allow].flat();
+  // Without a secret anyone who connects may run commands: loopback only, unless told.
+  const allow =
+    allowArgs.length > 0
+      ? new AllowList(allowArgs)
+      : secret === undefined
+        ? new AllowList(LOOPBACK_NETWORKS)
+        : undefined;
+  const runAs = raw.user === undefined ? undefined : await lookupUser(raw.user);
+  return {
+    host,
+    port,
+    slots,
+    id: raw.id,
+    secret,
+    roots,
+    maxQueuedPerClient,
+    tls: raw.tls === true,
+    allow,
+    runAs,
+    allowRoot: raw.allowRoot === true,
+  };
+}
+
+/**
+ * Refuses to run jobs as root unless told to: started as root, an agent
+ * needs `--user NAME` (jobs run as that user) or `--allow-root`. Returns
+ * the options with `runAs` dropped when it names the agent's own user.
+ * `euid` is the agent's effective uid.
+ */
+export async function checkRunAs(options: AgentOptions, euid: number): Promise<AgentOptions> {
+  const { runAs } = options;
+  if (runAs === undefined) {
+    if (euid === 0 && !options.allowRoot) {
+      throw new UsageError(
+        'refusing to run as root without --user: every job would run as root. ' +
+          'Pass --user NAME to run jobs as that unprivileged user, or --allow-root to run them as root',
+      );
+    }
+    return options;
+  }
+  if (runAs.uid === 0 && !options.allowRoot) {
+    throw new UsageError(
+      `--user ${runAs.name} is root: pick an unprivileged user, or pass --allow-root`,
+    );
+  }
+  if (runAs.uid === euid) return { ...options, runAs: undefined };
+  if (euid !== 0) {
+    throw new UsageError(
+      `--user ${runAs.name} needs the agent to start as root (it runs as uid ${euid})`,
+    );
+  }
+  const launcher = nativeLauncher();
+  if (launcher === undefined) {
+    throw new UsageError(
+      '--user needs the job launcher build/mpmake-exec (run `make build`): ' +
+        "it is what drops to the user's uid, gid and groups",
+    );
+  }
+  const unsafe = await unsafePathReason(launcher);
+  if (unsafe !== undefined) {
+    throw new UsageError(
+      `--user: the job launcher runs as root before it drops to ${runAs.name}, but ${unsafe}; ` +
+        'install mpmake where only root can write',
+    );
+  }
+  return options;
 }

@@ -1,7 +1,8 @@
-import { createServer, type AddressInfo, type Server } from 'node:net';
+import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { availableParallelism, freemem, hostname, loadavg } from 'node:os';
 import { UsageError } from '../errors.js';
 import type { LoadMessage } from '../protocol/messages.js';
+import { acceptTls } from '../protocol/tls.js';
 import type { AgentLog } from './agent-log.js';
 import type { AgentOptions } from './agent-options.js';
 import { AgentSession, type AgentContext } from './agent-session.js';
@@ -9,6 +10,13 @@ import { killGroup } from './job-process.js';
 import { JobScheduler } from './job-scheduler.js';
 import { LoadReporter } from './load-reporter.js';
 import { KILL_GRACE_MS, type RemoteJob } from './remote-job.js';
+
+/**
+ * Connections from one address still authenticating, at most: a peer that
+ * opens many and says nothing cannot pile up sessions (each is cut off
+ * after AUTH_TIMEOUT_MS anyway).
+ */
+export const MAX_HANDSHAKES_PER_ADDRESS = 32;
 
 /**
  * The node agent: listens, accepts clients (each an AgentSession), and owns
@@ -60,14 +68,7 @@ export class AgentServer {
       log,
       loadMessage,
     };
-    server.on('connection', (socket) => {
-      if (this.closing) {
-        socket.destroy();
-        return;
-      }
-      const session = new AgentSession(socket, this.context, (s) => this.sessions.delete(s));
-      this.sessions.add(session);
-    });
+    server.on('connection', (socket) => this.accept(socket, log));
     server.on('error', (err) => log(`server error: ${err.message}`));
     this.reporter.start();
   }
@@ -90,6 +91,41 @@ export class AgentServer {
     });
     const address = server.address() as AddressInfo;
     return new AgentServer(server, options, address.address, address.port, log, agentVersion);
+  }
+
+  /**
+   * Admits a connection: from an allowed network, not one too many from
+   * one address, wrapped in TLS when configured. A refused one is closed
+   * before a byte is read or written, and logged.
+   */
+  private accept(socket: Socket, log: AgentLog): void {
+    const address = socket.remoteAddress;
+    const peer = `${address}:${socket.remotePort}`;
+    if (this.closing) {
+      socket.destroy();
+      return;
+    }
+    const { allow, secret, tls } = this.options;
+    if (allow && !allow.allows(address)) {
+      log(`refused connection from ${peer}: not in --allow (${allow.toString()})`);
+      socket.destroy();
+      return;
+    }
+    let pending = 0;
+    for (const s of this.sessions) if (!s.isReady && s.address === address) pending++;
+    if (pending >= MAX_HANDSHAKES_PER_ADDRESS) {
+      log(`refused connection from ${peer}: ${pending} connections from there still authenticating`);
+      socket.destroy();
+      return;
+    }
+    const channelSocket = tls && secret ? acceptTls(socket, secret) : socket;
+    const session = new AgentSession(
+      channelSocket,
+      this.context,
+      (s) => this.sessions.delete(s),
+      { address, port: socket.remotePort },
+    );
+    this.sessions.add(session);
   }
 
   get nodeId(): string {

@@ -1,6 +1,8 @@
 import type { Socket } from 'node:net';
-import { newChallenge, verifyProof } from '../protocol/auth.js';
+import { dirname } from 'node:path';
+import { newChallenge, proveAgent, verifyProof } from '../protocol/auth.js';
 import { Channel } from '../protocol/channel.js';
+import { DEFAULT_MAX_FRAME_BYTES } from '../protocol/frame-codec.js';
 import {
   checkClientMessage,
   PROTOCOL_VERSION,
@@ -12,6 +14,7 @@ import {
   type LoadMessage,
   type ProbeMessage,
 } from '../protocol/messages.js';
+import { isTlsError } from '../protocol/tls.js';
 import { printable, type AgentLog } from './agent-log.js';
 import { statusReply, trackClient, type StatusEntry } from './agent-status.js';
 import type { AgentOptions } from './agent-options.js';
@@ -35,6 +38,12 @@ export const DEFAULT_CLIENT_SILENCE_MS = 4000;
 const CLOSE_LINGER_MS = 2000;
 /** Unsent bytes that mean the client stopped reading altogether. */
 const MAX_UNSENT_BYTES = 64 * 1024 * 1024;
+/**
+ * Frame limit before authentication: an auth message is small, and a peer
+ * that has not proved anything must not make us buffer 16 MiB. Clients
+ * wait for the welcome before sending anything else.
+ */
+export const PRE_AUTH_MAX_FRAME_BYTES = 64 * 1024;
 
 /** What every session shares: the node's facts, options and slots. */
 export interface AgentContext {
@@ -72,17 +81,25 @@ export class AgentSession {
   private client = '';
   /** Lists this connection in status replies once authenticated. */
   private status: StatusEntry | undefined;
-  /** The peer's address, for logs. */
+  /** The peer's address and port, for logs. */
   readonly peer: string;
+  /** The peer's address alone. */
+  readonly address: string | undefined;
 
   constructor(
     socket: Socket,
     private readonly ctx: AgentContext,
     private readonly onClosed: (session: AgentSession) => void,
+    /** Where the connection came from, when `socket` wraps another (TLS). */
+    from?: { address: string | undefined; port: number | undefined },
   ) {
-    this.peer = `${socket.remoteAddress}:${socket.remotePort}`;
+    this.address = from ? from.address : socket.remoteAddress;
+    this.peer = `${this.address}:${from ? from.port : socket.remotePort}`;
     socket.setKeepAlive(true, 30_000);
-    this.channel = new Channel(socket, { check: checkClientMessage });
+    this.channel = new Channel(socket, {
+      check: checkClientMessage,
+      maxFrameBytes: PRE_AUTH_MAX_FRAME_BYTES,
+    });
     this.channel.on('message', (m) => this.onMessage(m));
     this.channel.on('protocol-error', (err) => this.onProtocolError(err));
     this.channel.on('drain', () => this.setCongested(false));
@@ -176,6 +193,7 @@ export class AgentSession {
   private onAuthenticated(auth: AuthMessage): void {
     clearTimeout(this.authTimer);
     this.state = 'ready';
+    this.channel.setMaxFrameBytes(DEFAULT_MAX_FRAME_BYTES);
     const c = auth.client as Partial<AuthMessage['client']> & { heartbeatTimeoutMs?: unknown };
     if (typeof c.heartbeatTimeoutMs === 'number' && c.heartbeatTimeoutMs >= 250) {
       this.silenceMs = Math.floor(c.heartbeatTimeoutMs * 0.8);
@@ -185,6 +203,7 @@ export class AgentSession {
     this.ctx.log(`${this.peer}: authenticated (${this.client})`);
     this.status = trackClient(this.ctx, auth.client, this.jobs);
     const { ctx } = this;
+    const secret = ctx.options.secret;
     this.send({
       type: 'welcome',
       nodeId: ctx.nodeId,
@@ -193,6 +212,8 @@ export class AgentSession {
       slots: ctx.scheduler.slots,
       cpus: ctx.cpus,
       clockMs: Date.now(),
+      // Mutual authentication: the client learns we hold the secret too.
+      ...(secret && auth.nonce ? { proof: proveAgent(secret, this.challenge, auth.nonce) } : {}),
     });
     this.send(ctx.loadMessage());
   }
@@ -235,8 +256,12 @@ export class AgentSession {
     if (reason !== undefined) return this.refuseJob(id, reason);
     // MPMAKE_NODE tells a recipe (and a test) which node it runs on.
     const placed = { ...message, env: { ...message.env, MPMAKE_NODE: this.ctx.nodeId } };
-    const job = new RemoteJob(placed, { send: (m) => this.send(m) }, this.ctx.log, (j) =>
-      this.onJobFinished(j),
+    const job = new RemoteJob(
+      placed,
+      { send: (m) => this.send(m) },
+      this.ctx.log,
+      (j) => this.onJobFinished(j),
+      options.runAs,
     );
     this.jobs.set(id, job);
     this.admitting++;
@@ -304,7 +329,13 @@ export class AgentSession {
   }
 
   private probe(message: ProbeMessage): void {
-    void checkProbe(message.path, message.content).then(({ ok, reason }) => {
+    // Probes read files as the agent (root, with --user): only under the roots.
+    const { roots } = this.ctx.options;
+    const outside = cwdRefusal(dirname(message.path), roots, 'probe directory').then((refusal) =>
+      refusal === undefined ? undefined : { ok: false, reason: refusal },
+    );
+    void outside.then(async (refused) => {
+      const { ok, reason } = refused ?? (await checkProbe(message.path, message.content));
       if (this.state === 'ready') {
         this.send({ type: 'probe-result', id: message.id, ok, reason });
       }
@@ -339,7 +370,8 @@ export class AgentSession {
     const killed = this.release();
     this.state = 'closed';
     if (wasOpen) {
-      const why = err ? `: ${printable(err.message)}` : '';
+      const tls = err && isTlsError(err) ? 'TLS: ' : '';
+      const why = err ? `: ${tls}${printable(err.message)}` : '';
       const what = killed > 0 ? ` (${killed} job${killed === 1 ? '' : 's'} killed or dropped)` : '';
       this.ctx.log(`${this.peer}: connection closed${why}${what}`);
     }

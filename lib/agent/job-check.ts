@@ -53,26 +53,28 @@ export function isUnder(dir: string, root: string): boolean {
 /**
  * Why `cwd` cannot be a job's directory here, or undefined: it must be an
  * existing directory whose real path is under one of the agent's roots (the
- * real path, so a symlink cannot lead out of them).
+ * real path, so a symlink cannot lead out of them). `what` names the
+ * directory in the reason.
  */
 export async function cwdRefusal(
   cwd: string,
   roots: readonly string[],
+  what = 'cwd',
 ): Promise<string | undefined> {
-  if (!isAbsolute(cwd)) return `cwd ${cwd} is not an absolute path`;
+  if (!isAbsolute(cwd)) return `${what} ${cwd} is not an absolute path`;
   let real: string;
   try {
     real = await realpath(cwd);
-    if (!(await stat(real)).isDirectory()) return `cwd ${cwd} is not a directory on this node`;
+    if (!(await stat(real)).isDirectory()) return `${what} ${cwd} is not a directory on this node`;
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     if (code === 'ENOENT' || code === 'ENOTDIR') {
       return `no such directory: ${cwd} — does this node see the same file system?`;
     }
-    return `cwd ${cwd}: ${(err as Error).message}`;
+    return `${what} ${cwd}: ${(err as Error).message}`;
   }
   if (!roots.some((root) => isUnder(real, root))) {
-    return `cwd ${cwd} is outside this agent's --root directories (${roots.join(', ')})`;
+    return `${what} ${cwd} is outside this agent's --root directories (${roots.join(', ')})`;
   }
   return undefined;
 }

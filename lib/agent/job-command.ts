@@ -2,6 +2,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { TtySize, WireText } from '../protocol/messages.js';
 import { packageRoot } from './package-root.js';
+import type { RunAs } from './run-as.js';
 
 /** The shell that applies the job's umask (Node cannot set a child's umask). */
 export const WRAPPER_SHELL = '/bin/sh';
@@ -64,8 +65,13 @@ export function printfFormat(bytes: Uint8Array): string {
  *   value that came as raw bytes goes to the wrapper as a printf format,
  *   and the wrapper turns it back into those bytes before exec.
  */
-export function buildJobCommand(job: JobRequest): JobCommand {
+export function buildJobCommand(job: JobRequest, runAs?: RunAs): JobCommand {
   const launcher = nativeLauncher();
+  if (runAs !== undefined) {
+    // Only the launcher can drop to a user with its groups (checked at start).
+    if (launcher === undefined) throw new Error('--user needs build/mpmake-exec');
+    return launcherCommand(launcher, job, runAs);
+  }
   return launcher ? launcherCommand(launcher, job) : shellCommand(job);
 }
 
@@ -86,11 +92,19 @@ export function nativeLauncher(): string | undefined {
  * NL->CRLF mapping, decodes arguments and environment values that came as
  * raw bytes (sent hex-encoded), and then supervises the job, killing its
  * process group if the agent dies.
+ *
+ * With `runAs` (flag u) the launcher starts as root and drops to that
+ * user's uid, gid and groups before anything of the job's runs. It must
+ * not be exec'd with the client's environment then: the dynamic loader
+ * would honour LD_PRELOAD and friends while it is still root. So it gets
+ * an empty environment, and the job's comes as `NAME=VALUE` arguments
+ * between the credentials and `--`, set only once root is gone.
  */
-export function launcherCommand(launcher: string, job: JobRequest): JobCommand {
+export function launcherCommand(launcher: string, job: JobRequest, runAs?: RunAs): JobCommand {
   const tty = job.tty !== undefined;
   const mask = (job.umask & 0o777).toString(8).padStart(3, '0');
-  const flags = (job.mergeOutput && !tty ? 'm' : '') + (tty ? 't' : '') || '-';
+  const flags =
+    (job.mergeOutput && !tty ? 'm' : '') + (tty ? 't' : '') + (runAs ? 'u' : '') || '-';
   const hexArgs: number[] = [];
   const argv = job.argv.map((a, i) => {
     if (typeof a === 'string') return a;
@@ -107,13 +121,19 @@ export function launcherCommand(launcher: string, job: JobRequest): JobCommand {
     }
   }
   if (hexEnv.length) env['MPMAKE_EXEC_HEXENV'] = hexEnv.join(',');
-  return {
-    file: launcher,
-    args: [mask, flags, hexArgs.length ? hexArgs.join(',') : '-', '--', ...argv],
-    cwd: job.cwd,
-    env,
-    tty: job.tty,
-  };
+  const head = [mask, flags, hexArgs.length ? hexArgs.join(',') : '-'];
+  if (runAs) {
+    const creds = `${runAs.uid}:${runAs.gid}:${runAs.groups.join(',')}`;
+    const envArgs = Object.entries(env).map(([name, value]) => `${name}=${value}`);
+    return {
+      file: launcher,
+      args: [...head, creds, ...envArgs, '--', ...argv],
+      cwd: job.cwd,
+      env: {},
+      tty: job.tty,
+    };
+  }
+  return { file: launcher, args: [...head, '--', ...argv], cwd: job.cwd, env, tty: job.tty };
 }
 
 /** The job under the `/bin/sh` wrapper, where mpmake-exec was not built. */

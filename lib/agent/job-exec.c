@@ -6,10 +6,17 @@
  * wrapper shell.
  *
  *   mpmake-exec UMASK FLAGS HEXARGS -- ARGV...
+ *   mpmake-exec UMASK FLAGS HEXARGS UID:GID:GROUPS NAME=VALUE... -- ARGV...  (flag u)
  *
  * UMASK   octal, e.g. 022.
  * FLAGS   letters, or "-": m = stderr goes where stdout goes (dup2(1, 2));
- *         t = stdout is a pty: clear ONLCR, stdin from /dev/null.
+ *         t = stdout is a pty: clear ONLCR, stdin from /dev/null;
+ *         u = started as root: become UID, GID with the supplementary
+ *         GROUPS (comma-separated, may be empty) before anything else,
+ *         enter the working directory again as that user, and give the job
+ *         exactly the NAME=VALUE environment from the arguments. The agent
+ *         execs us with an empty environment then, so the dynamic loader
+ *         has nothing of the client's (LD_PRELOAD…) to act on as root.
  * HEXARGS comma-separated indices into ARGV whose text is hex-encoded
  *         bytes, or "-".
  * MPMAKE_EXEC_HEXENV: comma-separated names of environment variables whose
@@ -23,6 +30,8 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -65,6 +74,70 @@ static void on_agent_died(int sig) {
   (void)sig;
   kill(0, SIGKILL); /* our process group: the job, its children, and us */
   _exit(137);
+}
+
+#define MAX_GROUPS 1024
+
+/* Parses a decimal id; returns 0 on success. */
+static int parse_id(const char *s, char **end, unsigned long *out) {
+  if (*s < '0' || *s > '9') return -1;
+  errno = 0;
+  *out = strtoul(s, end, 10);
+  return errno != 0 || *out > 0xfffffffeUL ? -1 : 0;
+}
+
+/*
+ * Becomes the user in CREDS ("UID:GID:G1,G2,..."): groups, then gid, then
+ * uid, checks that root cannot be regained, and enters the working
+ * directory again as that user, so a directory the user may not enter is
+ * refused as it would be at a login.
+ */
+static void drop_privileges(const char *creds) {
+  unsigned long uid, gid, g;
+  static gid_t groups[MAX_GROUPS];
+  size_t ngroups = 0;
+  char *end;
+  const char *p = creds;
+  if (parse_id(p, &end, &uid) != 0 || *end != ':') die("bad credentials", creds);
+  p = end + 1;
+  if (parse_id(p, &end, &gid) != 0 || *end != ':') die("bad credentials", creds);
+  p = end + 1;
+  while (*p) {
+    if (ngroups == MAX_GROUPS || parse_id(p, &end, &g) != 0) die("bad credentials", creds);
+    groups[ngroups++] = (gid_t)g;
+    if (*end == ',') end++;
+    else if (*end != '\0') die("bad credentials", creds);
+    p = end;
+  }
+  static char cwd[PATH_MAX];
+  if (!getcwd(cwd, sizeof cwd)) die("getcwd", strerror(errno));
+  if (setgroups(ngroups, groups) != 0) die("setgroups", strerror(errno));
+  if (setgid((gid_t)gid) != 0) die("setgid", strerror(errno));
+  if (setuid((uid_t)uid) != 0) die("setuid", strerror(errno));
+  if (uid != 0 && (setuid(0) == 0 || seteuid(0) == 0)) die("could not drop root", NULL);
+  if (getuid() != (uid_t)uid || geteuid() != (uid_t)uid || getgid() != (gid_t)gid ||
+      getegid() != (gid_t)gid)
+    die("could not become the job's user", creds);
+  if (chdir(cwd) != 0) {
+    fprintf(stderr, "mpm agent: cannot enter %s as uid %lu: %s\n", cwd, uid, strerror(errno));
+    _exit(127);
+  }
+}
+
+/* Replaces the environment by the NAME=VALUE arguments; keeps the TERM and
+   PWD node-pty set for a tty job (the only variables we were started with). */
+static void set_job_env(char **entries, int n) {
+  char *term = getenv("TERM") ? strdup(getenv("TERM")) : NULL;
+  char *pwd = getenv("PWD") ? strdup(getenv("PWD")) : NULL;
+  if (clearenv() != 0) die("clearenv", NULL);
+  for (int i = 0; i < n; i++) {
+    if (!strchr(entries[i], '=') || entries[i][0] == '=') die("bad environment argument", entries[i]);
+    if (putenv(entries[i]) != 0) die("putenv", strerror(errno));
+  }
+  if (term && setenv("TERM", term, 1) != 0) die("setenv", strerror(errno));
+  if (pwd && setenv("PWD", pwd, 1) != 0) die("setenv", strerror(errno));
+  free(term);
+  free(pwd);
 }
 
 /* Runs the job as a child and becomes its supervisor (see above). */
@@ -112,9 +185,20 @@ static int supervise(char **job) {
 }
 
 int main(int argc, char **argv) {
-  if (argc < 6 || strcmp(argv[4], "--") != 0) die("usage: mpmake-exec UMASK FLAGS HEXARGS -- ARGV...", NULL);
-  char **job = argv + 5;
-  int jobc = argc - 5;
+  if (argc < 6) die("usage: mpmake-exec UMASK FLAGS HEXARGS [CREDS ENV...] -- ARGV...", NULL);
+  int dashdash = 4;
+  if (strchr(argv[2], 'u')) {
+    /* Before anything else: nothing runs as root that does not have to. */
+    dashdash = 5;
+    while (dashdash < argc && strcmp(argv[dashdash], "--") != 0) dashdash++;
+    if (dashdash >= argc - 1) die("usage: mpmake-exec UMASK FLAGS HEXARGS CREDS ENV... -- ARGV...", NULL);
+    drop_privileges(argv[4]);
+    set_job_env(argv + 5, dashdash - 5);
+  } else if (strcmp(argv[4], "--") != 0) {
+    die("usage: mpmake-exec UMASK FLAGS HEXARGS -- ARGV...", NULL);
+  }
+  char **job = argv + dashdash + 1;
+  int jobc = argc - dashdash - 1;
 
   char *end;
   long mask = strtol(argv[1], &end, 8);

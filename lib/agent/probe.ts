@@ -18,7 +18,9 @@ export async function checkProbe(path: string, content: string): Promise<ProbeOu
   let bytes: Buffer;
   try {
     // O_NONBLOCK: a FIFO at that path must not hang a thread-pool thread.
-    const file = await open(path, constants.O_RDONLY | constants.O_NONBLOCK);
+    // O_NOFOLLOW: the coordinator writes a plain file; a symlink could lead
+    // out of the agent's roots.
+    const file = await open(path, constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOFOLLOW);
     try {
       if (!(await file.stat()).isFile()) {
         return { ok: false, reason: `${path} is not a regular file` };

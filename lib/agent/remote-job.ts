@@ -3,6 +3,7 @@ import { tracer } from '../trace.js';
 import type { AgentLog } from './agent-log.js';
 import { buildJobCommand } from './job-command.js';
 import { killGroup, type JobOutcome, type JobProcess } from './job-process.js';
+import type { RunAs } from './run-as.js';
 import { startJobProcess } from './start-job-process.js';
 
 const trace = tracer('agent');
@@ -44,6 +45,8 @@ export class RemoteJob {
     private readonly sink: JobSink,
     private readonly log: AgentLog,
     private readonly onFinish: (job: RemoteJob) => void,
+    /** The user the job runs as (`--user`); undefined = the agent's own. */
+    private readonly runAs?: RunAs,
   ) {}
 
   get id(): number {
@@ -54,12 +57,20 @@ export class RemoteJob {
     return this.process?.pid;
   }
 
+  /** When the job got its slot (agent clock, ms); undefined while it waits. */
+  get startedAt(): number | undefined {
+    return this.state === 'running' || this.state === 'finished' ? this.startedAtMs : undefined;
+  }
+
   /** Called by the scheduler when the job gets a slot. */
   start(): void {
     this.state = 'running';
     this.startedAtMs = Date.now();
     const { env } = this.message;
-    const command = buildJobCommand({ ...this.message, env: { ...env, MPMAKE_REMOTE: '1' } });
+    const command = buildJobCommand(
+      { ...this.message, env: { ...env, MPMAKE_REMOTE: '1' } },
+      this.runAs,
+    );
     const proc = startJobProcess(command, this.log);
     this.process = proc;
     trace(

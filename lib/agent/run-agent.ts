@@ -1,5 +1,5 @@
 import { logToStderr } from './agent-log.js';
-import { resolveAgentOptions, type RawAgentOptions } from './agent-options.js';
+import { checkRunAs, resolveAgentOptions, type RawAgentOptions } from './agent-options.js';
 import { AgentServer } from './agent-server.js';
 import { packageVersion } from './package-root.js';
 
@@ -11,12 +11,19 @@ import { packageVersion } from './package-root.js';
  * UsageError before anything listens.
  */
 export async function runAgent(raw: RawAgentOptions): Promise<number> {
-  const options = await resolveAgentOptions(raw);
+  const options = await checkRunAs(await resolveAgentOptions(raw), process.geteuid?.() ?? -1);
   const server = await AgentServer.start(options, logToStderr, packageVersion());
   // A reader that went away must not crash the agent.
   process.stdout.on('error', () => {});
   process.stdout.write(
     `mpm agent listening on ${server.address} slots=${options.slots} id=${server.nodeId}\n`,
+  );
+  const { runAs, allow } = options;
+  logToStderr(
+    `secret ${options.secret ? 'required' : 'NOT required'}; TLS ${options.tls ? 'on' : 'off'}; ` +
+      `clients from ${allow ? allow.toString() : 'anywhere'}; ` +
+      `jobs run as ${runAs ? `${runAs.name} (uid ${runAs.uid})` : 'this user'}; ` +
+      `roots ${options.roots.join(', ')}`,
   );
   return new Promise((resolve) => {
     const shutDown = (why: string): void => {

@@ -41,6 +41,12 @@ const LISTENING = /^mpm agent listening on (\[[^\]]+\]|[^\s:]+):(\d+) slots=(\d+
  * is kept for the error when the agent fails to start.
  */
 export function spawnLocalAgent(opts: SpawnLocalAgentOptions): Promise<LocalAgent> {
+  const extra = opts.extraArgs ?? [];
+  // A child agent has its parent's privileges, no more: under a root
+  // parent (a container's test run) it may run jobs as root, unless the
+  // caller chose a --user.
+  const asRoot =
+    process.geteuid?.() === 0 && !extra.includes('--user') && !extra.includes('--allow-root');
   const args = [
     join(packageRoot(), 'dist', 'cli', 'mpm.js'),
     'agent',
@@ -53,7 +59,8 @@ export function spawnLocalAgent(opts: SpawnLocalAgentOptions): Promise<LocalAgen
     // The agent holds the read end of a pipe from us: if we die, even by
     // SIGKILL, it sees EOF and shuts down, killing its jobs.
     '--exit-with-stdin',
-    ...(opts.extraArgs ?? []),
+    ...(asRoot ? ['--allow-root'] : []),
+    ...extra,
   ];
   const child = spawn(process.execPath, args, {
     env: opts.env ?? process.env,

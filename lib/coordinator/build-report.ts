@@ -9,7 +9,15 @@ export interface BuildReport {
   wallMs: number;
   /** Where recipes ran: remote on agents, local when sent back to the client. */
   mode: 'cluster' | 'local-fallback' | 'local';
-  jobs: { total: number; remote: number; local: number; retried: number; failed: number };
+  jobs: {
+    total: number;
+    remote: number;
+    local: number;
+    retried: number;
+    failed: number;
+    /** Turned away as "cluster busy" (first-free placement only). */
+    refused?: number;
+  };
   nodes: Array<{ id: string; address: string; slots: number; jobs: number }>;
   leftOut: LeftOut[];
   /** Jobs run again because their node was lost while running them, and why. */

@@ -3,7 +3,14 @@ import { EventEmitter } from 'node:events';
 import { unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { JobMessage, TtySize, WireText } from '../protocol/messages.js';
-import { pick, type Choice, type NodeSnapshot } from '../placement/placement.js';
+import {
+  explain,
+  pick,
+  pickFirstFree,
+  type Choice,
+  type NodeSnapshot,
+  type PlacementPolicy,
+} from '../placement/placement.js';
 import { tracer } from '../trace.js';
 import type { HostSpec } from './host-list.js';
 import { NodeChannel, type NodeChannelOptions } from './node-channel.js';
@@ -76,6 +83,9 @@ interface RunningJob {
 }
 
 export interface ClusterOptions extends NodeChannelOptions {
+  placement: PlacementPolicy;
+  /** --mp-explain: say, for each job, the candidates and their scores. */
+  explain: ((line: string) => void) | undefined;
   /** Largest tolerated clock difference between client and node. */
   maxClockSkewMs: number;
   /** How long to wait for the start checks of one node. */
@@ -266,9 +276,14 @@ export class Cluster extends EventEmitter<ClusterEvents> {
     return this.nodes.find((n) => n.address === address)?.nodeId ?? address;
   }
 
-  choose(): Choice {
+  choose(what = ''): Choice {
     const snaps = this.snapshot();
-    const choice = pick(snaps, this.rotate++);
+    const choice =
+      this.options.placement === 'first-free' ? pickFirstFree(snaps) : pick(snaps, this.rotate++);
+    if (this.options.explain) {
+      const to = choice.kind === 'node' ? this.nodeIdOf(choice.id) : choice.kind;
+      this.options.explain(`mpmake: place ${JSON.stringify(what.slice(0, 60))} -> ${to}; ${explain(snaps)}`);
+    }
     trace(
       `choice ${choice.kind === 'node' ? choice.id : choice.kind} among ${snaps
         .map((s) => `${s.id}[${s.running}+${s.queued}/${s.slots} mine ${s.inFlight}]`)

@@ -101,6 +101,8 @@ export async function runMpmake(argv: readonly string[], env: NodeJS.ProcessEnv)
     heartbeatTimeoutMs: options.heartbeatTimeoutMs,
     reconnect: true,
     maxClockSkewMs: options.maxClockSkewMs,
+    placement: options.placement,
+    explain: options.explain ? say : undefined,
     checkTimeoutMs: Math.max(options.connectTimeoutMs, 3000),
   });
   try {
@@ -282,6 +284,7 @@ async function clusterMake(
         local: router.stats.local + onClient,
         retried: cluster.stats.retried,
         failed: router.stats.failed + router.stats.errors,
+        refused: router.stats.refused,
       },
       nodes: cluster.usable.map((n) => ({
         id: n.nodeId,

@@ -17,6 +17,8 @@ export interface MpmakeOptions {
   shell: string | undefined;
   color: 'auto' | 'always' | 'never';
   make: string;
+  placement: 'lowest-wait' | 'first-free';
+  explain: boolean;
   jobserverStyle: 'pipe' | 'fifo';
   connectTimeoutMs: number;
   heartbeatTimeoutMs: number;
@@ -46,6 +48,8 @@ const SPEC: Record<string, { kind: Kind; env: string; key: string }> = {
   shell: { kind: 'string', env: 'MPMAKE_SHELL', key: 'shell' },
   color: { kind: 'string', env: 'MPMAKE_COLOR', key: 'color' },
   make: { kind: 'string', env: 'MPMAKE_MAKE', key: 'make' },
+  placement: { kind: 'string', env: 'MPMAKE_PLACEMENT', key: 'placement' },
+  explain: { kind: 'bool', env: 'MPMAKE_EXPLAIN', key: 'explain' },
   'jobserver-style': { kind: 'string', env: 'MPMAKE_JOBSERVER_STYLE', key: 'jobserverStyle' },
   'connect-timeout': { kind: 'ms', env: 'MPMAKE_CONNECT_TIMEOUT', key: 'connectTimeoutMs' },
   'heartbeat-timeout': { kind: 'ms', env: 'MPMAKE_HEARTBEAT_TIMEOUT', key: 'heartbeatTimeoutMs' },
@@ -152,6 +156,10 @@ export function parseArgs(argv: readonly string[], env: NodeJS.ProcessEnv): Pars
   if (color !== 'auto' && color !== 'always' && color !== 'never') {
     throw new UsageError(`--mp-color must be auto, always or never, not "${color}"`);
   }
+  const placement = get('placement')?.value ?? 'lowest-wait';
+  if (placement !== 'lowest-wait' && placement !== 'first-free') {
+    throw new UsageError(`--mp-placement must be lowest-wait or first-free, not "${placement}"`);
+  }
   const style = get('jobserver-style')?.value ?? 'pipe';
   if (style !== 'pipe' && style !== 'fifo') {
     throw new UsageError(`--mp-jobserver-style must be pipe or fifo, not "${style}"`);
@@ -177,6 +185,8 @@ export function parseArgs(argv: readonly string[], env: NodeJS.ProcessEnv): Pars
     color,
     make: get('make')?.value ?? 'make',
     jobserverStyle: style,
+    placement,
+    explain: bool('explain'),
     connectTimeoutMs: ms('connect-timeout', 3000),
     heartbeatTimeoutMs: ms('heartbeat-timeout', 5000),
     maxClockSkewMs: ms('max-clock-skew', 1000),
@@ -235,6 +245,11 @@ Options (environment variable; config file key):
   --mp-color=auto|always|never  run jobs under a pseudo-terminal on the node when
                            make's output is a terminal (MPMAKE_COLOR; color) [auto]
   --mp-make=PROGRAM        the GNU make to run (MPMAKE_MAKE; make) [make]
+  --mp-explain             print, for each job, the candidate nodes and their scores
+                           (MPMAKE_EXPLAIN=1; explain)
+  --mp-placement=lowest-wait|first-free  placement policy; first-free (the first node
+                           with a free slot, else refuse) is the LSF-like baseline
+                           the benchmarks compare with (MPMAKE_PLACEMENT) [lowest-wait]
   --mp-jobserver-style=pipe|fifo  the pool's style for make (fifo needs make >= 4.4)
                            (MPMAKE_JOBSERVER_STYLE; jobserverStyle) [pipe]
   --mp-connect-timeout=MS  per-agent connect timeout [3000]

@@ -19,6 +19,8 @@ export interface RouterStats {
   failed: number;
   /** Lines that could not run at all. */
   errors: number;
+  /** Lines turned away by first-free placement ("cluster busy"). */
+  refused: number;
 }
 
 export interface RouterOptions {
@@ -40,7 +42,7 @@ export interface RouterOptions {
  * output with flow control, and forwards a cancel.
  */
 export class RecipeRouter extends EventEmitter<BuildEvents> {
-  readonly stats: RouterStats = { local: 0, failed: 0, errors: 0 };
+  readonly stats: RouterStats = { local: 0, failed: 0, errors: 0, refused: 0 };
   /** Names of the variables held back from nodes so far (never their values). */
   readonly heldBackEnv = new Set<string>();
   private readonly live = new Set<ShimConnection>();
@@ -72,8 +74,8 @@ export class RecipeRouter extends EventEmitter<BuildEvents> {
     const rawTarget = req.env['MPMAKE_TARGET'];
     const target = typeof rawTarget === 'string' && rawTarget !== '' ? rawTarget : undefined;
     const shell = this.shells.shellFor(req.ppid, target);
-    const choice = this.cluster.choose();
     const last = req.argv[req.argv.length - 1] ?? '';
+    const choice = this.cluster.choose(target ?? (typeof last === 'string' ? last : ''));
     const start: JobStartEvent = {
       seq: ++this.seq,
       nodeId: choice.kind === 'node' ? this.cluster.nodeIdOf(choice.id) : 'local',
@@ -82,6 +84,12 @@ export class RecipeRouter extends EventEmitter<BuildEvents> {
       requestedAtMs,
     };
     if (target !== undefined) start.target = target;
+    if (choice.kind === 'refuse') {
+      this.stats.errors++;
+      this.stats.refused++;
+      conn.fail('cluster busy: every slot is taken (--mp-placement=first-free) (MPM_ERR_BUSY)');
+      return;
+    }
     if (choice.kind === 'none') {
       if (!this.options.fallback) {
         this.stats.errors++;

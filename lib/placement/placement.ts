@@ -24,7 +24,15 @@ export interface NodeSnapshot {
   penalized: boolean;
 }
 
-export type Choice = { kind: 'node'; id: string } | { kind: 'local' } | { kind: 'none' };
+export type Choice =
+  | { kind: 'node'; id: string }
+  | { kind: 'local' }
+  | { kind: 'none' }
+  /** first-free placement only: every slot is taken, the job is turned away. */
+  | { kind: 'refuse' };
+
+/** The placement policies: ours, and the static baseline the benchmarks compare with. */
+export type PlacementPolicy = 'lowest-wait' | 'first-free';
 
 export interface PlacementOptions {
   /** Reports older than this are not trusted: only our own in-flight counts. */
@@ -75,4 +83,29 @@ export function pick(
   }
   if (!best) return { kind: 'none' };
   return best.local ? { kind: 'local' } : { kind: 'node', id: best.id };
+}
+
+/**
+ * The baseline that stands for LSF in the benchmarks: the first node in list
+ * order with a free slot, else refuse ("cluster busy"). No queueing, no
+ * load from other sources.
+ */
+export function pickFirstFree(nodes: readonly NodeSnapshot[], opts: PlacementOptions = DEFAULT_PLACEMENT): Choice {
+  if (nodes.length === 0) return { kind: 'none' };
+  for (const n of nodes) {
+    const reported = n.reportAgeMs <= opts.staleAfterMs ? n.running + n.queued : 0;
+    if (Math.max(reported, n.inFlight) < n.slots) return n.local ? { kind: 'local' } : { kind: 'node', id: n.id };
+  }
+  return { kind: 'refuse' };
+}
+
+/** One line per candidate, for --mp-explain. */
+export function explain(nodes: readonly NodeSnapshot[], opts: PlacementOptions = DEFAULT_PLACEMENT): string {
+  return nodes
+    .map((n) => {
+      const stale = n.reportAgeMs > opts.staleAfterMs ? ' stale' : '';
+      const pen = n.penalized ? ' penalised' : '';
+      return `${n.id} ${expectedWait(n, opts).toFixed(2)} [run ${n.running} queue ${n.queued} mine ${n.inFlight} / ${n.slots} slots, load ${n.loadavg1.toFixed(1)} of ${n.cpus} cpus${stale}${pen}]`;
+    })
+    .join('; ');
 }

@@ -52,6 +52,11 @@ export class Channel<In, Out> extends EventEmitter<ChannelEvents<In>> {
     return this.closed;
   }
 
+  /** Changes the frame limit for the frames that follow (e.g. once the peer is trusted). */
+  setMaxFrameBytes(maxFrameBytes: number): void {
+    this.decoder.maxFrameBytes = maxFrameBytes;
+  }
+
   send(message: Out): boolean {
     if (this.closed) return false;
     return this.socket.write(encodeFrame(message));

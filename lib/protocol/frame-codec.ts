@@ -26,7 +26,8 @@ export class FrameDecoder {
   private chunks: Buffer[] = [];
   private buffered = 0;
   private need = -1; // body length of the frame in progress; -1 = reading header
-  constructor(private readonly maxFrameBytes = DEFAULT_MAX_FRAME_BYTES) {}
+  /** The limit on frames not yet started; an agent raises it once a client has authenticated. */
+  constructor(public maxFrameBytes = DEFAULT_MAX_FRAME_BYTES) {}
 
   push(chunk: Buffer): unknown[] {
     this.chunks.push(chunk);

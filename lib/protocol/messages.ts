@@ -4,6 +4,8 @@
  * Uint8Array (msgpack bin), never strings, so output stays binary-safe.
  */
 
+import { MAX_NONCE_BYTES } from './auth.js';
+
 /** Protocol version; an agent refuses a client with another major. */
 export const PROTOCOL_VERSION = 1;
 
@@ -29,6 +31,11 @@ export interface AuthMessage {
    * client before the client runs them again elsewhere.
    */
   client: { user: string; host: string; pid: number; build: string; heartbeatTimeoutMs?: number };
+  /**
+   * Fresh random bytes (at most MAX_NONCE_BYTES) the agent must sign in its
+   * welcome, so the client knows it talks to a holder of the secret.
+   */
+  nonce?: Uint8Array;
 }
 
 /** Agent -> client after a successful auth: node facts. */
@@ -41,6 +48,8 @@ export interface WelcomeMessage {
   cpus: number;
   /** Agent wall clock, ms since epoch, when sent. */
   clockMs: number;
+  /** proveAgent(secret, challenge, auth.nonce): present when both are. */
+  proof?: Uint8Array;
 }
 
 /** Agent -> client, at least once a second and on every change. */
@@ -249,7 +258,11 @@ export function checkClientMessage(v: unknown): ClientToAgent | string {
   if (!isObj(v)) return 'message is not a map';
   switch (v['type']) {
     case 'auth':
-      return isInt(v['version']) && isBytes(v['proof']) && isObj(v['client'])
+      return isInt(v['version']) &&
+        isBytes(v['proof']) &&
+        isObj(v['client']) &&
+        (v['nonce'] === undefined ||
+          (isBytes(v['nonce']) && v['nonce'].length <= MAX_NONCE_BYTES))
         ? (v as unknown as AuthMessage)
         : 'malformed auth';
     case 'job': {
@@ -299,7 +312,9 @@ export function checkAgentMessage(v: unknown): AgentToClient | string {
         ? (v as unknown as HelloMessage)
         : 'malformed hello';
     case 'welcome':
-      return isStr(v['nodeId']) && isInt(v['slots'])
+      return isStr(v['nodeId']) &&
+        isInt(v['slots']) &&
+        (v['proof'] === undefined || isBytes(v['proof']))
         ? (v as unknown as WelcomeMessage)
         : 'malformed welcome';
     case 'load':

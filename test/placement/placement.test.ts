@@ -1,5 +1,5 @@
 import t from 'tap';
-import { expectedWait, pick, type NodeSnapshot } from '../../lib/placement/placement.js';
+import { expectedWait, explain, pick, pickFirstFree, type NodeSnapshot } from '../../lib/placement/placement.js';
 
 const node = (id: string, over: Partial<NodeSnapshot> = {}): NodeSnapshot => ({
   id,
@@ -45,4 +45,15 @@ t.test('ties rotate so equal nodes share', async (t) => {
 
 t.test('the client slots are a candidate', async (t) => {
   t.same(pick([node('a', { running: 4 }), node('local', { local: true, slots: 2 })]), { kind: 'local' });
+});
+
+t.test('first-free (the LSF-like baseline): first node with a free slot, else refuse', async (t) => {
+  t.same(pickFirstFree([node('a', { running: 4 }), node('b', { running: 1 }), node('c')]), { kind: 'node', id: 'b' });
+  t.same(pickFirstFree([node('a', { running: 4 }), node('b', { inFlight: 4 })]), { kind: 'refuse' });
+  t.same(pickFirstFree([]), { kind: 'none' });
+});
+
+t.test('explain names every candidate with its score and facts', async (t) => {
+  const line = explain([node('a', { running: 2, inFlight: 1, loadavg1: 2.5 }), node('b', { penalized: true })]);
+  t.match(line, /^a 0\.88 \[run 2 queue 0 mine 1 \/ 4 slots, load 2\.5 of 4 cpus\]; b 0\.25 \[.* penalised\]$/);
 });

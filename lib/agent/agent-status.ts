@@ -1,0 +1,121 @@
+import type {
+  StatusClient,
+  StatusJob,
+  StatusMessage,
+  WireText,
+} from '../protocol/messages.js';
+import type { RemoteJob } from './remote-job.js';
+
+/** A status reply lists at most this many jobs (running ones first). */
+export const MAX_STATUS_JOBS = 500;
+/** Longest command text in a status reply. */
+export const MAX_STATUS_COMMAND_CHARS = 200;
+/** Longest client field (user, host, build) in a status reply. */
+const MAX_FIELD_CHARS = 200;
+
+/** One authenticated connection, as `mpm status` sees it. */
+export interface StatusEntry {
+  readonly client: Omit<StatusClient, 'running' | 'queued'>;
+  /** The session's live jobs (admitting, queued or running), by id. */
+  readonly jobs: ReadonlyMap<number, RemoteJob>;
+  /** The connection ended: it is no longer listed. */
+  untrack(): void;
+}
+
+/** Authenticated connections per agent (keyed by the agent's shared context). */
+const registries = new WeakMap<object, Set<StatusEntry>>();
+
+const field = (v: unknown): string =>
+  (typeof v === 'string' ? v : v === undefined || v === null ? '' : String(v)).slice(
+    0,
+    MAX_FIELD_CHARS,
+  );
+
+/**
+ * Lists an authenticated connection in its agent's status replies until
+ * `untrack()`. `client` is what the client said about itself in its auth
+ * message, not checked there, so every field is coerced here.
+ */
+export function trackClient(
+  agent: object,
+  client: unknown,
+  jobs: ReadonlyMap<number, RemoteJob>,
+): StatusEntry {
+  let registry = registries.get(agent);
+  if (!registry) registries.set(agent, (registry = new Set()));
+  const c = (typeof client === 'object' && client !== null ? client : {}) as Record<
+    string,
+    unknown
+  >;
+  const set = registry;
+  const entry: StatusEntry = {
+    client: {
+      user: field(c['user']),
+      host: field(c['host']),
+      pid: Number.isSafeInteger(c['pid']) ? (c['pid'] as number) : 0,
+      build: field(c['build']),
+    },
+    jobs,
+    untrack: () => set.delete(entry),
+  };
+  registry.add(entry);
+  return entry;
+}
+
+const wireString = (t: WireText): string =>
+  typeof t === 'string' ? t : Buffer.from(t).toString('utf8');
+
+/**
+ * What a job runs, for people: the line of a `SHELL -c LINE` job (how make
+ * recipes arrive), else the argv joined by spaces; capped.
+ */
+export function jobCommandText(argv: readonly WireText[]): string {
+  const words = argv.map(wireString);
+  const flag = words[words.length - 2];
+  const text =
+    words.length >= 3 && flag !== undefined && /^-[a-z]*c$/.test(flag)
+      ? words[words.length - 1]!
+      : words.join(' ');
+  return text.length > MAX_STATUS_COMMAND_CHARS
+    ? `${text.slice(0, MAX_STATUS_COMMAND_CHARS - 1)}…`
+    : text;
+}
+
+/**
+ * The agent's answer to a status-request: every other authenticated
+ * connection with its running and queued counts, and the jobs on this node,
+ * running first (oldest start first), then waiting (oldest first).
+ */
+export function statusReply(agent: object, id: number, asker?: StatusEntry): StatusMessage {
+  const clients: StatusClient[] = [];
+  const running: { job: RemoteJob; build: string; at: number }[] = [];
+  const waiting: { job: RemoteJob; build: string; at: number }[] = [];
+  for (const entry of registries.get(agent) ?? []) {
+    if (entry === asker) continue;
+    let r = 0;
+    let q = 0;
+    for (const job of entry.jobs.values()) {
+      const startedAt = job.startedAt;
+      if (job.state === 'running' && startedAt !== undefined) {
+        r++;
+        running.push({ job, build: entry.client.build, at: startedAt });
+      } else if (job.state === 'queued' || job.state === 'admitting') {
+        q++;
+        waiting.push({ job, build: entry.client.build, at: job.queuedAtMs });
+      }
+    }
+    clients.push({ ...entry.client, running: r, queued: q });
+  }
+  running.sort((a, b) => a.at - b.at);
+  waiting.sort((a, b) => a.at - b.at);
+  const all = [...running, ...waiting];
+  const jobs: StatusJob[] = all.slice(0, MAX_STATUS_JOBS).map(({ job, build }) => ({
+    build,
+    command: jobCommandText(job.message.argv),
+    cwd: job.message.cwd,
+    startedAtMs: job.state === 'running' ? (job.startedAt ?? null) : null,
+  }));
+  const reply: StatusMessage = { type: 'status', id, clients, jobs };
+  if (all.length > jobs.length) reply.jobsLeftOut = all.length - jobs.length;
+  return reply;
+}
