@@ -30,7 +30,9 @@ export async function runDemo(opts: DemoOptions): Promise<number> {
     }
     const hosts = agents.map((a) => a.hostSpec).join(' ');
     log(`mpm demo: started ${agents.length} agents on loopback: ${hosts}`);
-    log(`mpm demo: building ${opts.tree} (a copy in ${work}) with: mpmake -j --mp-hosts="${hosts}"`);
+    log(
+      `mpm demo: building ${opts.tree} (a copy in ${work}) with: mpmake -j --mp-hosts="${hosts}"`,
+    );
     const report = join(work, '.mpmake-report.json');
     const code = await new Promise<number>((resolve) => {
       const child = spawn(
@@ -51,7 +53,9 @@ export async function runDemo(opts: DemoOptions): Promise<number> {
     };
     log('mpm demo: where the jobs ran:');
     for (const n of r.nodes) log(`  ${n.id.padEnd(16)} ${String(n.jobs).padStart(4)} jobs`);
-    log(`  remote ${r.jobs.remote}, local ${r.jobs.local}, wall time ${(r.wallMs / 1000).toFixed(2)} s`);
+    log(
+      `  remote ${r.jobs.remote}, local ${r.jobs.local}, wall time ${(r.wallMs / 1000).toFixed(2)} s`,
+    );
     return 0;
   } finally {
     await Promise.all(agents.map((a) => a.stop()));

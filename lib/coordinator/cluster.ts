@@ -143,7 +143,9 @@ export class Cluster extends EventEmitter<ClusterEvents> {
         writeFileSync(path, content, { mode: 0o644 });
         this.probe = { path, content };
       } catch (err) {
-        trace(`cannot write probe file in ${probeDir}: ${(err as Error).message}; skipping the check`);
+        trace(
+          `cannot write probe file in ${probeDir}: ${(err as Error).message}; skipping the check`,
+        );
       }
     }
     await Promise.all(this.nodes.map((n) => n.start()));
@@ -170,7 +172,8 @@ export class Cluster extends EventEmitter<ClusterEvents> {
     if (reason === undefined) {
       this.checked.add(node);
       this.emit('capacity', this.totalSlots);
-      if (this.started) process.stderr.write(`mpmake: ${node.nodeId} (${node.address}) joined the build\n`);
+      if (this.started)
+        process.stderr.write(`mpmake: ${node.nodeId} (${node.address}) joined the build\n`);
     } else if (node.state === 'ready') {
       this.bad.add(node);
       this.leftOut.push({ address: node.address, reason });
@@ -261,7 +264,13 @@ export class Cluster extends EventEmitter<ClusterEvents> {
   }
 
   /** Per node in use: id, slots and last load report (for progress views). */
-  nodeLoads(): Array<{ id: string; slots: number; running: number; queued: number; loadavg1: number }> {
+  nodeLoads(): Array<{
+    id: string;
+    slots: number;
+    running: number;
+    queued: number;
+    loadavg1: number;
+  }> {
     return this.usable.map((n) => ({
       id: n.nodeId,
       slots: n.slots,
@@ -282,7 +291,9 @@ export class Cluster extends EventEmitter<ClusterEvents> {
       this.options.placement === 'first-free' ? pickFirstFree(snaps) : pick(snaps, this.rotate++);
     if (this.options.explain) {
       const to = choice.kind === 'node' ? this.nodeIdOf(choice.id) : choice.kind;
-      this.options.explain(`mpmake: place ${JSON.stringify(what.slice(0, 60))} -> ${to}; ${explain(snaps)}`);
+      this.options.explain(
+        `mpmake: place ${JSON.stringify(what.slice(0, 60))} -> ${to}; ${explain(snaps)}`,
+      );
     }
     trace(
       `choice ${choice.kind === 'node' ? choice.id : choice.kind} among ${snaps
@@ -333,13 +344,18 @@ export class Cluster extends EventEmitter<ClusterEvents> {
     node.on('data', (m) => {
       const job = this.jobs.get(m.id);
       if (!job || job.node !== node) return;
-      job.sink.data(m.stream, m.bytes, () => node.send({ type: 'ack', id: m.id, bytes: m.bytes.length }));
+      job.sink.data(m.stream, m.bytes, () =>
+        node.send({ type: 'ack', id: m.id, bytes: m.bytes.length }),
+      );
     });
     node.on('exit', (m) => {
       const job = this.jobs.get(m.id);
       if (!job || job.node !== node) return;
       this.jobs.delete(m.id);
-      job.sink.exit(m.code, m.signal, node.nodeId, { queuedMs: m.queuedMs ?? 0, runMs: m.runMs ?? 0 });
+      job.sink.exit(m.code, m.signal, node.nodeId, {
+        queuedMs: m.queuedMs ?? 0,
+        runMs: m.runMs ?? 0,
+      });
     });
     node.on('job-error', (id, code, message) => {
       const job = this.jobs.get(id);
@@ -372,11 +388,17 @@ export class Cluster extends EventEmitter<ClusterEvents> {
    */
   private rerun(job: RunningJob, lost: NodeChannel, reason: string): void {
     const choice = this.choose();
-    const next = choice.kind === 'node' ? this.readyNodes.find((n) => n.address === choice.id) : undefined;
+    const next =
+      choice.kind === 'node' ? this.readyNodes.find((n) => n.address === choice.id) : undefined;
     this.stats.retried++;
     const last = job.spec.argv[job.spec.argv.length - 1] ?? '';
     const command = typeof last === 'string' ? last : Buffer.from(last).toString('latin1');
-    this.stats.reruns.push({ command: command.slice(0, 200), from: lost.nodeId, to: next?.nodeId ?? 'local', reason });
+    this.stats.reruns.push({
+      command: command.slice(0, 200),
+      from: lost.nodeId,
+      to: next?.nodeId ?? 'local',
+      reason,
+    });
     process.stderr.write(
       `mpmake: lost ${lost.nodeId} (${reason}) while it ran a job; running it again ${next ? `on ${next.nodeId}` : 'locally'}\n`,
     );

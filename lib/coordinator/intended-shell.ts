@@ -33,7 +33,11 @@ export function shellForTarget(found: IntendedShell, target: string | undefined)
       const pct = p.target.indexOf('%');
       if (pct < 0) continue;
       const [pre, post] = [p.target.slice(0, pct), p.target.slice(pct + 1)];
-      if (target.length >= pre.length + post.length && target.startsWith(pre) && target.endsWith(post)) {
+      if (
+        target.length >= pre.length + post.length &&
+        target.startsWith(pre) &&
+        target.endsWith(post)
+      ) {
         return p.shell;
       }
     }
@@ -95,7 +99,8 @@ function scan(
       const value = ts[3]!;
       if (value.includes('$')) state.unresolved = `${file}: ${ts[1]}: SHELL ${ts[2]} ${value}`;
       else if (value) {
-        for (const target of ts[1]!.split(/\s+/).filter(Boolean)) state.perTarget!.push({ target, shell: value });
+        for (const target of ts[1]!.split(/\s+/).filter(Boolean))
+          state.perTarget!.push({ target, shell: value });
       }
       continue;
     }
@@ -119,7 +124,10 @@ function scan(
  * The -C directories and -f files in make's arguments. `cwd` is where make
  * starts; the result's `cwd` is where it reads its makefile.
  */
-export function makefileArgs(argv: readonly string[], cwd: string): { cwd: string; makefiles: string[] } {
+export function makefileArgs(
+  argv: readonly string[],
+  cwd: string,
+): { cwd: string; makefiles: string[] } {
   const makefiles: string[] = [];
   let dir = cwd;
   for (let i = 0; i < argv.length; i++) {
@@ -151,7 +159,9 @@ export function makeProcessFacts(pid: number): { cwd: string; makefiles: string[
   try {
     const cwd = readlinkSync(`/proc/${pid}/cwd`);
     const argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').slice(1);
-    const noDirs = argv.filter((a, i) => !(a.startsWith('-C') || a.startsWith('--directory') || argv[i - 1] === '-C'));
+    const noDirs = argv.filter(
+      (a, i) => !(a.startsWith('-C') || a.startsWith('--directory') || argv[i - 1] === '-C'),
+    );
     return { cwd, makefiles: makefileArgs(noDirs, cwd).makefiles };
   } catch {
     return undefined;

@@ -32,7 +32,14 @@ export async function startLocalAgent(
   );
   const port = Number(server.address.slice(server.address.lastIndexOf(':') + 1));
   return {
-    spec: { address: server.address, host: '127.0.0.1', port, slots: spec.slots, local: false, secret },
+    spec: {
+      address: server.address,
+      host: '127.0.0.1',
+      port,
+      slots: spec.slots,
+      local: false,
+      secret,
+    },
     close: () => server.close(),
   };
 }

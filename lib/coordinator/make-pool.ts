@@ -75,7 +75,14 @@ export function setupMakePool(opts: {
     warning = 'mpmake: warning: -jN forced in submake: resetting jobserver mode.';
   }
   if (opts.jobs === undefined || opts.jobs === 1) {
-    return { ...base, kind: 'none', fds: [], makeflags: composeMakeflags(userFlags, 1, undefined), textual: true, warning };
+    return {
+      ...base,
+      kind: 'none',
+      fds: [],
+      makeflags: composeMakeflags(userFlags, 1, undefined),
+      textual: true,
+      warning,
+    };
   }
   const slots = Math.max(1, Math.min(cap ?? Infinity, opts.clusterSlots));
   const own = new JobserverPool(opts.runDir, slots);
@@ -86,10 +93,19 @@ export function setupMakePool(opts: {
       kind: 'own',
       own,
       fds: [],
-      makeflags: composeMakeflags(userFlags, shown, undefined) + ` --jobserver-auth=fifo:${own.path}`,
+      makeflags:
+        composeMakeflags(userFlags, shown, undefined) + ` --jobserver-auth=fifo:${own.path}`,
       textual: true,
       warning,
     };
   }
-  return { ...base, kind: 'own', own, fds: [own.fd], makeflags: composeMakeflags(userFlags, shown, 3), textual: false, warning };
+  return {
+    ...base,
+    kind: 'own',
+    own,
+    fds: [own.fd],
+    makeflags: composeMakeflags(userFlags, shown, 3),
+    textual: false,
+    warning,
+  };
 }

@@ -44,7 +44,8 @@ export function runMake(
       if (pid === undefined || child.exitCode !== null || child.signalCode !== null) return;
       if (sig === 'SIGINT' || sig === 'SIGQUIT') {
         setTimeout(() => {
-          if (child.exitCode === null && child.signalCode === null && catches(pid, sig)) child.kill(sig);
+          if (child.exitCode === null && child.signalCode === null && catches(pid, sig))
+            child.kill(sig);
         }, 100).unref();
       } else child.kill(sig);
     };

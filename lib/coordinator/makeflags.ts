@@ -98,7 +98,9 @@ export function jobserverAuthOf(flags: string | undefined): string | undefined {
 export function rewriteJobserverAuth(flags: string, auth: string): string {
   const words = splitWords(flags);
   const dashdash = words.indexOf('--');
-  const flagWords = (dashdash >= 0 ? words.slice(0, dashdash) : words).filter((w) => !JOBSERVER_WORD.test(w));
+  const flagWords = (dashdash >= 0 ? words.slice(0, dashdash) : words).filter(
+    (w) => !JOBSERVER_WORD.test(w),
+  );
   const varWords = dashdash >= 0 ? words.slice(dashdash) : [];
   if (flagWords[0] !== undefined && !flagWords[0].startsWith('-') && !flagWords[0].includes('=')) {
     flagWords[0] = '-' + flagWords[0];

@@ -48,7 +48,10 @@ function readSecret(path: string | undefined): Buffer | undefined {
  * recipe line runs on the lowest-load node. Resolves to make's exit status
  * (or signal); throws UsageError/NoAgentsError before make starts.
  */
-export async function runMpmake(argv: readonly string[], env: NodeJS.ProcessEnv): Promise<MpmakeResult> {
+export async function runMpmake(
+  argv: readonly string[],
+  env: NodeJS.ProcessEnv,
+): Promise<MpmakeResult> {
   const started = Date.now();
   const { options, makeArgv } = parseArgs(argv, env);
   if (options.help) {
@@ -78,9 +81,13 @@ export async function runMpmake(argv: readonly string[], env: NodeJS.ProcessEnv)
 
   if (options.hosts.length === 0) {
     if (options.noFallback) {
-      throw new NoAgentsError('no cluster configured: set MPMAKE_HOSTS, --mp-hosts or the config file');
+      throw new NoAgentsError(
+        'no cluster configured: set MPMAKE_HOSTS, --mp-hosts or the config file',
+      );
     }
-    say('mpmake: no cluster configured (MPMAKE_HOSTS, --mp-hosts or config file); running plain make');
+    say(
+      'mpmake: no cluster configured (MPMAKE_HOSTS, --mp-hosts or config file); running plain make',
+    );
     return localMake(options, makeArgv, env, started, 'local');
   }
 
@@ -111,7 +118,9 @@ export async function runMpmake(argv: readonly string[], env: NodeJS.ProcessEnv)
     if (cluster.readyNodes.length === 0) {
       cluster.close();
       if (options.noFallback) {
-        throw new NoAgentsError('no agent is usable (see the lines above) and --mp-no-fallback is set');
+        throw new NoAgentsError(
+          'no agent is usable (see the lines above) and --mp-no-fallback is set',
+        );
       }
       say('mpmake: no agent is usable; building locally with plain make');
       return await localMake(options, makeArgv, env, started, 'local-fallback', cluster);
@@ -137,13 +146,24 @@ async function nestedMake(
   trace(`nested under the coordinator at ${sock}`);
   const runDir = makeRunDir();
   try {
-    const pool = setupMakePool({ env, jobs, runDir: runDir.path, clusterSlots: jobs === 'all' ? 64 : 1, style: options.jobserverStyle });
+    const pool = setupMakePool({
+      env,
+      jobs,
+      runDir: runDir.path,
+      clusterSlots: jobs === 'all' ? 64 : 1,
+      style: options.jobserverStyle,
+    });
     if (pool.warning) say(pool.warning);
     const makeEnv: NodeJS.ProcessEnv = { ...env, MAKEFLAGS: pool.makeflags };
     if (pool.textual) makeEnv['MPMAKE_JOBSERVER_TEXTUAL'] = '1';
     else delete makeEnv['MPMAKE_JOBSERVER_TEXTUAL'];
     const shim = join(dirname(sock), 'sh');
-    const { done } = runMake(options.make, [...args, `SHELL=${shim}`, 'MPMAKE_TARGET=$@'], makeEnv, pool.fds);
+    const { done } = runMake(
+      options.make,
+      [...args, `SHELL=${shim}`, 'MPMAKE_TARGET=$@'],
+      makeEnv,
+      pool.fds,
+    );
     const result = await done;
     pool.own?.close();
     return result;
@@ -212,7 +232,8 @@ async function clusterMake(
   let pool: MakePool | undefined;
   try {
     const shim = installShim(runDir.path);
-    if (!shim.native) say('mpmake: no native shim was built (no C compiler?); using the slower TypeScript shim');
+    if (!shim.native)
+      say('mpmake: no native shim was built (no C compiler?); using the slower TypeScript shim');
     pool = setupMakePool({
       env,
       jobs,
@@ -267,7 +288,8 @@ async function clusterMake(
     );
     const result = await done;
     const tokens = stopFollowing();
-    if (tokens.lost > 0) say(`mpmake: ${tokens.lost} jobserver tokens were not returned (a client died holding them)`);
+    if (tokens.lost > 0)
+      say(`mpmake: ${tokens.lost} jobserver tokens were not returned (a client died holding them)`);
 
     const dispatched = cluster.stats.remote - cluster.stats.retried;
     const onClient = cluster.stats.perNode.get('local') ?? 0;
@@ -294,7 +316,11 @@ async function clusterMake(
       })),
       leftOut: cluster.leftOut,
       reruns: cluster.stats.reruns,
-      slots: pool.own ? pool.own.slots : pool.kind === 'none' ? 1 : (pool.cap ?? cluster.totalSlots),
+      slots: pool.own
+        ? pool.own.slots
+        : pool.kind === 'none'
+          ? 1
+          : (pool.cap ?? cluster.totalSlots),
       jobserver: {
         kind: pool.kind,
         tokensLost: tokens.lost,
@@ -311,7 +337,7 @@ async function clusterMake(
   } finally {
     server?.close();
     pool?.own?.close();
-    if (pool?.parent?.kind === 'fifo') pool.parent.fd && closeQuietly(pool.parent.fd);
+    if (pool?.parent?.kind === 'fifo') closeQuietly(pool.parent.fd);
     cluster.close();
     runDir.remove();
   }

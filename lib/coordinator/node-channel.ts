@@ -166,12 +166,18 @@ export class NodeChannel extends EventEmitter<NodeChannelEvents> {
           hello = m;
           if (m.version !== PROTOCOL_VERSION) {
             this.refused = true;
-            channel.destroy(new Error(`agent speaks protocol ${m.version}, we speak ${PROTOCOL_VERSION}`));
+            channel.destroy(
+              new Error(`agent speaks protocol ${m.version}, we speak ${PROTOCOL_VERSION}`),
+            );
             return;
           }
           if (m.authRequired && !secret) {
             this.refused = true;
-            channel.destroy(new Error('the agent requires a shared secret: set MPMAKE_SECRET_FILE or --mp-secret-file'));
+            channel.destroy(
+              new Error(
+                'the agent requires a shared secret: set MPMAKE_SECRET_FILE or --mp-secret-file',
+              ),
+            );
             return;
           }
           const proof = secret ? proveSecret(secret, m.challenge) : new Uint8Array(0);

@@ -72,9 +72,17 @@ export interface ParsedArgs {
 function loadConfig(path: string | undefined, env: NodeJS.ProcessEnv): Record<string, unknown> {
   const explicit = path !== undefined;
   const file =
-    path ?? join(env['XDG_CONFIG_HOME'] || join(env['HOME'] || homedir(), '.config'), 'mpmake', 'config.json');
+    path ??
+    join(
+      env['XDG_CONFIG_HOME'] || join(env['HOME'] || homedir(), '.config'),
+      'mpmake',
+      'config.json',
+    );
   if (!existsSync(file)) {
-    if (explicit) throw new UsageError(`config file ${file} does not exist (from --mp-config or MPMAKE_CONFIG)`);
+    if (explicit)
+      throw new UsageError(
+        `config file ${file} does not exist (from --mp-config or MPMAKE_CONFIG)`,
+      );
     return {};
   }
   let data: unknown;
@@ -88,7 +96,10 @@ function loadConfig(path: string | undefined, env: NodeJS.ProcessEnv): Record<st
   }
   const known = new Set(Object.values(SPEC).map((s) => s.key));
   for (const k of Object.keys(data)) {
-    if (!known.has(k)) throw new UsageError(`config file ${file}: unknown key "${k}" (known: ${[...known].join(', ')})`);
+    if (!known.has(k))
+      throw new UsageError(
+        `config file ${file}: unknown key "${k}" (known: ${[...known].join(', ')})`,
+      );
   }
   return data as Record<string, unknown>;
 }
@@ -115,7 +126,9 @@ export function parseArgs(argv: readonly string[], env: NodeJS.ProcessEnv): Pars
     const name = a.slice(5, eq < 0 ? undefined : eq);
     const spec = SPEC[name];
     if (!spec) {
-      throw new UsageError(`unknown option ${a.slice(0, eq < 0 ? undefined : eq)}; see mpmake --mp-help`);
+      throw new UsageError(
+        `unknown option ${a.slice(0, eq < 0 ? undefined : eq)}; see mpmake --mp-help`,
+      );
     }
     if (spec.kind === 'bool') {
       if (eq >= 0) throw new UsageError(`--mp-${name} takes no value`);
@@ -133,7 +146,8 @@ export function parseArgs(argv: readonly string[], env: NodeJS.ProcessEnv): Pars
     const e = spec.env ? env[spec.env] : undefined;
     if (e !== undefined && e !== '') return { value: e, from: spec.env };
     const c = config[spec.key];
-    if (c !== undefined) return { value: typeof c === 'string' ? c : JSON.stringify(c), from: `config "${spec.key}"` };
+    if (c !== undefined)
+      return { value: typeof c === 'string' ? c : JSON.stringify(c), from: `config "${spec.key}"` };
     return undefined;
   };
   const bool = (name: string): boolean => {

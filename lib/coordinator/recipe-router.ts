@@ -103,13 +103,26 @@ export class RecipeRouter extends EventEmitter<BuildEvents> {
       this.emit('job-start', start);
       conn.runLocally(shell);
       // The line runs in the shim now; its end is not seen here.
-      this.emit('job-end', { ...start, endedAtMs: Date.now(), code: null, signal: null, queuedMs: 0, runMs: 0 });
+      this.emit('job-end', {
+        ...start,
+        endedAtMs: Date.now(),
+        code: null,
+        signal: null,
+        queuedMs: 0,
+        runMs: 0,
+      });
       return;
     }
     const env = remoteEnv(req.env, this.options.envFilter, this.heldBackEnv);
     if (env['SHELL'] === this.options.shimPath) delete env['SHELL'];
-    const spec: JobSpec = { argv: [shell, ...req.argv.slice(1)], cwd: req.cwd, env, umask: req.umask };
-    const bothTty = (req.flags & SHIM_FLAG_STDOUT_TTY) !== 0 && (req.flags & SHIM_FLAG_STDERR_TTY) !== 0;
+    const spec: JobSpec = {
+      argv: [shell, ...req.argv.slice(1)],
+      cwd: req.cwd,
+      env,
+      umask: req.umask,
+    };
+    const bothTty =
+      (req.flags & SHIM_FLAG_STDOUT_TTY) !== 0 && (req.flags & SHIM_FLAG_STDERR_TTY) !== 0;
     const tty = this.options.color === 'always' || (this.options.color === 'auto' && bothTty);
     if (tty) spec.tty = { cols: req.cols || 80, rows: req.rows || 24 };
     else if ((req.flags & SHIM_FLAG_SAME_OUTPUT) !== 0) spec.mergeOutput = true;
@@ -132,7 +145,15 @@ export class RecipeRouter extends EventEmitter<BuildEvents> {
         this.warnGone(reason);
         this.stats.local++;
         conn.runLocally(shell);
-        this.emit('job-end', { ...start, nodeId: 'local', endedAtMs: Date.now(), code: null, signal: null, queuedMs: 0, runMs: 0 });
+        this.emit('job-end', {
+          ...start,
+          nodeId: 'local',
+          endedAtMs: Date.now(),
+          code: null,
+          signal: null,
+          queuedMs: 0,
+          runMs: 0,
+        });
         return true;
       },
       fail: (code, message) => {
@@ -140,7 +161,15 @@ export class RecipeRouter extends EventEmitter<BuildEvents> {
         this.stats.errors++;
         conn.fail(`${message} (${code})`);
         const error = `${message} (${code})`;
-        this.emit('job-end', { ...start, endedAtMs: Date.now(), code: 127, signal: null, queuedMs: 0, runMs: 0, error });
+        this.emit('job-end', {
+          ...start,
+          endedAtMs: Date.now(),
+          code: 127,
+          signal: null,
+          queuedMs: 0,
+          runMs: 0,
+          error,
+        });
       },
     });
     conn.on('cancel', (signal) => handle.cancel(signal));

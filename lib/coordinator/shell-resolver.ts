@@ -1,4 +1,9 @@
-import { intendedShell, makeProcessFacts, shellForTarget, type IntendedShell } from './intended-shell.js';
+import {
+  intendedShell,
+  makeProcessFacts,
+  shellForTarget,
+  type IntendedShell,
+} from './intended-shell.js';
 
 /**
  * The intended shell of each make process that sends us recipe lines,

@@ -3,8 +3,7 @@ import { jobserverAuthOf } from '../coordinator/makeflags.js';
 
 /** A jobserver pool that a parent make (or mpmake) advertised to us. */
 export type ParentPool =
-  | { kind: 'pipe'; readFd: number; writeFd: number }
-  | { kind: 'fifo'; path: string; fd: number };
+  { kind: 'pipe'; readFd: number; writeFd: number } | { kind: 'fifo'; path: string; fd: number };
 
 export type ParentPoolResult =
   | { found: false }
@@ -32,17 +31,27 @@ export function findParentPool(makeflags: string | undefined): ParentPoolResult 
   if (auth.startsWith('fifo:')) {
     const path = auth.slice(5);
     try {
-      if (!statSync(path).isFIFO()) return { found: true, pool: undefined, why: `${path} is not a FIFO` };
+      if (!statSync(path).isFIFO())
+        return { found: true, pool: undefined, why: `${path} is not a FIFO` };
       const fd = openSync(path, constants.O_RDWR | constants.O_NONBLOCK);
       return { found: true, pool: { kind: 'fifo', path, fd } };
     } catch (err) {
-      return { found: true, pool: undefined, why: `cannot open ${path}: ${(err as Error).message}` };
+      return {
+        found: true,
+        pool: undefined,
+        why: `cannot open ${path}: ${(err as Error).message}`,
+      };
     }
   }
   const m = /^(-?\d+),(-?\d+)$/.exec(auth);
   if (!m) return { found: true, pool: undefined, why: `cannot parse --jobserver-auth=${auth}` };
   const [r, w] = [Number(m[1]), Number(m[2])];
-  if (r < 0 || w < 0) return { found: true, pool: undefined, why: 'the parent make did not pass its jobserver to this line' };
+  if (r < 0 || w < 0)
+    return {
+      found: true,
+      pool: undefined,
+      why: 'the parent make did not pass its jobserver to this line',
+    };
   if (!isFifoFd(r) || !isFifoFd(w)) {
     return { found: true, pool: undefined, why: `jobserver fds ${r},${w} are not open here` };
   }

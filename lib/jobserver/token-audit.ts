@@ -34,7 +34,9 @@ export function poolHolders(fifoPath: string, makeNames: readonly string[]): Hol
     return undefined;
   }
   const target = `pipe:[${ino}]`;
-  const pids = readdirSync('/proc').filter((d) => /^\d+$/.test(d)).map(Number);
+  const pids = readdirSync('/proc')
+    .filter((d) => /^\d+$/.test(d))
+    .map(Number);
   const parents = new Map<number, number>();
   const holders: Holder[] = [];
   for (const pid of pids) {
@@ -109,7 +111,8 @@ export class TokenAudit {
     const deficit = Math.max(0, circulating - inPool - held);
     const confirmed = Math.min(deficit, this.lastDeficit);
     this.lastDeficit = deficit;
-    if (confirmed > 0) trace(`audit: ${confirmed} tokens lost (pool ${inPool}, held ${held}, of ${circulating})`);
+    if (confirmed > 0)
+      trace(`audit: ${confirmed} tokens lost (pool ${inPool}, held ${held}, of ${circulating})`);
     return confirmed;
   }
 }

@@ -76,7 +76,10 @@ export function pick(
   for (let k = 0; k < pool.length; k++) {
     const n = pool[(k + rotate) % pool.length]!;
     const score = expectedWait(n, opts);
-    if (score < bestScore - 1e-9 || (Math.abs(score - bestScore) <= 1e-9 && best && n.inFlight < best.inFlight)) {
+    if (
+      score < bestScore - 1e-9 ||
+      (Math.abs(score - bestScore) <= 1e-9 && best && n.inFlight < best.inFlight)
+    ) {
       best = n;
       bestScore = score;
     }
@@ -90,17 +93,24 @@ export function pick(
  * order with a free slot, else refuse ("cluster busy"). No queueing, no
  * load from other sources.
  */
-export function pickFirstFree(nodes: readonly NodeSnapshot[], opts: PlacementOptions = DEFAULT_PLACEMENT): Choice {
+export function pickFirstFree(
+  nodes: readonly NodeSnapshot[],
+  opts: PlacementOptions = DEFAULT_PLACEMENT,
+): Choice {
   if (nodes.length === 0) return { kind: 'none' };
   for (const n of nodes) {
     const reported = n.reportAgeMs <= opts.staleAfterMs ? n.running + n.queued : 0;
-    if (Math.max(reported, n.inFlight) < n.slots) return n.local ? { kind: 'local' } : { kind: 'node', id: n.id };
+    if (Math.max(reported, n.inFlight) < n.slots)
+      return n.local ? { kind: 'local' } : { kind: 'node', id: n.id };
   }
   return { kind: 'refuse' };
 }
 
 /** One line per candidate, for --mp-explain. */
-export function explain(nodes: readonly NodeSnapshot[], opts: PlacementOptions = DEFAULT_PLACEMENT): string {
+export function explain(
+  nodes: readonly NodeSnapshot[],
+  opts: PlacementOptions = DEFAULT_PLACEMENT,
+): string {
   return nodes
     .map((n) => {
       const stale = n.reportAgeMs > opts.staleAfterMs ? ' stale' : '';

@@ -120,8 +120,11 @@ export function encodeRequest(req: ShimRequest): Buffer {
   head.writeUInt16BE(req.cols, 12);
   head.writeUInt16BE(req.rows, 14);
   head.writeUInt32BE(req.ppid, 16);
-  const bytes = (t: ShimText): Buffer => (typeof t === 'string' ? Buffer.from(t, 'utf8') : Buffer.from(t));
-  const envList = Object.entries(req.env).map(([k, v]) => Buffer.concat([Buffer.from(`${k}=`), bytes(v)]));
+  const bytes = (t: ShimText): Buffer =>
+    typeof t === 'string' ? Buffer.from(t, 'utf8') : Buffer.from(t);
+  const envList = Object.entries(req.env).map(([k, v]) =>
+    Buffer.concat([Buffer.from(`${k}=`), bytes(v)]),
+  );
   head.writeUInt32BE(req.argv.length, 20);
   head.writeUInt32BE(envList.length, 24);
   const nul = Buffer.alloc(1);

@@ -2,7 +2,10 @@ import t from 'tap';
 import { parseHostList } from '../../lib/coordinator/host-list.js';
 
 t.test('host entries', async (t) => {
-  const hosts = parseHostList('nodeA:7000/8 nodeB/4,  10.1.2.3 [::1]:9000/2 localhost/3', 'MPMAKE_HOSTS');
+  const hosts = parseHostList(
+    'nodeA:7000/8 nodeB/4,  10.1.2.3 [::1]:9000/2 localhost/3',
+    'MPMAKE_HOSTS',
+  );
   t.same(
     hosts.map((h) => [h.address, h.port, h.slots, h.local]),
     [

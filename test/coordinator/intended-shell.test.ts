@@ -1,7 +1,11 @@
 import t from 'tap';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { intendedShell, makefileArgs, shellForTarget } from '../../lib/coordinator/intended-shell.js';
+import {
+  intendedShell,
+  makefileArgs,
+  shellForTarget,
+} from '../../lib/coordinator/intended-shell.js';
 
 t.test('reads SHELL from the makefile and its literal includes', async (t) => {
   const dir = t.testdir({

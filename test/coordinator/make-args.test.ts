@@ -19,7 +19,10 @@ t.test('-j forms are taken out of make argv', async (t) => {
 t.test('option arguments are never mistaken for -j', async (t) => {
   t.same(splitMakeArgs(['-C', '-j8']), { args: ['-C', '-j8'], jobs: undefined });
   t.same(splitMakeArgs(['-Cj', 'x']), { args: ['-Cj', 'x'], jobs: undefined });
-  t.same(splitMakeArgs(['-f', 'Makefile.j', '-k']), { args: ['-f', 'Makefile.j', '-k'], jobs: undefined });
+  t.same(splitMakeArgs(['-f', 'Makefile.j', '-k']), {
+    args: ['-f', 'Makefile.j', '-k'],
+    jobs: undefined,
+  });
   t.same(splitMakeArgs(['-Otarget', '-j2']), { args: ['-Otarget'], jobs: 2 });
   t.same(splitMakeArgs(['--directory', '-j3']), { args: ['--directory', '-j3'], jobs: undefined });
   t.same(splitMakeArgs(['-kC', 'dir', '-j']), { args: ['-kC', 'dir'], jobs: 'all' });

@@ -10,7 +10,10 @@ t.test('remote MAKEFLAGS loses SHELL, jobserver and sync-mutex words', async (t)
     cleanMakeflagsForRemote(' -j4 --jobserver-auth=3,3 -- SHELL=/tmp/mpmake-x/sh FOO=1'),
     '-j4 -- FOO=1',
   );
-  t.equal(cleanMakeflagsForRemote('ks -j8 --jobserver-auth=fifo:/tmp/x --sync-mutex=fnm:/tmp/m'), 'ks -j8');
+  t.equal(
+    cleanMakeflagsForRemote('ks -j8 --jobserver-auth=fifo:/tmp/x --sync-mutex=fnm:/tmp/m'),
+    'ks -j8',
+  );
   t.equal(cleanMakeflagsForRemote(' --jobserver-fds=3,4 -- SHELL=/x/sh MPMAKE_TARGET=$$@'), '');
   t.equal(cleanMakeflagsForRemote('-- A=has\\ space SHELL:=/x'), '-- A=has\\ space');
 });

@@ -52,7 +52,10 @@ export function shims(fragment: string): number[] {
     if (!/^\d+$/.test(d)) continue;
     try {
       const argv = readFileSync(`/proc/${d}/cmdline`, 'utf8').split('\0');
-      if (/\/mpmake-[^/]+\/sh$/.test(argv[0] ?? '') && argv.slice(1).some((a) => a.includes(fragment))) {
+      if (
+        /\/mpmake-[^/]+\/sh$/.test(argv[0] ?? '') &&
+        argv.slice(1).some((a) => a.includes(fragment))
+      ) {
         out.push(Number(d));
       }
     } catch {

@@ -51,7 +51,10 @@ function maxConcurrency(log: string): number {
 t.test('a pool of N: at most N recipes at once, and N is reached', async (t) => {
   const cluster = await startCluster(t, 2, 4);
   const dir = t.testdir({ Makefile: sleepMakefile(12, 0.6) });
-  const r = await runMpmake([`--mp-hosts=${cluster.hosts}`, '--mp-quiet', '-j3'], { cwd: dir, env: cleanEnv() });
+  const r = await runMpmake([`--mp-hosts=${cluster.hosts}`, '--mp-quiet', '-j3'], {
+    cwd: dir,
+    env: cleanEnv(),
+  });
   t.equal(r.code, 0, r.stderr.toString());
   t.equal(maxConcurrency(readFileSync(join(dir, 'conc.log'), 'utf8')), 3);
   t.notMatch(r.stderr.toString(), /INTERNAL/);
@@ -82,22 +85,25 @@ t.test('a parent pool that does not reach us: one warning, a serial build, no ha
   t.equal(maxConcurrency(readFileSync(join(dir, 'sub/conc.log'), 'utf8')), 1);
 });
 
-t.test('a fifo-style parent pool (make 4.4 style) is joined, with the project client', async (t) => {
-  const cluster = await startCluster(t, 2, 4);
-  const dir = t.testdir({
-    Makefile:
-      sleepMakefile(8, 0.5, 'all: client\n') +
-      `client:\n\t+node ${client} --tokens 1 --hold-ms 300 --log $(CURDIR)/client.log\n`,
-  });
-  const pool = new JobserverPool(dir, 3);
-  t.teardown(() => pool.close());
-  const env = cleanEnv({ MAKEFLAGS: ` -j3 --jobserver-auth=fifo:${pool.path}` });
-  const r = await runMpmake([`--mp-hosts=${cluster.hosts}`, '--mp-quiet'], { cwd: dir, env });
-  t.equal(r.code, 0, r.stderr.toString());
-  t.match(readFileSync(join(dir, 'client.log'), 'utf8'), /took 1 pipe[\s\S]*returned 1/);
-  t.ok(maxConcurrency(readFileSync(join(dir, 'conc.log'), 'utf8')) <= 3);
-  t.same(pool.drain(), { found: 2, expected: 2 }, 'every token came back to the parent pool');
-});
+t.test(
+  'a fifo-style parent pool (make 4.4 style) is joined, with the project client',
+  async (t) => {
+    const cluster = await startCluster(t, 2, 4);
+    const dir = t.testdir({
+      Makefile:
+        sleepMakefile(8, 0.5, 'all: client\n') +
+        `client:\n\t+node ${client} --tokens 1 --hold-ms 300 --log $(CURDIR)/client.log\n`,
+    });
+    const pool = new JobserverPool(dir, 3);
+    t.teardown(() => pool.close());
+    const env = cleanEnv({ MAKEFLAGS: ` -j3 --jobserver-auth=fifo:${pool.path}` });
+    const r = await runMpmake([`--mp-hosts=${cluster.hosts}`, '--mp-quiet'], { cwd: dir, env });
+    t.equal(r.code, 0, r.stderr.toString());
+    t.match(readFileSync(join(dir, 'client.log'), 'utf8'), /took 1 pipe[\s\S]*returned 1/);
+    t.ok(maxConcurrency(readFileSync(join(dir, 'conc.log'), 'utf8')) <= 3);
+    t.same(pool.drain(), { found: 2, expected: 2 }, 'every token came back to the parent pool');
+  },
+);
 
 t.test('the client in fifo style takes and returns tokens', async (t) => {
   const dir = t.testdir();
@@ -105,7 +111,9 @@ t.test('the client in fifo style takes and returns tokens', async (t) => {
   t.teardown(() => pool.close());
   const log = join(dir, 'client.log');
   const env = cleanEnv({ MAKEFLAGS: ` -j3 --jobserver-auth=fifo:${pool.path}` });
-  execFileSync(process.execPath, [client, '--tokens', '2', '--hold-ms', '20', '--log', log], { env });
+  execFileSync(process.execPath, [client, '--tokens', '2', '--hold-ms', '20', '--log', log], {
+    env,
+  });
   t.match(readFileSync(log, 'utf8'), /took 2 fifo[\s\S]*returned 2/);
   t.same(pool.drain(), { found: 2, expected: 2 });
 });
@@ -121,13 +129,20 @@ t.test('a client killed holding a token does not lower later concurrency', async
       names.map((x) => stamped(x, 0.6)).join(''),
   });
   const report = join(dir, 'report.json');
-  const r = await runMpmake([`--mp-hosts=${cluster.hosts}`, '--mp-quiet', `--mp-report=${report}`, '-j3'], {
-    cwd: dir,
-    env: cleanEnv(),
-  });
+  const r = await runMpmake(
+    [`--mp-hosts=${cluster.hosts}`, '--mp-quiet', `--mp-report=${report}`, '-j3'],
+    {
+      cwd: dir,
+      env: cleanEnv(),
+    },
+  );
   t.equal(r.code, 0, r.stderr.toString());
   t.match(readFileSync(join(dir, 'client.log'), 'utf8'), /took 1/);
-  t.equal(maxConcurrency(readFileSync(join(dir, 'conc.log'), 'utf8')), 3, 'still 3 at once after the crash');
+  t.equal(
+    maxConcurrency(readFileSync(join(dir, 'conc.log'), 'utf8')),
+    3,
+    'still 3 at once after the crash',
+  );
   const rep = JSON.parse(readFileSync(report, 'utf8'));
   t.equal(rep.jobserver.tokensRefilled, 1, 'the lost token was put back');
   t.equal(rep.jobserver.tokensLost, 0, 'and every token is accounted for at the end');
@@ -147,17 +162,26 @@ t.test('the pool grows when an agent joins mid-build', async (t) => {
   const hosts = `${first.hosts} 127.0.0.1:${port}/2`;
   let late: Awaited<ReturnType<typeof spawnLocalAgent>> | undefined;
   t.teardown(() => late?.stop());
-  const build = runMpmake([`--mp-hosts=${hosts}`, '--mp-quiet', '-j'], { cwd: dir, env: cleanEnv() });
+  const build = runMpmake([`--mp-hosts=${hosts}`, '--mp-quiet', '-j'], {
+    cwd: dir,
+    env: cleanEnv(),
+  });
   setTimeout(() => {
-    void spawnLocalAgent({ slots: 2, id: 'late', listen: `127.0.0.1:${port}`, env: cleanEnv() }).then(
-      (a) => (late = a),
-    );
+    void spawnLocalAgent({
+      slots: 2,
+      id: 'late',
+      listen: `127.0.0.1:${port}`,
+      env: cleanEnv(),
+    }).then((a) => (late = a));
   }, 800);
   const r = await build;
   t.equal(r.code, 0, r.stderr.toString());
   t.match(r.stderr.toString(), /leaving out 127\.0\.0\.1:\d+/);
   t.match(r.stderr.toString(), /late \(127\.0\.0\.1:\d+\) joined the build/);
-  t.ok(maxConcurrency(readFileSync(join(dir, 'conc.log'), 'utf8')) > 2, 'more than the first agent alone');
+  t.ok(
+    maxConcurrency(readFileSync(join(dir, 'conc.log'), 'utf8')) > 2,
+    'more than the first agent alone',
+  );
 });
 
 t.test('mpmake under mpmake reuses the outer coordinator and pool', async (t) => {
@@ -176,17 +200,35 @@ t.test('mpmake under mpmake reuses the outer coordinator and pool', async (t) =>
   t.equal(r.code, 0, r.stderr.toString());
   const rep = JSON.parse(readFileSync(report, 'utf8'));
   t.equal(rep.jobs.remote, 6, "the inner build's recipes went through the outer coordinator");
-  t.equal(r.stderr.toString().match(/^mpmake: \d+ jobs/gm)?.length, 1, 'one summary: no second coordinator');
-  t.notMatch(r.stderr.toString(), /leaving out 127\.0\.0\.1:1\b/, 'the inner host list was never dialled');
-  t.ok(maxConcurrency(readFileSync(join(dir, 'sub/conc.log'), 'utf8')) <= 3, 'the outer -j3 pool holds');
+  t.equal(
+    r.stderr.toString().match(/^mpmake: \d+ jobs/gm)?.length,
+    1,
+    'one summary: no second coordinator',
+  );
+  t.notMatch(
+    r.stderr.toString(),
+    /leaving out 127\.0\.0\.1:1\b/,
+    'the inner host list was never dialled',
+  );
+  t.ok(
+    maxConcurrency(readFileSync(join(dir, 'sub/conc.log'), 'utf8')) <= 3,
+    'the outer -j3 pool holds',
+  );
 });
 
 t.test('a makefile that forces -j8 still runs at most the cluster slots at once', async (t) => {
   const cluster = await startCluster(t, 1, 2);
   const dir = t.testdir({ Makefile: 'MAKEFLAGS += -j8\n' + sleepMakefile(8, 0.4) });
-  const r = await runMpmake([`--mp-hosts=${cluster.hosts}`, '--mp-quiet'], { cwd: dir, env: cleanEnv() });
+  const r = await runMpmake([`--mp-hosts=${cluster.hosts}`, '--mp-quiet'], {
+    cwd: dir,
+    env: cleanEnv(),
+  });
   t.equal(r.code, 0, r.stderr.toString());
-  t.equal(maxConcurrency(readFileSync(join(dir, 'conc.log'), 'utf8')), 2, 'the agent queues the rest');
+  t.equal(
+    maxConcurrency(readFileSync(join(dir, 'conc.log'), 'utf8')),
+    2,
+    'the agent queues the rest',
+  );
 });
 
 t.test('the fifo style needs make 4.4: a clear error with make 4.3', async (t) => {

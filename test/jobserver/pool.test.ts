@@ -67,7 +67,11 @@ t.test('parent pools are found in MAKEFLAGS, or explained', async (t) => {
     pool: undefined,
     why: /did not pass its jobserver/,
   });
-  t.match(findParentPool(' --jobserver-auth=97,98'), { found: true, pool: undefined, why: /not open here/ });
+  t.match(findParentPool(' --jobserver-auth=97,98'), {
+    found: true,
+    pool: undefined,
+    why: /not open here/,
+  });
   t.match(findParentPool(' --jobserver-auth=fifo:/nonexistent/x'), {
     found: true,
     pool: undefined,

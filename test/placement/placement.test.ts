@@ -1,5 +1,11 @@
 import t from 'tap';
-import { expectedWait, explain, pick, pickFirstFree, type NodeSnapshot } from '../../lib/placement/placement.js';
+import {
+  expectedWait,
+  explain,
+  pick,
+  pickFirstFree,
+  type NodeSnapshot,
+} from '../../lib/placement/placement.js';
 
 const node = (id: string, over: Partial<NodeSnapshot> = {}): NodeSnapshot => ({
   id,
@@ -18,7 +24,10 @@ const node = (id: string, over: Partial<NodeSnapshot> = {}): NodeSnapshot => ({
 t.test('lowest expected wait wins', async (t) => {
   t.same(pick([node('a', { running: 3 }), node('b', { running: 1 })]), { kind: 'node', id: 'b' });
   // Bigger node with the same queue waits less.
-  t.same(pick([node('a', { running: 2 }), node('b', { running: 2, slots: 8 })]), { kind: 'node', id: 'b' });
+  t.same(pick([node('a', { running: 2 }), node('b', { running: 2, slots: 8 })]), {
+    kind: 'node',
+    id: 'b',
+  });
   t.same(pick([]), { kind: 'none' });
 });
 
@@ -33,7 +42,10 @@ t.test('load from other sources counts; stale reports do not', async (t) => {
 });
 
 t.test('penalised nodes only when nothing else', async (t) => {
-  t.same(pick([node('a', { penalized: true }), node('b', { running: 3 })]), { kind: 'node', id: 'b' });
+  t.same(pick([node('a', { penalized: true }), node('b', { running: 3 })]), {
+    kind: 'node',
+    id: 'b',
+  });
   t.same(pick([node('a', { penalized: true })]), { kind: 'node', id: 'a' });
 });
 
@@ -44,16 +56,32 @@ t.test('ties rotate so equal nodes share', async (t) => {
 });
 
 t.test('the client slots are a candidate', async (t) => {
-  t.same(pick([node('a', { running: 4 }), node('local', { local: true, slots: 2 })]), { kind: 'local' });
+  t.same(pick([node('a', { running: 4 }), node('local', { local: true, slots: 2 })]), {
+    kind: 'local',
+  });
 });
 
-t.test('first-free (the LSF-like baseline): first node with a free slot, else refuse', async (t) => {
-  t.same(pickFirstFree([node('a', { running: 4 }), node('b', { running: 1 }), node('c')]), { kind: 'node', id: 'b' });
-  t.same(pickFirstFree([node('a', { running: 4 }), node('b', { inFlight: 4 })]), { kind: 'refuse' });
-  t.same(pickFirstFree([]), { kind: 'none' });
-});
+t.test(
+  'first-free (the LSF-like baseline): first node with a free slot, else refuse',
+  async (t) => {
+    t.same(pickFirstFree([node('a', { running: 4 }), node('b', { running: 1 }), node('c')]), {
+      kind: 'node',
+      id: 'b',
+    });
+    t.same(pickFirstFree([node('a', { running: 4 }), node('b', { inFlight: 4 })]), {
+      kind: 'refuse',
+    });
+    t.same(pickFirstFree([]), { kind: 'none' });
+  },
+);
 
 t.test('explain names every candidate with its score and facts', async (t) => {
-  const line = explain([node('a', { running: 2, inFlight: 1, loadavg1: 2.5 }), node('b', { penalized: true })]);
-  t.match(line, /^a 0\.88 \[run 2 queue 0 mine 1 \/ 4 slots, load 2\.5 of 4 cpus\]; b 0\.25 \[.* penalised\]$/);
+  const line = explain([
+    node('a', { running: 2, inFlight: 1, loadavg1: 2.5 }),
+    node('b', { penalized: true }),
+  ]);
+  t.match(
+    line,
+    /^a 0\.88 \[run 2 queue 0 mine 1 \/ 4 slots, load 2\.5 of 4 cpus\]; b 0\.25 \[.* penalised\]$/,
+  );
 });

@@ -36,5 +36,9 @@ t.test('validation names what is wrong', async (t) => {
   t.equal(checkClientMessage({ type: 'job', id: 1 }), 'malformed job');
   t.match(checkClientMessage({ type: 'rm -rf' }), /unknown message type/);
   t.equal(checkClientMessage([1, 2]), 'message is not a map');
-  t.equal(checkAgentMessage({ type: 'exit', id: 1, code: 0, signal: null, runMs: 1, queuedMs: 0 }).constructor, Object);
+  t.equal(
+    checkAgentMessage({ type: 'exit', id: 1, code: 0, signal: null, runMs: 1, queuedMs: 0 })
+      .constructor,
+    Object,
+  );
 });
