@@ -4,6 +4,7 @@
 NODE_MODULES := node_modules/.package-lock.json
 SHIM         := build/mpmake-shim
 EXEC         := build/mpmake-exec
+SPAWND       := build/mpmake-spawnd
 TSBUILD      := dist/.built
 CC          ?= cc
 TS_SOURCES   := $(shell find lib cli test benchmarks fixtures -name '*.ts' -not -path '*/node_modules/*' 2>/dev/null)
@@ -12,7 +13,7 @@ TS_SOURCES   := $(shell find lib cli test benchmarks fixtures -name '*.ts' -not 
 
 all: build
 
-build: $(TSBUILD) $(SHIM) $(EXEC)
+build: $(TSBUILD) $(SHIM) $(EXEC) $(SPAWND)
 
 $(NODE_MODULES): package.json
 	npm install --no-audit --no-fund
@@ -36,6 +37,14 @@ $(EXEC): lib/agent/job-exec.c
 	@mkdir -p build
 	$(CC) -O2 -Wall -Wextra -std=c99 -D_GNU_SOURCE -o $@ $< || \
 	  { echo "mpmake: no working C compiler; agents use the /bin/sh job wrapper" >&2; rm -f $@; }
+
+# The agent's job spawner (lib/agent/spawn-server.c): forking a small
+# process per job instead of the agent itself. Without it jobs are started
+# with Node's child_process (slower per job).
+$(SPAWND): lib/agent/spawn-server.c
+	@mkdir -p build
+	$(CC) -O2 -Wall -Wextra -std=c99 -D_GNU_SOURCE -o $@ $< || \
+	  { echo "mpmake: no working C compiler; agents spawn jobs with Node" >&2; rm -f $@; }
 
 demo: build
 	node dist/cli/mpm.js demo

@@ -1,0 +1,142 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { WireText } from '../protocol/messages.js';
+import { packageRoot } from './package-root.js';
+
+const NO_ID = 0xffffffff;
+
+export interface SpawnRequest {
+  argv: WireText[];
+  env: Record<string, WireText>;
+  cwd: string;
+  umask: number;
+  mergeOutput: boolean;
+  uid?: number;
+  gid?: number;
+  groups?: number[];
+}
+
+/** What the spawner says about one job. */
+export interface SpawnHandlers {
+  /** The job's pid (its process group), or a negative errno. */
+  started(pid: number): void;
+  exited(code: number | null, signal: number | null): void;
+  /** The spawner died: the job is gone. */
+  dead(): void;
+}
+
+const bytes = (t: WireText): Buffer => (typeof t === 'string' ? Buffer.from(t) : Buffer.from(t));
+const nul = Buffer.alloc(1);
+
+/**
+ * The agent's end of build/mpmake-spawnd (lib/agent/spawn-server.c): one
+ * small process per agent that forks jobs for it, because forking the agent
+ * itself (child_process.spawn) costs milliseconds per job. A job's output
+ * comes through two FIFOs in a private directory (or one when merged).
+ */
+export class SpawnClient {
+  readonly dir: string;
+  private readonly child: ChildProcess;
+  private buf: Buffer = Buffer.alloc(0);
+  private readonly handlers = new Map<number, SpawnHandlers>();
+  private nextId = 1;
+  private dead: Error | undefined;
+
+  private constructor(binary: string) {
+    this.dir = mkdtempSync(join(tmpdir(), 'mpm-agent-'));
+    this.child = spawn(binary, [], { stdio: ['pipe', 'pipe', 'inherit'] });
+    this.child.stdout!.on('data', (chunk: Buffer) => this.onData(chunk));
+    this.child.on('exit', (code, signal) => {
+      this.dead = new Error(`the job spawner exited (${signal ?? code})`);
+      for (const h of this.handlers.values()) h.dead();
+      this.handlers.clear();
+    });
+    this.child.stdin!.on('error', () => {});
+  }
+
+  /** build/mpmake-spawnd when it was built; otherwise undefined (jobs use child_process). */
+  static start(): SpawnClient | undefined {
+    if (process.env['MPMAKE_NO_SPAWND'] === '1') return undefined;
+    const binary = join(packageRoot(), 'build', 'mpmake-spawnd');
+    return existsSync(binary) ? new SpawnClient(binary) : undefined;
+  }
+
+  get alive(): boolean {
+    return this.dead === undefined;
+  }
+
+  /** Asks for a job; returns its id and its FIFO paths (stderr's undefined when merged). */
+  spawn(
+    req: SpawnRequest,
+    handlers: SpawnHandlers,
+  ): { id: number; out: string; err: string | undefined } {
+    const id = this.nextId++;
+    this.handlers.set(id, handlers);
+    if (this.dead) setImmediate(() => handlers.dead());
+    const out = join(this.dir, `${id}.out`);
+    const err = req.mergeOutput ? undefined : join(this.dir, `${id}.err`);
+    const groups = req.groups ?? [];
+    const head = Buffer.alloc(1 + 24 + 4 * groups.length + 8);
+    let o = 0;
+    head.writeUInt8(1, o++);
+    head.writeUInt32BE(id, o);
+    head.writeUInt32BE(req.umask & 0o777, (o += 4));
+    head.writeUInt32BE(req.mergeOutput ? 1 : 0, (o += 4));
+    head.writeUInt32BE(req.uid ?? NO_ID, (o += 4));
+    head.writeUInt32BE(req.gid ?? NO_ID, (o += 4));
+    head.writeUInt32BE(groups.length, (o += 4));
+    o += 4;
+    for (const g of groups) {
+      head.writeUInt32BE(g, o);
+      o += 4;
+    }
+    const env = Object.entries(req.env).map(([k, v]) =>
+      Buffer.concat([Buffer.from(`${k}=`), bytes(v)]),
+    );
+    head.writeUInt32BE(req.argv.length, o);
+    head.writeUInt32BE(env.length, o + 4);
+    const parts: Buffer[] = [head];
+    for (const s of [
+      Buffer.from(out),
+      Buffer.from(err ?? ''),
+      Buffer.from(req.cwd),
+      ...req.argv.map(bytes),
+      ...env,
+    ]) {
+      parts.push(s, nul);
+    }
+    const body = Buffer.concat(parts);
+    const len = Buffer.alloc(4);
+    len.writeUInt32BE(body.length);
+    this.child.stdin!.write(Buffer.concat([len, body]));
+    return { id, out, err };
+  }
+
+  private onData(chunk: Buffer): void {
+    this.buf = this.buf.length ? Buffer.concat([this.buf, chunk]) : chunk;
+    while (this.buf.length >= 4) {
+      const len = this.buf.readUInt32BE(0);
+      if (this.buf.length < 4 + len) break;
+      const f = this.buf.subarray(4, 4 + len);
+      this.buf = this.buf.subarray(4 + len);
+      const id = f.readUInt32BE(1);
+      const h = this.handlers.get(id);
+      if (!h) continue;
+      if (f[0] === 1) h.started(f.readInt32BE(5));
+      else if (f[0] === 2) {
+        this.handlers.delete(id);
+        const code = f.readInt32BE(5);
+        const signal = f.readInt32BE(9);
+        h.exited(code >= 0 ? code : null, signal > 0 ? signal : null);
+      }
+    }
+  }
+
+  /** Stops the spawner (it kills whatever jobs it still has) and removes its directory. */
+  close(): void {
+    this.child.stdin!.end();
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+}

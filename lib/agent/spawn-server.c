@@ -1,0 +1,271 @@
+/*
+ * mpmake-spawnd: the agent's job spawner. Node's child_process.spawn forks
+ * the whole agent, and fork's cost grows with the agent's memory: several
+ * ms per job, more than many recipes cost. This small process is started
+ * once per agent; forking it costs microseconds. The agent sends it one
+ * request per job over stdin and reads replies on stdout:
+ *
+ * Frames: u32 big-endian length, then the payload.
+ * SPAWN  (agent -> here): u8 1, u32 id, u32 umask, u32 flags (bit 0: stderr
+ *        goes where stdout goes), u32 uid, u32 gid (0xffffffff: unchanged),
+ *        u32 ngroups, u32 groups[ngroups], u32 argc, u32 envc, then
+ *        NUL-terminated: stdout FIFO path, stderr FIFO path (empty when
+ *        merged), cwd, argv..., env ("NAME=value")...
+ * STARTED (here -> agent): u8 1, u32 id, i32 pid (or -errno).
+ * EXITED  (here -> agent): u8 2, u32 id, i32 exit code (or -1), i32 signal.
+ *
+ * The job's output goes through FIFOs that this process creates and the
+ * agent opens (Node cannot receive file descriptors). Each job runs in its
+ * own session and process group, stdin /dev/null. When the agent dies (even
+ * by SIGKILL: PR_SET_PDEATHSIG) or closes stdin, every job's process group
+ * is killed, so no job outlives its agent.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define MAX_FRAME (64u * 1024 * 1024)
+#define MAX_JOBS 65536
+#define NO_ID 0xffffffffu
+
+struct job {
+  pid_t pid;
+  uint32_t id;
+  char *out, *err;
+};
+
+static struct job jobs[MAX_JOBS];
+static int sigpipe_fds[2];
+
+static uint32_t get_u32(const unsigned char *p) {
+  return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | p[3];
+}
+
+static void put_u32(unsigned char *p, uint32_t v) {
+  p[0] = v >> 24;
+  p[1] = v >> 16;
+  p[2] = v >> 8;
+  p[3] = v;
+}
+
+static void write_all(int fd, const unsigned char *buf, size_t n) {
+  while (n > 0) {
+    ssize_t w = write(fd, buf, n);
+    if (w < 0) {
+      if (errno == EINTR) continue;
+      _exit(3); /* the agent is gone */
+    }
+    buf += w;
+    n -= (size_t)w;
+  }
+}
+
+static void reply(uint8_t type, uint32_t id, int32_t a, int32_t b, int with_b) {
+  unsigned char f[17];
+  uint32_t len = with_b ? 13 : 9;
+  put_u32(f, len);
+  f[4] = type;
+  put_u32(f + 5, id);
+  put_u32(f + 9, (uint32_t)a);
+  put_u32(f + 13, (uint32_t)b);
+  write_all(1, f, 4 + len);
+}
+
+static void kill_all_and_exit(int code) {
+  for (int i = 0; i < MAX_JOBS; i++)
+    if (jobs[i].pid > 0) kill(-jobs[i].pid, SIGKILL);
+  _exit(code);
+}
+
+static void on_signal(int sig) {
+  if (sig == SIGCHLD) {
+    int saved = errno;
+    char c = 0;
+    if (write(sigpipe_fds[1], &c, 1) < 0) { /* full: a wakeup is pending anyway */ }
+    errno = saved;
+  } else {
+    kill_all_and_exit(128 + sig);
+  }
+}
+
+/* Next NUL-terminated string in [*p, end), or NULL. */
+static char *next_str(unsigned char **p, unsigned char *end) {
+  unsigned char *s = *p;
+  unsigned char *z = memchr(s, 0, (size_t)(end - s));
+  if (!z) return NULL;
+  *p = z + 1;
+  return (char *)s;
+}
+
+static void child_fail(const char *what, const char *detail) {
+  dprintf(2, "mpm agent: %s: %s\n", what, detail);
+  _exit(127);
+}
+
+static void spawn(unsigned char *p, unsigned char *end) {
+  if (end - p < 28) return;
+  uint32_t id = get_u32(p), mask = get_u32(p + 4), flags = get_u32(p + 8);
+  uint32_t uid = get_u32(p + 12), gid = get_u32(p + 16), ngroups = get_u32(p + 20);
+  p += 24;
+  if (ngroups > 1024 || end - p < (long)(4 * ngroups + 8)) return;
+  gid_t groups[1024];
+  for (uint32_t i = 0; i < ngroups; i++, p += 4) groups[i] = get_u32(p);
+  uint32_t argc = get_u32(p), envc = get_u32(p + 4);
+  p += 8;
+  if (argc == 0 || argc > 1u << 20 || envc > 1u << 20) return;
+  char *out = next_str(&p, end), *err = next_str(&p, end), *cwd = next_str(&p, end);
+  char **argv = calloc(argc + 1, sizeof *argv), **envp = calloc(envc + 1, sizeof *envp);
+  if (!out || !err || !cwd || !argv || !envp) goto bad;
+  for (uint32_t i = 0; i < argc; i++)
+    if (!(argv[i] = next_str(&p, end))) goto bad;
+  for (uint32_t i = 0; i < envc; i++)
+    if (!(envp[i] = next_str(&p, end))) goto bad;
+
+  int slot = -1;
+  for (int i = 0; i < MAX_JOBS; i++)
+    if (jobs[i].pid == 0) { slot = i; break; }
+  if (slot < 0 || mkfifo(out, 0600) != 0 || (err[0] && mkfifo(err, 0600) != 0)) {
+    reply(1, id, -(errno ? errno : EAGAIN), 0, 0);
+    goto done;
+  }
+  pid_t pid = fork();
+  if (pid < 0) {
+    reply(1, id, -errno, 0, 0);
+    unlink(out);
+    if (err[0]) unlink(err);
+    goto done;
+  }
+  if (pid == 0) {
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    signal(SIGCHLD, SIG_DFL);
+    signal(SIGTERM, SIG_DFL);
+    signal(SIGHUP, SIG_DFL);
+    signal(SIGINT, SIG_DFL);
+    signal(SIGPIPE, SIG_DFL);
+    setsid();
+    /* Blocks until the agent opens the read end. */
+    int o = open(out, O_WRONLY);
+    int e = err[0] ? open(err, O_WRONLY) : o;
+    int in = open("/dev/null", O_RDONLY);
+    if (o < 0 || e < 0 || in < 0) _exit(127);
+    dup2(in, 0);
+    dup2(o, 1);
+    dup2(flags & 1 ? o : e, 2);
+    for (int fd = 3; fd < 1024; fd++) close(fd);
+    umask((mode_t)(mask & 0777));
+    if (gid != NO_ID && (setgroups(ngroups, groups) != 0 || setgid(gid) != 0))
+      child_fail("cannot switch group", strerror(errno));
+    if (uid != NO_ID && setuid(uid) != 0) child_fail("cannot switch user", strerror(errno));
+    if (chdir(cwd) != 0) child_fail(cwd, strerror(errno));
+    extern char **environ;
+    environ = envp;
+    execvp(argv[0], argv);
+    child_fail(argv[0], strerror(errno));
+  }
+  jobs[slot].pid = pid;
+  jobs[slot].id = id;
+  jobs[slot].out = strdup(out);
+  jobs[slot].err = err[0] ? strdup(err) : NULL;
+  reply(1, id, pid, 0, 0);
+  goto done;
+bad:
+  reply(1, id, -EINVAL, 0, 0);
+done:
+  free(argv);
+  free(envp);
+}
+
+static void reap(void) {
+  for (;;) {
+    int status;
+    pid_t pid = waitpid(-1, &status, WNOHANG);
+    if (pid <= 0) return;
+    for (int i = 0; i < MAX_JOBS; i++) {
+      if (jobs[i].pid != pid) continue;
+      if (WIFSIGNALED(status)) reply(2, jobs[i].id, -1, WTERMSIG(status), 1);
+      else reply(2, jobs[i].id, WEXITSTATUS(status), 0, 1);
+      unlink(jobs[i].out);
+      if (jobs[i].err) unlink(jobs[i].err);
+      free(jobs[i].out);
+      free(jobs[i].err);
+      memset(&jobs[i], 0, sizeof jobs[i]);
+      break;
+    }
+  }
+}
+
+int main(void) {
+  if (pipe(sigpipe_fds) != 0) return 2;
+  fcntl(sigpipe_fds[0], F_SETFL, O_NONBLOCK);
+  fcntl(sigpipe_fds[1], F_SETFL, O_NONBLOCK);
+  fcntl(sigpipe_fds[0], F_SETFD, FD_CLOEXEC);
+  fcntl(sigpipe_fds[1], F_SETFD, FD_CLOEXEC);
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = on_signal;
+  sigemptyset(&sa.sa_mask);
+  sa.sa_flags = SA_RESTART;
+  sigaction(SIGCHLD, &sa, NULL);
+  sigaction(SIGTERM, &sa, NULL);
+  sigaction(SIGHUP, &sa, NULL);
+  signal(SIGINT, SIG_IGN); /* a Ctrl-C at the agent's terminal is the agent's to handle */
+  signal(SIGPIPE, SIG_IGN);
+  pid_t agent = getppid();
+  if (prctl(PR_SET_PDEATHSIG, SIGTERM) != 0 || getppid() != agent) return 3;
+
+  size_t cap = 1 << 16, have = 0;
+  unsigned char *buf = malloc(cap);
+  if (!buf) return 2;
+  for (;;) {
+    struct pollfd fds[2] = {{0, POLLIN, 0}, {sigpipe_fds[0], POLLIN, 0}};
+    if (poll(fds, 2, -1) < 0) {
+      if (errno == EINTR) continue;
+      kill_all_and_exit(4);
+    }
+    if (fds[1].revents) {
+      char drain[64];
+      while (read(sigpipe_fds[0], drain, sizeof drain) > 0) {
+      }
+      reap();
+    }
+    if (fds[0].revents) {
+      if (have == cap) {
+        cap *= 2;
+        if (cap > MAX_FRAME + 8) kill_all_and_exit(5);
+        unsigned char *nb = realloc(buf, cap);
+        if (!nb) kill_all_and_exit(5);
+        buf = nb;
+      }
+      ssize_t n = read(0, buf + have, cap - have);
+      if (n == 0) kill_all_and_exit(0); /* the agent closed our stdin */
+      if (n < 0) {
+        if (errno == EINTR || errno == EAGAIN) continue;
+        kill_all_and_exit(4);
+      }
+      have += (size_t)n;
+      size_t off = 0;
+      while (have - off >= 4) {
+        uint32_t len = get_u32(buf + off);
+        if (len > MAX_FRAME || len < 1) kill_all_and_exit(5);
+        if (have - off - 4 < len) break;
+        unsigned char *f = buf + off + 4;
+        if (f[0] == 1) spawn(f + 1, f + len);
+        off += 4 + len;
+      }
+      memmove(buf, buf + off, have - off);
+      have -= off;
+    }
+  }
+}
