@@ -227,6 +227,8 @@ export class AgentSession {
         return;
       case 'cancel':
         return this.cancel(message);
+      case 'withdraw':
+        return this.withdraw(message.id);
       case 'probe':
         return this.probe(message);
       case 'ping':
@@ -282,6 +284,12 @@ export class AgentSession {
         job.state = 'queued';
         if (this.congested) job.setCongested(true);
         scheduler.submit(this, job);
+        // Still waiting: say so, so the client may take it back for a
+        // node with a free slot (RemoteJob.start says `started` later).
+        if (job.state === 'queued') {
+          job.announcedQueued = true;
+          this.send({ type: 'queued', id });
+        }
       }
     });
     // Keep the chain alive whatever happens to one job.
@@ -321,6 +329,15 @@ export class AgentSession {
       case 'finished':
         return;
     }
+  }
+
+  /** The client takes a queued job back, to place it on a node with a free slot. */
+  private withdraw(id: number): void {
+    const job = this.jobs.get(id);
+    if (job?.state !== 'queued') return; // started (or over): it stays here
+    this.ctx.scheduler.removeQueued(this, job);
+    this.jobs.delete(id);
+    this.send({ type: 'withdrawn', id });
   }
 
   private sendCancelledExit(job: RemoteJob, signal: NodeJS.Signals): void {

@@ -1,4 +1,4 @@
-import type { DataMessage, ExitMessage, JobMessage } from '../protocol/messages.js';
+import type { DataMessage, ExitMessage, JobMessage, JobStateMessage } from '../protocol/messages.js';
 import { tracer } from '../trace.js';
 import type { AgentLog } from './agent-log.js';
 import { buildJobCommand } from './job-command.js';
@@ -17,7 +17,7 @@ export type RemoteJobState = 'admitting' | 'queued' | 'running' | 'finished';
 
 /** Where a job's messages go: its client's connection. */
 export interface JobSink {
-  send(message: DataMessage | ExitMessage): void;
+  send(message: DataMessage | ExitMessage | JobStateMessage): void;
 }
 
 /**
@@ -30,6 +30,8 @@ export class RemoteJob {
   state: RemoteJobState = 'admitting';
   /** Set when the job is cancelled before it was queued. */
   cancelSignal: NodeJS.Signals | undefined;
+  /** The client was told this job waits in the queue: tell it when it starts. */
+  announcedQueued = false;
   readonly queuedAtMs = Date.now();
   private startedAtMs = 0;
   private process: JobProcess | undefined;
@@ -66,6 +68,7 @@ export class RemoteJob {
   start(): void {
     this.state = 'running';
     this.startedAtMs = Date.now();
+    if (this.announcedQueued) this.sink.send({ type: 'started', id: this.id });
     const { env } = this.message;
     const command = buildJobCommand(
       { ...this.message, env: { ...env, MPMAKE_REMOTE: '1' } },

@@ -17,6 +17,8 @@ export interface BuildReport {
     failed: number;
     /** Turned away as "cluster busy" (first-free placement only). */
     refused?: number;
+    /** Taken back from a node's queue and placed on a node with a free slot. */
+    moved?: number;
   };
   nodes: Array<{ id: string; address: string; slots: number; jobs: number }>;
   leftOut: LeftOut[];

@@ -71,6 +71,8 @@ export interface ClusterStats {
   retried: number;
   perNode: Map<string, number>;
   reruns: Rerun[];
+  /** Queued jobs taken back from a busy node and placed on one with a free slot. */
+  moved: number;
 }
 
 interface RunningJob {
@@ -80,6 +82,11 @@ interface RunningJob {
   node: NodeChannel;
   attempts: number;
   cancelled: string | undefined;
+  /** Waiting in its node's queue (the agent said so). */
+  queued: boolean;
+  /** A withdraw was sent and not yet answered. */
+  withdrawing: boolean;
+  sentAtMs: number;
 }
 
 export interface ClusterOptions extends NodeChannelOptions {
@@ -107,7 +114,13 @@ export class Cluster extends EventEmitter<ClusterEvents> {
   readonly nodes: NodeChannel[];
   readonly localSlots: number;
   readonly leftOut: LeftOut[] = [];
-  readonly stats: ClusterStats = { remote: 0, retried: 0, perNode: new Map(), reruns: [] };
+  readonly stats: ClusterStats = {
+    remote: 0,
+    retried: 0,
+    perNode: new Map(),
+    reruns: [],
+    moved: 0,
+  };
   private readonly jobs = new Map<number, RunningJob>();
   private nextId = 1;
   private rotate = 0;
@@ -285,8 +298,10 @@ export class Cluster extends EventEmitter<ClusterEvents> {
     return this.nodes.find((n) => n.address === address)?.nodeId ?? address;
   }
 
-  choose(what = ''): Choice {
-    const snaps = this.snapshot();
+  choose(what = '', except?: NodeChannel): Choice {
+    const all = this.snapshot();
+    const others = except ? all.filter((n) => n.id !== except.address) : all;
+    const snaps = others.length ? others : all;
     const choice =
       this.options.placement === 'first-free' ? pickFirstFree(snaps) : pick(snaps, this.rotate++);
     if (this.options.explain) {
@@ -313,6 +328,9 @@ export class Cluster extends EventEmitter<ClusterEvents> {
       node: node!,
       attempts: 0,
       cancelled: undefined,
+      queued: false,
+      withdrawing: false,
+      sentAtMs: 0,
     };
     this.dispatch(job, node);
     return {
@@ -333,6 +351,9 @@ export class Cluster extends EventEmitter<ClusterEvents> {
     }
     job.node = node;
     job.attempts++;
+    job.queued = false;
+    job.withdrawing = false;
+    job.sentAtMs = Date.now();
     this.jobs.set(job.id, job);
     const msg: JobMessage = { type: 'job', id: job.id, ...job.spec };
     node.send(msg);
@@ -357,6 +378,27 @@ export class Cluster extends EventEmitter<ClusterEvents> {
         runMs: m.runMs ?? 0,
       });
     });
+    node.on('job-queued', (id, queued) => {
+      const job = this.jobs.get(id);
+      if (job && job.node === node) job.queued = queued;
+      if (queued) this.rebalance();
+    });
+    node.on('withdrawn', (id) => {
+      const job = this.jobs.get(id);
+      if (!job || job.node !== node) return;
+      this.jobs.delete(id);
+      this.stats.moved++;
+      this.stats.remote--;
+      this.stats.perNode.set(node.nodeId, (this.stats.perNode.get(node.nodeId) ?? 1) - 1);
+      job.attempts--; // moving is not a fault
+      // Anywhere but back into the queue it just left.
+      const choice = this.choose('', node);
+      const next =
+        choice.kind === 'node' ? this.readyNodes.find((n) => n.address === choice.id) : node;
+      trace(`moved job ${id} from ${node.nodeId} to ${next?.nodeId}`);
+      this.dispatch(job, next ?? node);
+    });
+    node.on('load', () => this.rebalance());
     node.on('job-error', (id, code, message) => {
       const job = this.jobs.get(id);
       if (!job || job.node !== node) return;
@@ -380,6 +422,29 @@ export class Cluster extends EventEmitter<ClusterEvents> {
         }
       }
     });
+  }
+
+  /**
+   * Never let a job of ours wait in one node's queue while another node has
+   * a free slot: take queued jobs back (oldest first) for every free slot
+   * seen, and place them again. A job that starts meanwhile stays put.
+   */
+  private rebalance(): void {
+    const queued = [...this.jobs.values()]
+      .filter((j) => j.queued && !j.withdrawing && !j.cancelled)
+      .sort((a, b) => a.sentAtMs - b.sentAtMs);
+    if (queued.length === 0) return;
+    let free = 0;
+    for (const n of this.readyNodes) {
+      const mine = [...this.jobs.values()].filter((j) => j.node === n && !j.queued).length;
+      const running = Math.max(n.lastLoad?.running ?? 0, mine);
+      const waiting = n.lastLoad?.queued ?? 0;
+      if (waiting === 0) free += Math.max(0, n.slots - running);
+    }
+    for (const job of queued.slice(0, free)) {
+      job.withdrawing = true;
+      job.node.send({ type: 'withdraw', id: job.id });
+    }
   }
 
   /**

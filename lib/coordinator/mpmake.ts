@@ -307,6 +307,7 @@ async function clusterMake(
         retried: cluster.stats.retried,
         failed: router.stats.failed + router.stats.errors,
         refused: router.stats.refused,
+        moved: cluster.stats.moved,
       },
       nodes: cluster.usable.map((n) => ({
         id: n.nodeId,

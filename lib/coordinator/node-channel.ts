@@ -48,6 +48,10 @@ export interface NodeChannelEvents {
   exit: [ExitMessage];
   'job-error': [number, string, string];
   'probe-result': [ProbeResultMessage];
+  /** A job of ours waits in the node's queue (true) or has left it (false). */
+  'job-queued': [number, boolean];
+  /** A job we took back left the node's queue unstarted. */
+  withdrawn: [number];
   drain: [];
 }
 
@@ -147,6 +151,12 @@ export class NodeChannel extends EventEmitter<NodeChannelEvents> {
     } else socket = connect({ host: this.spec.host, port: this.spec.port });
     const channel = new Channel<AgentToClient, ClientToAgent>(socket, { check: checkAgentMessage });
     this.channel = channel;
+    // Connected, but TLS not (yet) up: a close then is a failed handshake.
+    let tlsPending = false;
+    if (tls) {
+      socket.once('connect', () => (tlsPending = true));
+      socket.once('secureConnect', () => (tlsPending = false));
+    }
     let hello: { challenge: Uint8Array } | undefined;
     const timer = setTimeout(() => {
       const hint = hello || tls ? '' : ' (an agent started with --tls needs --mp-tls)';
@@ -229,12 +239,12 @@ export class NodeChannel extends EventEmitter<NodeChannelEvents> {
       if (this.channel !== channel) return;
       this.channel = undefined;
       if (this.state === 'closed') return;
-      if (err && !authed && isTlsError(err)) {
+      if (tlsPending || (err && !authed && isTlsError(err))) {
         // Another secret, or TLS on one side only: trying again will not help.
         this.refused = true;
+        const what = err ? ` (${err.message.split('\n')[0]?.trim()})` : '';
         err = new TlsError(
-          `TLS handshake failed (${err.message.split('\n')[0]?.trim()}): the agent has another ` +
-            `secret${tls ? ', or does not run with --tls' : ''} (MPM_ERR_TLS)`,
+          `TLS handshake failed${what}: the agent has another secret, or does not run with --tls (MPM_ERR_TLS)`,
           { cause: err },
         );
       }
@@ -264,6 +274,13 @@ export class NodeChannel extends EventEmitter<NodeChannelEvents> {
         break;
       case 'probe-result':
         this.emit('probe-result', m);
+        break;
+      case 'queued':
+      case 'started':
+        this.emit('job-queued', m.id, m.type === 'queued');
+        break;
+      case 'withdrawn':
+        this.emit('withdrawn', m.id);
         break;
       case 'pong': {
         const sent = this.pingSentMs.get(m.seq);

@@ -202,8 +202,36 @@ export interface ErrorMessage {
   id?: number;
 }
 
+/**
+ * Agent -> client: job `id` did not get a slot and waits in the node's queue
+ * (`queued`), or has left the queue and runs now (`started`). Jobs that
+ * start at once send neither.
+ */
+export interface JobStateMessage {
+  type: 'queued' | 'started';
+  id: number;
+}
+
+/**
+ * Client -> agent: take job `id` back if it is still queued (another node
+ * has a free slot). Answered by `withdrawn` if it was; ignored if it has
+ * started (a `started` is then on its way).
+ */
+export interface WithdrawMessage {
+  type: 'withdraw';
+  id: number;
+}
+
+/** Agent -> client: job `id` left the queue unstarted; the client places it again. */
+export interface WithdrawnMessage {
+  type: 'withdrawn';
+  id: number;
+}
+
 export type AgentToClient =
   | HelloMessage
+  | JobStateMessage
+  | WithdrawnMessage
   | WelcomeMessage
   | LoadMessage
   | DataMessage
@@ -215,6 +243,7 @@ export type AgentToClient =
 
 export type ClientToAgent =
   | AuthMessage
+  | WithdrawMessage
   | JobMessage
   | AckMessage
   | CancelMessage
@@ -261,14 +290,12 @@ export function checkClientMessage(v: unknown): ClientToAgent | string {
       return isInt(v['version']) &&
         isBytes(v['proof']) &&
         isObj(v['client']) &&
-        (v['nonce'] === undefined ||
-          (isBytes(v['nonce']) && v['nonce'].length <= MAX_NONCE_BYTES))
+        (v['nonce'] === undefined || (isBytes(v['nonce']) && v['nonce'].length <= MAX_NONCE_BYTES))
         ? (v as unknown as AuthMessage)
         : 'malformed auth';
     case 'job': {
       const tty = v['tty'];
-      const ttyOk =
-        tty === undefined || (isObj(tty) && isInt(tty['cols']) && isInt(tty['rows']));
+      const ttyOk = tty === undefined || (isObj(tty) && isInt(tty['cols']) && isInt(tty['rows']));
       return isInt(v['id']) &&
         isTextArr(v['argv']) &&
         (v['argv'] as WireText[]).length > 0 &&
@@ -292,6 +319,8 @@ export function checkClientMessage(v: unknown): ClientToAgent | string {
         : 'malformed probe';
     case 'ping':
       return isInt(v['seq']) ? (v as unknown as PingMessage) : 'malformed ping';
+    case 'withdraw':
+      return isInt(v['id']) ? (v as unknown as WithdrawMessage) : 'malformed withdraw';
     case 'status-request':
       return isInt(v['id']) ? (v as unknown as StatusRequestMessage) : 'malformed status-request';
     case 'error':
@@ -337,6 +366,11 @@ export function checkAgentMessage(v: unknown): AgentToClient | string {
         : 'malformed probe-result';
     case 'pong':
       return isInt(v['seq']) ? (v as unknown as PongMessage) : 'malformed pong';
+    case 'queued':
+    case 'started':
+      return isInt(v['id']) ? (v as unknown as JobStateMessage) : `malformed ${v['type']}`;
+    case 'withdrawn':
+      return isInt(v['id']) ? (v as unknown as WithdrawnMessage) : 'malformed withdrawn';
     case 'status':
       return isInt(v['id']) &&
         Array.isArray(v['clients']) &&
