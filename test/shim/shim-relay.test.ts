@@ -142,7 +142,7 @@ for (const v of variants) {
         t.equal(exit.exitCode, 0, out);
         t.match(out, /on a tty/);
         const req = fc.requests[0]!;
-        t.equal(req.flags, 3, 'stdout and stderr are terminals');
+        t.equal(req.flags, 7, 'stdout and stderr are terminals, and one file (the pty)');
         t.same([req.cols, req.rows], [91, 37]);
       },
     );
