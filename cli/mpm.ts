@@ -20,6 +20,39 @@ async function run(name: string, work: () => Promise<number>): Promise<never> {
   process.exit(status);
 }
 
+/**
+ * The exit status of a command that ends like its child: its status, or
+ * death by the same signal (Node ignores SIGPIPE, so that one becomes 141).
+ */
+async function endLike(result: {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+}): Promise<number> {
+  const { signal } = result;
+  if (signal === null) return result.code ?? 1;
+  const { constants } = await import('node:os');
+  if (signal !== 'SIGPIPE') {
+    process.removeAllListeners(signal);
+    process.kill(process.pid, signal);
+    // The signal is on its way; should it be one that does not kill, exit as a shell reports it.
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+  }
+  return 128 + (constants.signals[signal] ?? 0);
+}
+
+/** The options every cluster command takes, as mpmake's --mp-hosts etc. */
+const clusterOptions = (y: Argv): Argv =>
+  y
+    .option('hosts', {
+      type: 'string',
+      describe: 'agents, "HOST[:PORT][/SLOTS] ..." (default: MPMAKE_HOSTS or the config file)',
+    })
+    .option('secret-file', {
+      type: 'string',
+      describe: "the cluster's shared secret (default: MPMAKE_SECRET_FILE or the config file)",
+    })
+    .option('config', { type: 'string', describe: 'mpmake config file (default: MPMAKE_CONFIG)' });
+
 const agent: CommandModule = {
   command: 'agent',
   describe: "run this node's agent: it runs the jobs clients send it",
@@ -49,6 +82,25 @@ const agent: CommandModule = {
         type: 'string',
         describe: 'jobs one client may have waiting (default: 4096)',
       })
+      .option('tls', {
+        type: 'boolean',
+        describe: 'encrypt every connection: TLS 1.3 keyed by the secret (needs --secret-file)',
+      })
+      .option('allow', {
+        type: 'string',
+        array: true,
+        describe:
+          'accept clients only from this network, e.g. 10.0.0.0/8 or fd00::/8; repeatable ' +
+          '(default: anywhere with a secret, loopback only without)',
+      })
+      .option('user', {
+        type: 'string',
+        describe: 'started as root: run jobs as this user, with its groups',
+      })
+      .option('allow-root', {
+        type: 'boolean',
+        describe: 'started as root without --user: run jobs as root anyway',
+      })
       .option('exit-with-stdin', {
         type: 'boolean',
         describe: 'shut down when stdin ends (an agent started by a program dies with it)',
@@ -75,7 +127,64 @@ const trace: CommandModule = {
     }),
 };
 
-const commands: CommandModule[] = [agent, trace];
+const status: CommandModule = {
+  command: 'status',
+  describe: 'one table of the cluster: each node, its state, slots, load, clients',
+  builder: (y: Argv) =>
+    clusterOptions(y).option('json', {
+      type: 'boolean',
+      describe: 'print a JSON array of nodes instead of the table',
+    }),
+  handler: (argv) =>
+    run('status', async () => {
+      const { runStatusCommand } = await import('../lib/cluster-view/status-command.js');
+      return runStatusCommand(argv as Parameters<typeof runStatusCommand>[0]);
+    }),
+};
+
+const top: CommandModule = {
+  command: 'top',
+  describe: 'live view of the cluster and the jobs on each node (q quits)',
+  builder: (y: Argv) =>
+    clusterOptions(y).option('interval', {
+      type: 'string',
+      describe: 'refresh every this many ms (default: 1000)',
+    }),
+  handler: (argv) =>
+    run('top', async () => {
+      const { runTopCommand } = await import('../lib/cluster-view/top-command.js');
+      return endLike(await runTopCommand(argv as Parameters<typeof runTopCommand>[0]));
+    }),
+};
+
+const exec: CommandModule = {
+  command: 'exec [command..]',
+  describe: 'run one command on the lowest-load node, or --on a named one: mpm exec -- CMD ARGS',
+  builder: (y: Argv) =>
+    clusterOptions(y)
+      // The command's words exactly as typed: `007` must not become 7.
+      .parserConfiguration({
+        'populate--': true,
+        'parse-numbers': false,
+        'parse-positional-numbers': false,
+      })
+      .positional('command', { type: 'string', array: true, describe: 'the command (after --)' })
+      .option('on', { type: 'string', describe: 'run on this node (agent id or HOST:PORT)' })
+      .option('tty', {
+        type: 'boolean',
+        describe: 'run under a pseudo-terminal (default: when stdout and stderr are terminals)',
+      })
+      .option('verbose', { type: 'boolean', describe: 'say on stderr which node runs it' }),
+  handler: (argv) =>
+    run('exec', async () => {
+      const { runExecCommand } = await import('../lib/cluster-view/exec-command.js');
+      const words = [argv['command'] ?? [], argv['--'] ?? []].flat() as unknown[];
+      const raw = { ...argv, command: words.map(String) };
+      return endLike(await runExecCommand(raw as Parameters<typeof runExecCommand>[0]));
+    }),
+};
+
+const commands: CommandModule[] = [agent, trace, status, top, exec];
 
 let cli = yargs(hideBin(process.argv))
   .scriptName('mpm')

@@ -1,9 +1,4 @@
-import type {
-  StatusClient,
-  StatusJob,
-  StatusMessage,
-  WireText,
-} from '../protocol/messages.js';
+import type { StatusClient, StatusJob, StatusMessage, WireText } from '../protocol/messages.js';
 import type { RemoteJob } from './remote-job.js';
 
 /** A status reply lists at most this many jobs (running ones first). */

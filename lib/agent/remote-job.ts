@@ -1,4 +1,9 @@
-import type { DataMessage, ExitMessage, JobMessage, JobStateMessage } from '../protocol/messages.js';
+import type {
+  DataMessage,
+  ExitMessage,
+  JobMessage,
+  JobStateMessage,
+} from '../protocol/messages.js';
 import { tracer } from '../trace.js';
 import type { AgentLog } from './agent-log.js';
 import { buildJobCommand } from './job-command.js';

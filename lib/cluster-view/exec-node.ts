@@ -164,7 +164,8 @@ export async function placeExec(
 
   const leftOut: { address: string; reason: string }[] = [];
   for (const n of nodes) {
-    if (n.state !== 'ready') leftOut.push({ address: n.address, reason: n.reason ?? 'not reachable' });
+    if (n.state !== 'ready')
+      leftOut.push({ address: n.address, reason: n.reason ?? 'not reachable' });
   }
   const ready = nodes.filter((n) => n.state === 'ready');
   if (ready.length === 0) {

@@ -100,7 +100,7 @@ export class StatusConnection {
   private connect(): Promise<void> {
     if (this.connecting) return this.connecting;
     this.phase = 'connecting';
-    this.welcome = undefined;
+    // The last welcome stays: a node that went down keeps its name in the view.
     this.load = undefined;
     this.answer = undefined;
     const socket = connect({ host: this.spec.host, port: this.spec.port });
@@ -246,7 +246,11 @@ export class StatusConnection {
     });
   }
 
-  private fail(channel: Channel<AgentToClient, ClientToAgent>, state: NodeState, why: string): void {
+  private fail(
+    channel: Channel<AgentToClient, ClientToAgent>,
+    state: NodeState,
+    why: string,
+  ): void {
     if (this.channel !== channel) return;
     trace(`${this.address}: ${state}: ${why}`);
     this.channel = undefined;

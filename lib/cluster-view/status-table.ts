@@ -113,7 +113,10 @@ export function clientLines(nodes: readonly NodeStatus[]): string[] {
       const key = JSON.stringify([c.user, c.host, c.pid, c.build]);
       let entry = byClient.get(key);
       if (!entry) byClient.set(key, (entry = { client: c, where: [] }));
-      const counts = [c.running > 0 ? `${c.running} running` : '', c.queued ? `${c.queued} queued` : '']
+      const counts = [
+        c.running > 0 ? `${c.running} running` : '',
+        c.queued ? `${c.queued} queued` : '',
+      ]
         .filter(Boolean)
         .join(', ');
       entry.where.push(`${safe(n.nodeId ?? n.address, 40)} ${counts || 'idle'}`);

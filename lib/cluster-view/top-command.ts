@@ -69,7 +69,12 @@ export async function runTopCommand(
   const draw = (): void => {
     const lines = topLines(
       connections.map((c) => c.latest),
-      { nowMs: Date.now(), columns: stdout.columns || 80, rows: stdout.rows || 24, interactive: true },
+      {
+        nowMs: Date.now(),
+        columns: stdout.columns || 80,
+        rows: stdout.rows || 24,
+        interactive: true,
+      },
     );
     screen.draw(lines);
   };
@@ -77,7 +82,8 @@ export async function runTopCommand(
   try {
     for (const s of STOPPING) process.on(s, onSignal);
     screen.enter((key) => {
-      if (key === 'q' || key === 'Q' || key === '\x03' || key === '\x04') quit({ code: 0, signal: null });
+      if (key === 'q' || key === 'Q' || key === '\x03' || key === '\x04')
+        quit({ code: 0, signal: null });
     });
     stdout.on('resize', draw);
     draw();

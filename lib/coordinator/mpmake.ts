@@ -270,6 +270,9 @@ async function clusterMake(
     };
     delete makeEnv['MFLAGS'];
     delete makeEnv['MPMAKE_JOBSERVER_TEXTUAL'];
+    // A build submitted to a node (`mpm exec --on node -- mpmake`) runs
+    // where MPMAKE_REMOTE=1; its own recipes must still go to the cluster.
+    delete makeEnv['MPMAKE_REMOTE'];
     // Without fds to look at, or with a make that leaks the pool's fds to
     // every child, the shim knows a recursive line by its text instead.
     if (pool.textual || (pool.own && makeLeaksJobserver(options.make, pool.own.fd, env))) {
