@@ -184,7 +184,27 @@ const exec: CommandModule = {
     }),
 };
 
-const commands: CommandModule[] = [agent, trace, status, top, exec];
+const demo: CommandModule = {
+  command: 'demo',
+  describe: 'the quick start: local agents on loopback build a bundled fixture tree with mpmake -j',
+  builder: (y: Argv) =>
+    y
+      .option('agents', { type: 'number', default: 3, describe: 'agents to start on loopback' })
+      .option('slots', { type: 'number', default: 2, describe: 'slots per agent' })
+      .option('tree', {
+        type: 'string',
+        default: 'ctree-small',
+        describe: 'a tree in fixtures/trees',
+      }),
+  handler: (argv) =>
+    run('demo', async () => {
+      const { runDemo } = await import('../lib/demo.js');
+      const a = argv as unknown as { agents: number; slots: number; tree: string };
+      return runDemo({ agents: a.agents, slots: a.slots, tree: a.tree });
+    }),
+};
+
+const commands: CommandModule[] = [agent, trace, status, top, exec, demo];
 
 let cli = yargs(hideBin(process.argv))
   .scriptName('mpm')
