@@ -9,6 +9,8 @@ import type { AgentLog } from './agent-log.js';
 import { buildJobCommand } from './job-command.js';
 import { killGroup, type JobOutcome, type JobProcess } from './job-process.js';
 import type { RunAs } from './run-as.js';
+import { sharedSpawner } from './spawn-client.js';
+import { SpawnedJobProcess } from './spawned-job-process.js';
 import { startJobProcess } from './start-job-process.js';
 
 const trace = tracer('agent');
@@ -75,11 +77,21 @@ export class RemoteJob {
     this.startedAtMs = Date.now();
     if (this.announcedQueued) this.sink.send({ type: 'started', id: this.id });
     const { env } = this.message;
-    const command = buildJobCommand(
-      { ...this.message, env: { ...env, MPMAKE_REMOTE: '1' } },
-      this.runAs,
-    );
-    const proc = startJobProcess(command, this.log);
+    const jobEnv = { ...env, MPMAKE_REMOTE: '1' };
+    // Plain pipe jobs of the agent's own user go through the spawner (a
+    // small process that forks cheaply); tty jobs and jobs run as another
+    // user, through node-pty or the launcher.
+    const spawner =
+      this.message.tty === undefined && this.runAs === undefined ? sharedSpawner() : undefined;
+    const proc = spawner
+      ? new SpawnedJobProcess(spawner, {
+          argv: this.message.argv,
+          env: jobEnv,
+          cwd: this.message.cwd,
+          umask: this.message.umask,
+          mergeOutput: this.message.mergeOutput === true,
+        })
+      : startJobProcess(buildJobCommand({ ...this.message, env: jobEnv }, this.runAs), this.log);
     this.process = proc;
     trace(
       `job ${this.id}: started pid ${proc.pid} after ${this.startedAtMs - this.queuedAtMs} ms queued`,

@@ -140,3 +140,16 @@ export class SpawnClient {
     rmSync(this.dir, { recursive: true, force: true });
   }
 }
+
+let shared: SpawnClient | null | undefined;
+
+/**
+ * This process's spawner, started on first use (and again if it died);
+ * undefined where build/mpmake-spawnd was not built. It ends with us: its
+ * stdin closes, and the kernel tells it when we die.
+ */
+export function sharedSpawner(): SpawnClient | undefined {
+  if (shared === undefined || (shared !== null && !shared.alive))
+    shared = SpawnClient.start() ?? null;
+  return shared ?? undefined;
+}

@@ -4,6 +4,7 @@ import { readdirSync } from 'node:fs';
 import { SpawnClient } from '../../lib/agent/spawn-client.js';
 import { SpawnedJobProcess } from '../../lib/agent/spawned-job-process.js';
 import type { JobOutcome } from '../../lib/agent/job-process.js';
+import { eventually } from '../helpers/procs.js';
 
 function run(spawner: SpawnClient, req: ConstructorParameters<typeof SpawnedJobProcess>[1]) {
   const job = new SpawnedJobProcess(spawner, req);
@@ -77,18 +78,15 @@ t.test('a cancel reaches the whole process group; the spawner dying kills its jo
   job.kill('SIGTERM'); // before it even started: applied once it has a pid
   t.same(await done, { code: null, signal: 'SIGTERM' });
   const alive = (): boolean => spawnSync('pgrep', ['-f', `sleep ${marker}`]).status === 0;
-  await new Promise((r) => setTimeout(r, 100));
-  t.notOk(alive(), 'the background child died with its group');
+  t.ok(await eventually(() => !alive(), 5000), 'the background child died with its group');
   const job2 = new SpawnedJobProcess(spawner, {
     ...base,
     argv: ['/bin/sh', '-c', `sleep ${marker}`],
   });
   job2.on('data', () => {});
   const done2 = new Promise<JobOutcome>((r) => job2.once('finish', r));
-  await new Promise((r) => setTimeout(r, 200));
-  t.ok(alive(), 'running');
+  t.ok(await eventually(alive, 10_000), 'running');
   spawner.close();
   await done2;
-  await new Promise((r) => setTimeout(r, 200));
-  t.notOk(alive(), 'closing the spawner killed the job');
+  t.ok(await eventually(() => !alive(), 5000), 'closing the spawner killed the job');
 });
