@@ -114,6 +114,15 @@ export class SpawnClient {
     return { id, out, err };
   }
 
+  /** Tells the spawner we have job `id`'s read ends: it drops its own. */
+  opened(id: number): void {
+    const f = Buffer.alloc(9);
+    f.writeUInt32BE(5, 0);
+    f.writeUInt8(2, 4);
+    f.writeUInt32BE(id, 5);
+    if (!this.dead) this.child.stdin!.write(f);
+  }
+
   private onData(chunk: Buffer): void {
     this.buf = this.buf.length ? Buffer.concat([this.buf, chunk]) : chunk;
     while (this.buf.length >= 4) {

@@ -11,11 +11,12 @@
  *        u32 ngroups, u32 groups[ngroups], u32 argc, u32 envc, then
  *        NUL-terminated: stdout FIFO path, stderr FIFO path (empty when
  *        merged), cwd, argv..., env ("NAME=value")...
+ * OPENED (agent -> here): u8 2, u32 id: the agent has the FIFOs' read ends.
  * STARTED (here -> agent): u8 1, u32 id, i32 pid (or -errno).
  * EXITED  (here -> agent): u8 2, u32 id, i32 exit code (or -1), i32 signal.
  *
  * The job's output goes through FIFOs that this process creates and the
- * agent opens (Node cannot receive file descriptors). Each job runs in its
+ * agent opens and then unlinks (Node cannot receive file descriptors). Each job runs in its
  * own session and process group, stdin /dev/null. When the agent dies (even
  * by SIGKILL: PR_SET_PDEATHSIG) or closes stdin, every job's process group
  * is killed, so no job outlives its agent.
@@ -42,6 +43,11 @@ struct job {
   pid_t pid;
   uint32_t id;
   char *out, *err;
+  /* Our own ends of the job's FIFOs, held until the agent has opened its
+     read ends: a FIFO's buffered output is lost when every end is closed,
+     and a quick job may be over before the agent gets to it. */
+  int wo, we;
+  int reaped, opened;
 };
 
 static struct job jobs[MAX_JOBS];
@@ -83,7 +89,7 @@ static void reply(uint8_t type, uint32_t id, int32_t a, int32_t b, int with_b) {
 
 static void kill_all_and_exit(int code) {
   for (int i = 0; i < MAX_JOBS; i++)
-    if (jobs[i].pid > 0) kill(-jobs[i].pid, SIGKILL);
+    if (jobs[i].pid > 0 && !jobs[i].reaped) kill(-jobs[i].pid, SIGKILL);
   _exit(code);
 }
 
@@ -138,9 +144,17 @@ static void spawn(unsigned char *p, unsigned char *end) {
     reply(1, id, -(errno ? errno : EAGAIN), 0, 0);
     goto done;
   }
-  pid_t pid = fork();
+  /* The job's ends are opened here, before the fork (O_RDWR does not wait
+     for a reader): the job is a writer from its first instant, so the
+     agent, opening the read ends later, can never see an early EOF, and
+     nothing waits for anything. */
+  int wo = open(out, O_RDWR | O_CLOEXEC);
+  int we = err[0] ? open(err, O_RDWR | O_CLOEXEC) : -1;
+  pid_t pid = (wo < 0 || (err[0] && we < 0)) ? -1 : fork();
   if (pid < 0) {
     reply(1, id, -errno, 0, 0);
+    if (wo >= 0) close(wo);
+    if (we >= 0) close(we);
     unlink(out);
     if (err[0]) unlink(err);
     goto done;
@@ -155,14 +169,11 @@ static void spawn(unsigned char *p, unsigned char *end) {
     signal(SIGINT, SIG_DFL);
     signal(SIGPIPE, SIG_DFL);
     setsid();
-    /* Blocks until the agent opens the read end. */
-    int o = open(out, O_WRONLY);
-    int e = err[0] ? open(err, O_WRONLY) : o;
     int in = open("/dev/null", O_RDONLY);
-    if (o < 0 || e < 0 || in < 0) _exit(127);
+    if (in < 0) _exit(127);
     dup2(in, 0);
-    dup2(o, 1);
-    dup2(flags & 1 ? o : e, 2);
+    dup2(wo, 1);
+    dup2(err[0] && !(flags & 1) ? we : wo, 2);
     for (int fd = 3; fd < 1024; fd++) close(fd);
     umask((mode_t)(mask & 0777));
     if (gid != NO_ID && (setgroups(ngroups, groups) != 0 || setgid(gid) != 0))
@@ -176,6 +187,8 @@ static void spawn(unsigned char *p, unsigned char *end) {
   }
   jobs[slot].pid = pid;
   jobs[slot].id = id;
+  jobs[slot].wo = wo;
+  jobs[slot].we = we;
   jobs[slot].out = strdup(out);
   jobs[slot].err = err[0] ? strdup(err) : NULL;
   reply(1, id, pid, 0, 0);
@@ -187,20 +200,43 @@ done:
   free(envp);
 }
 
+static void release_slot(int i) {
+  free(jobs[i].out);
+  free(jobs[i].err);
+  memset(&jobs[i], 0, sizeof jobs[i]);
+}
+
+static void close_ends(int i) {
+  if (jobs[i].wo > 0) close(jobs[i].wo);
+  if (jobs[i].we > 0) close(jobs[i].we);
+  jobs[i].wo = jobs[i].we = -1;
+}
+
+/* OPENED: drop our ends; the job's own ends now decide the EOF. */
+static void opened(unsigned char *p, unsigned char *end) {
+  if (end - p < 4) return;
+  uint32_t id = get_u32(p);
+  for (int i = 0; i < MAX_JOBS; i++) {
+    if (jobs[i].pid == 0 || jobs[i].id != id) continue;
+    close_ends(i);
+    jobs[i].opened = 1;
+    if (jobs[i].reaped) release_slot(i);
+    return;
+  }
+}
+
 static void reap(void) {
   for (;;) {
     int status;
     pid_t pid = waitpid(-1, &status, WNOHANG);
     if (pid <= 0) return;
     for (int i = 0; i < MAX_JOBS; i++) {
-      if (jobs[i].pid != pid) continue;
+      if (jobs[i].pid != pid || jobs[i].reaped) continue;
       if (WIFSIGNALED(status)) reply(2, jobs[i].id, -1, WTERMSIG(status), 1);
       else reply(2, jobs[i].id, WEXITSTATUS(status), 0, 1);
-      unlink(jobs[i].out);
-      if (jobs[i].err) unlink(jobs[i].err);
-      free(jobs[i].out);
-      free(jobs[i].err);
-      memset(&jobs[i], 0, sizeof jobs[i]);
+      /* The FIFOs are the agent's to unlink, once it has opened them. */
+      jobs[i].reaped = 1;
+      if (jobs[i].opened) release_slot(i);
       break;
     }
   }
@@ -262,6 +298,7 @@ int main(void) {
         if (have - off - 4 < len) break;
         unsigned char *f = buf + off + 4;
         if (f[0] == 1) spawn(f + 1, f + len);
+        else if (f[0] == 2) opened(f + 1, f + len);
         off += 4 + len;
       }
       memmove(buf, buf + off, have - off);

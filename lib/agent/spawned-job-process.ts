@@ -1,4 +1,4 @@
-import { closeSync, constants, openSync } from 'node:fs';
+import { closeSync, constants, openSync, unlinkSync } from 'node:fs';
 import { Socket } from 'node:net';
 import type { StreamId } from '../protocol/messages.js';
 import { EXIT_IDLE_MS, JobProcess, killGroup, signalName, type JobOutcome } from './job-process.js';
@@ -6,9 +6,9 @@ import type { SpawnClient, SpawnRequest } from './spawn-client.js';
 
 /**
  * A job on pipes, forked by the agent's spawner (see spawn-client.ts). Its
- * output arrives through FIFOs: we open each read end when the spawner says
- * the job started, and hold a write end of our own until it has exited, so
- * the job's late opening of its end can never look like end-of-file. Like
+ * output arrives through FIFOs that the spawner opened for the job before
+ * it started and holds until we have opened our read ends (we then unlink
+ * the names and tell it). Like
  * PipeJobProcess, the job is over when it has exited and its output has
  * ended, or stayed silent for EXIT_IDLE_MS after the exit (a background
  * child may hold the pipe).
@@ -26,7 +26,11 @@ export class SpawnedJobProcess extends JobProcess {
 
   constructor(spawner: SpawnClient, req: SpawnRequest) {
     super();
-    const paths: { out: string; err: string | undefined } = { out: '', err: undefined };
+    const paths: { id: number; out: string; err: string | undefined } = {
+      id: 0,
+      out: '',
+      err: undefined,
+    };
     Object.assign(
       paths,
       spawner.spawn(req, {
@@ -37,8 +41,19 @@ export class SpawnedJobProcess extends JobProcess {
             return this.finish();
           }
           this.jobPid = pid;
-          this.watch(1, paths.out);
-          if (paths.err) this.watch(2, paths.err);
+          try {
+            this.watch(1, paths.out);
+            if (paths.err) this.watch(2, paths.err);
+            spawner.opened(paths.id);
+          } catch (err) {
+            // Never expected; the agent must survive it, and the job not run on unseen.
+            killGroup(pid, 'SIGKILL');
+            this.emit(
+              'data',
+              2,
+              Buffer.from(`mpm agent: cannot read job output: ${(err as Error).message}\n`),
+            );
+          }
           if (this.paused) for (const s of this.streams) s.pause();
           if (this.pendingSignal) this.kill(this.pendingSignal);
         },
@@ -81,8 +96,11 @@ export class SpawnedJobProcess extends JobProcess {
   }
 
   private watch(stream: StreamId, path: string): void {
+    // The spawner holds the FIFO open until we say we have it (opened()),
+    // so output of a job already over is still there, and the EOF comes
+    // once the job's own ends and the spawner's are closed.
     const fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
-    this.keepers.push(openSync(path, constants.O_WRONLY | constants.O_NONBLOCK));
+    unlinkSync(path); // both ends are open: the name is not needed any more
     const socket = new Socket({ fd, readable: true, writable: false });
     this.streams.push(socket);
     this.openStreams++;
