@@ -51,7 +51,8 @@ type Variant = 'make' | 'mpmake-remote' | 'mpmake-default';
 export async function runOverhead(options: OverheadOptions): Promise<unknown> {
   const { recipes, jobs, runs } = options;
   const dir = mkdtempSync(join(tmpdir(), 'mpmake-bench-overhead-'));
-  const reportFile = join(mkdtempSync(join(tmpdir(), 'mpmake-bench-report-')), 'report.json');
+  const reportDir = mkdtempSync(join(tmpdir(), 'mpmake-bench-report-'));
+  const reportFile = join(reportDir, 'report.json');
   generateTree('trivial', dir, { units: recipes });
   const agent = await spawnLocalAgent({ slots: jobs, id: 'bench-agent', env: benchEnv() });
   try {
@@ -174,6 +175,7 @@ export async function runOverhead(options: OverheadOptions): Promise<unknown> {
   } finally {
     await agent.stop();
     rmSync(dir, { recursive: true, force: true });
+    rmSync(reportDir, { recursive: true, force: true });
   }
 }
 
