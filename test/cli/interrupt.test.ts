@@ -113,8 +113,15 @@ async function interruptBuild(
   if (leader <= 1) throw new Error(`no process group to signal (pid ${leader})`);
   process.kill(-leader, 'SIGINT');
   const r = await done;
+  // Plain make 4.3 itself sometimes loses a race here ("wait: No child
+  // processes. Stop.", exit 2) after handling the interrupt; the baseline
+  // accepts that, mpmake must die by SIGINT.
+  const makeRace =
+    !cluster &&
+    r.code === 2 &&
+    /Interrupt[\s\S]*wait: No child processes/.test(r.stderr.toString());
   t.ok(
-    r.signal === 'SIGINT' || r.code === 130,
+    r.signal === 'SIGINT' || r.code === 130 || makeRace,
     `dies by SIGINT (or exits 130); got ${describeEnd(r)}; stderr: ${r.stderr.toString()}`,
   );
   const gone = await waitFor(() => markerProcesses(marker).length === 0, 5_000);
