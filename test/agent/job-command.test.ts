@@ -74,26 +74,49 @@ t.test('jobRefusal and isUnder', async (t) => {
   t.notOk(isUnder('/ab', '/a'));
 });
 
-t.test('the native launcher: same argv, umask, bytes and merged output as the wrapper', async (t) => {
-  const launcher = nativeLauncher();
-  if (!launcher) {
-    t.comment('build/mpmake-exec is not built (no C compiler): nothing to check');
-    return;
-  }
-  const viaLauncher = (job: Job): Buffer => runWith((j) => launcherCommand(launcher, j), job);
-  const base = { cwd: '/', env: { PATH: '/usr/bin:/bin' }, umask: 0o022 };
-  t.equal(buildJobCommand({ ...base, argv: ['true'] }).file, launcher, 'used when built');
-  t.equal(viaLauncher({ ...base, argv: ['/bin/sh', '-c', 'echo "$0|$1"', 'a b', "c'd"] }).toString(), "a b|c'd\n");
-  t.equal(viaLauncher({ ...base, umask: 0o27, argv: ['/bin/sh', '-c', 'umask'] }).toString(), '0027\n');
-  const bytes = Buffer.from('\xff\n\n', 'latin1');
-  const out = viaLauncher({
-    ...base,
-    env: { ...base.env, B: bytes },
-    argv: ['/bin/sh', '-c', 'printf "%s|%s|%s" "$1" "$B" "${MPMAKE_EXEC_HEXENV-unset}"', Buffer.from('x'), bytes],
-  });
-  t.ok(out.equals(Buffer.concat([bytes, Buffer.from('|'), bytes, Buffer.from('|unset')])));
-  const merged = viaLauncher({ ...base, mergeOutput: true, argv: ['/bin/sh', '-c', 'echo 1; echo 2 >&2; echo 3'] });
-  t.equal(merged.toString(), '1\n2\n3\n', 'stderr joins stdout in order');
-  const c = launcherCommand(launcher, { ...base, argv: ['/bin/sh', '-c', 'kill -TERM $$'] });
-  t.equal(spawnSync(c.file, c.args, { env: c.env }).signal, 'SIGTERM', 'the job\'s death by signal is passed on');
-});
+t.test(
+  'the native launcher: same argv, umask, bytes and merged output as the wrapper',
+  async (t) => {
+    const launcher = nativeLauncher();
+    if (!launcher) {
+      t.comment('build/mpmake-exec is not built (no C compiler): nothing to check');
+      return;
+    }
+    const viaLauncher = (job: Job): Buffer => runWith((j) => launcherCommand(launcher, j), job);
+    const base = { cwd: '/', env: { PATH: '/usr/bin:/bin' }, umask: 0o022 };
+    t.equal(buildJobCommand({ ...base, argv: ['true'] }).file, launcher, 'used when built');
+    t.equal(
+      viaLauncher({ ...base, argv: ['/bin/sh', '-c', 'echo "$0|$1"', 'a b', "c'd"] }).toString(),
+      "a b|c'd\n",
+    );
+    t.equal(
+      viaLauncher({ ...base, umask: 0o27, argv: ['/bin/sh', '-c', 'umask'] }).toString(),
+      '0027\n',
+    );
+    const bytes = Buffer.from('\xff\n\n', 'latin1');
+    const out = viaLauncher({
+      ...base,
+      env: { ...base.env, B: bytes },
+      argv: [
+        '/bin/sh',
+        '-c',
+        'printf "%s|%s|%s" "$1" "$B" "${MPMAKE_EXEC_HEXENV-unset}"',
+        Buffer.from('x'),
+        bytes,
+      ],
+    });
+    t.ok(out.equals(Buffer.concat([bytes, Buffer.from('|'), bytes, Buffer.from('|unset')])));
+    const merged = viaLauncher({
+      ...base,
+      mergeOutput: true,
+      argv: ['/bin/sh', '-c', 'echo 1; echo 2 >&2; echo 3'],
+    });
+    t.equal(merged.toString(), '1\n2\n3\n', 'stderr joins stdout in order');
+    const c = launcherCommand(launcher, { ...base, argv: ['/bin/sh', '-c', 'kill -TERM $$'] });
+    t.equal(
+      spawnSync(c.file, c.args, { env: c.env }).signal,
+      'SIGTERM',
+      "the job's death by signal is passed on",
+    );
+  },
+);
