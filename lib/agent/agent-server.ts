@@ -114,17 +114,17 @@ export class AgentServer {
     let pending = 0;
     for (const s of this.sessions) if (!s.isReady && s.address === address) pending++;
     if (pending >= MAX_HANDSHAKES_PER_ADDRESS) {
-      log(`refused connection from ${peer}: ${pending} connections from there still authenticating`);
+      log(
+        `refused connection from ${peer}: ${pending} connections from there still authenticating`,
+      );
       socket.destroy();
       return;
     }
     const channelSocket = tls && secret ? acceptTls(socket, secret) : socket;
-    const session = new AgentSession(
-      channelSocket,
-      this.context,
-      (s) => this.sessions.delete(s),
-      { address, port: socket.remotePort },
-    );
+    const session = new AgentSession(channelSocket, this.context, (s) => this.sessions.delete(s), {
+      address,
+      port: socket.remotePort,
+    });
     this.sessions.add(session);
   }
 

@@ -103,8 +103,7 @@ export function nativeLauncher(): string | undefined {
 export function launcherCommand(launcher: string, job: JobRequest, runAs?: RunAs): JobCommand {
   const tty = job.tty !== undefined;
   const mask = (job.umask & 0o777).toString(8).padStart(3, '0');
-  const flags =
-    (job.mergeOutput && !tty ? 'm' : '') + (tty ? 't' : '') + (runAs ? 'u' : '') || '-';
+  const flags = (job.mergeOutput && !tty ? 'm' : '') + (tty ? 't' : '') + (runAs ? 'u' : '') || '-';
   const hexArgs: number[] = [];
   const argv = job.argv.map((a, i) => {
     if (typeof a === 'string') return a;

@@ -14,7 +14,9 @@
  * - or a word ends with one of SECRET_SUFFIXES (`PGPASSWORD`, `GHTOKEN`,
  *   `CLIENTSECRET`, `OPENAI_APIKEY`);
  * - or it starts with one of SECRET_PREFIXES (`AWS_` — all of AWS's);
- * - or it is one of SECRET_NAMES (`MYSQL_PWD`, `KRB5CCNAME`, …).
+ * - or it is one of SECRET_NAMES (`MYSQL_PWD`, `KRB5CCNAME`, …);
+ * - and it is not MPMAKE_SECRET_FILE, which names a file (each node has
+ *   its own copy; `mpm exec -- mpmake` on a node needs the name).
  * Case does not matter. `--mp-env-deny` patterns hold back more names;
  * `--mp-env-allow` names or patterns are shipped whatever the rules say.
  */
@@ -66,6 +68,9 @@ export const SECRET_NAMES: ReadonlySet<string> = new Set([
   'NPM_TOKEN',
 ]);
 
+/** Names the rules would catch that are not secrets. */
+const NOT_SECRETS: ReadonlySet<string> = new Set(['MPMAKE_SECRET_FILE']);
+
 /** The words of a variable name, upper-cased, trailing digits dropped. */
 export function nameWords(name: string): string[] {
   return name
@@ -78,6 +83,7 @@ export function nameWords(name: string): string[] {
 /** Whether `name` looks like it holds a secret, by the rule above. */
 export function looksSecret(name: string): boolean {
   const upper = name.toUpperCase();
+  if (NOT_SECRETS.has(upper)) return false;
   if (SECRET_NAMES.has(upper)) return true;
   if (SECRET_PREFIXES.some((p) => upper.startsWith(p))) return true;
   return nameWords(name).some(

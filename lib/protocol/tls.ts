@@ -69,5 +69,9 @@ export function connectTls(host: string, port: number, secret: Buffer): TLSSocke
 /** Whether `err` came from the TLS layer (a handshake or record failure). */
 export function isTlsError(err: Error): boolean {
   const code = (err as NodeJS.ErrnoException).code ?? '';
-  return code.startsWith('ERR_SSL_') || code.startsWith('ERR_TLS_') || /\bSSL routines\b/.test(err.message);
+  return (
+    code.startsWith('ERR_SSL_') ||
+    code.startsWith('ERR_TLS_') ||
+    /\bSSL routines\b/.test(err.message)
+  );
 }

@@ -111,14 +111,24 @@ export class TestClient {
 
   /** Connects to `port` on loopback; the hello is in `messages` soon after. */
   static async connect(t: Teardown, port: number): Promise<TestClient> {
-    const socket = connect({ host: '127.0.0.1', port });
+    return TestClient.attach(t, connect({ host: '127.0.0.1', port }));
+  }
+
+  /**
+   * A client over a socket being opened (a TLS socket, one bound to a given
+   * local address); resolves once `ready` (default 'connect') fires.
+   */
+  static async attach(
+    t: Teardown,
+    socket: Socket,
+    ready: 'connect' | 'secureConnect' = 'connect',
+  ): Promise<TestClient> {
+    t.teardown(() => socket.destroy());
     await new Promise<void>((resolve, reject) => {
-      socket.once('connect', resolve);
+      socket.once(ready, resolve);
       socket.once('error', reject);
     });
-    const client = new TestClient(socket);
-    t.teardown(() => client.socket.destroy());
-    return client;
+    return new TestClient(socket);
   }
 
   /** Connects and authenticates (with `secret` when given); resolves with the welcome. */

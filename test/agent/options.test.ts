@@ -98,6 +98,14 @@ t.test('the listening line, default id, and an address in use', async (t) => {
   t.match(agent.id, new RegExp(`:${agent.port}$`), 'id defaults to HOSTNAME:PORT');
   const client = await TestClient.connect(t, agent.port);
   t.equal((await client.authenticate()).nodeId, agent.id);
-  const r = await mpm(['agent', '--listen', `127.0.0.1:${agent.port}`, '--slots', '1']);
+  // --allow-root: a test run as root (a container) must reach the listen step.
+  const r = await mpm([
+    'agent',
+    '--listen',
+    `127.0.0.1:${agent.port}`,
+    '--slots',
+    '1',
+    '--allow-root',
+  ]);
   t.match(r, { code: 2, stderr: /--listen 127\.0\.0\.1:\d+: .*EADDRINUSE/ });
 });
