@@ -1,5 +1,6 @@
 import { spawn } from 'node:child_process';
-import { cpSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -23,10 +24,17 @@ export async function runDemo(opts: DemoOptions): Promise<number> {
   const work = mkdtempSync(join(tmpdir(), 'mpmake-demo-'));
   const agents: LocalAgent[] = [];
   const log = (s: string): void => void process.stdout.write(s + '\n');
+  // The demo cluster has a secret of its own, as a real one does (and a
+  // user's MPMAKE_SECRET_FILE does not get in the way).
+  const secretDir = mkdtempSync(join(tmpdir(), 'mpmake-demo-secret-'));
+  const secretFile = join(secretDir, 'secret');
+  writeFileSync(secretFile, randomBytes(24).toString('base64') + '\n', { mode: 0o600 });
   try {
     cpSync(src, work, { recursive: true });
     for (let i = 0; i < opts.agents; i++) {
-      agents.push(await spawnLocalAgent({ slots: opts.slots, id: `demo-node-${i + 1}` }));
+      agents.push(
+        await spawnLocalAgent({ slots: opts.slots, id: `demo-node-${i + 1}`, secretFile }),
+      );
     }
     const hosts = agents.map((a) => a.hostSpec).join(' ');
     log(`mpm demo: started ${agents.length} agents on loopback: ${hosts}`);
@@ -37,7 +45,13 @@ export async function runDemo(opts: DemoOptions): Promise<number> {
     const code = await new Promise<number>((resolve) => {
       const child = spawn(
         process.execPath,
-        [join(root, 'dist/cli/mpmake.js'), '-j', `--mp-hosts=${hosts}`, `--mp-report=${report}`],
+        [
+          join(root, 'dist/cli/mpmake.js'),
+          '-j',
+          `--mp-hosts=${hosts}`,
+          `--mp-secret-file=${secretFile}`,
+          `--mp-report=${report}`,
+        ],
         { cwd: work, stdio: 'inherit' },
       );
       child.on('exit', (c, s) => resolve(c ?? (s ? 128 : 1)));
@@ -60,6 +74,7 @@ export async function runDemo(opts: DemoOptions): Promise<number> {
   } finally {
     await Promise.all(agents.map((a) => a.stop()));
     rmSync(work, { recursive: true, force: true });
+    rmSync(secretDir, { recursive: true, force: true });
     log(`mpm demo: stopped the ${agents.length} agents`);
   }
 }
