@@ -10,19 +10,23 @@ export function markerSeconds(base = 30): string {
   return `${base}.${Math.floor(Math.random() * 9000 + 1000)}`;
 }
 
-/** Pids whose command line is `sleep SECONDS`. */
-export function sleepers(seconds: string): number[] {
+/** Pids of live processes whose argv satisfies `match`. */
+function processesWhere(match: (argv: string[]) => boolean): number[] {
   const out: number[] = [];
   for (const d of readdirSync('/proc')) {
     if (!/^\d+$/.test(d)) continue;
     try {
-      const argv = readFileSync(`/proc/${d}/cmdline`, 'utf8').split('\0');
-      if (argv[0]?.endsWith('sleep') && argv[1] === seconds) out.push(Number(d));
+      if (match(readFileSync(`/proc/${d}/cmdline`, 'utf8').split('\0'))) out.push(Number(d));
     } catch {
       // gone
     }
   }
   return out;
+}
+
+/** Pids whose command line is `sleep SECONDS`. */
+export function sleepers(seconds: string): number[] {
+  return processesWhere((argv) => argv[0]?.endsWith('sleep') === true && argv[1] === seconds);
 }
 
 /** Resident memory of `pid` in bytes (0 once it is gone). */
@@ -47,20 +51,8 @@ export async function eventually(check: () => boolean, ms: number): Promise<bool
 
 /** Pids of mpmake shims (`<run dir>/sh -c LINE`) whose line contains `fragment`. */
 export function shims(fragment: string): number[] {
-  const out: number[] = [];
-  for (const d of readdirSync('/proc')) {
-    if (!/^\d+$/.test(d)) continue;
-    try {
-      const argv = readFileSync(`/proc/${d}/cmdline`, 'utf8').split('\0');
-      if (
-        /\/mpmake-[^/]+\/sh$/.test(argv[0] ?? '') &&
-        argv.slice(1).some((a) => a.includes(fragment))
-      ) {
-        out.push(Number(d));
-      }
-    } catch {
-      // gone
-    }
-  }
-  return out;
+  return processesWhere(
+    (argv) =>
+      /\/mpmake-[^/]+\/sh$/.test(argv[0] ?? '') && argv.slice(1).some((a) => a.includes(fragment)),
+  );
 }
