@@ -162,3 +162,9 @@ export function sharedSpawner(): SpawnClient | undefined {
     shared = SpawnClient.start() ?? null;
   return shared ?? undefined;
 }
+
+/** Stops this process's spawner, if one was started (mpmake's embedded agent is done). */
+export function closeSharedSpawner(): void {
+  if (shared) shared.close();
+  shared = undefined;
+}

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { AgentServer } from '../agent/agent-server.js';
 import { packageVersion } from '../agent/package-root.js';
+import { closeSharedSpawner } from '../agent/spawn-client.js';
 import { tracer } from '../trace.js';
 import type { HostSpec } from './host-list.js';
 
@@ -40,6 +41,9 @@ export async function startLocalAgent(
       local: false,
       secret,
     },
-    close: () => server.close(),
+    close: async () => {
+      await server.close();
+      closeSharedSpawner();
+    },
   };
 }

@@ -10,7 +10,6 @@ import { tracer } from '../trace.js';
 import { heldBackLine, writeReport, summaryLine, type BuildReport } from './build-report.js';
 import { Cluster } from './cluster.js';
 import { envFilter } from './env-filter.js';
-import { startLocalAgent } from './local-agent.js';
 import { intendedShell, makefileArgs } from './intended-shell.js';
 import { makeLeaksJobserver, makeVersion, runMake, type MakeResult } from './make-process.js';
 import { splitMakeArgs, type JobsRequest } from './make-args.js';
@@ -92,9 +91,14 @@ export async function runMpmake(
   }
 
   // localhost/N: the client's own slots, served by an agent inside mpmake.
-  const localAgents = await Promise.all(options.hosts.filter((h) => h.local).map(startLocalAgent));
-  const hosts = options.hosts.map((h) => (h.local ? localAgents.shift()!.spec : h));
+  // Loaded only when asked for: it brings the whole agent with it.
+  const localSpecs = options.hosts.filter((h) => h.local);
+  const { startLocalAgent } = localSpecs.length
+    ? await import('./local-agent.js')
+    : { startLocalAgent: undefined };
+  const localAgents = startLocalAgent ? await Promise.all(localSpecs.map(startLocalAgent)) : [];
   const closeLocal = localAgents.slice();
+  const hosts = options.hosts.map((h) => (h.local ? localAgents.shift()!.spec : h));
   const cluster = new Cluster(hosts, {
     secret,
     client: {
