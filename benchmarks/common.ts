@@ -194,6 +194,12 @@ export function markdownTable(header: string[], rows: (string | number)[][]): st
  * Writes results/NAME.json and results/NAME.md, formatted by prettier as
  * `make check` expects of every file under benchmarks/; returns their paths.
  */
+/** Writes a benchmark's results and prints its table and where it went. */
+export async function publishResults(name: string, json: unknown, markdown: string): Promise<void> {
+  const paths = await writeResults(name, json, markdown);
+  process.stdout.write(markdown + `\nwrote ${paths.join(', ')}\n`);
+}
+
 export async function writeResults(
   name: string,
   json: unknown,

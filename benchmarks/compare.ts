@@ -35,7 +35,7 @@ import {
   repoRoot,
   startAgents,
   stopAgents,
-  writeResults,
+  publishResults,
   type Measured,
 } from './common.js';
 
@@ -262,8 +262,7 @@ export async function runCompare(options: CompareOptions): Promise<unknown> {
         ]),
       ) +
       (skipped.length ? `\n${skipped.map((s) => `- ${s}`).join('\n')}\n` : '');
-    const paths = await writeResults('compare', json, md);
-    process.stdout.write(md + `\nwrote ${paths.join(', ')}\n`);
+    await publishResults('compare', json, md);
     return json;
   } finally {
     await distccd?.stop();

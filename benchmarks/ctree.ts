@@ -26,7 +26,7 @@ import {
   numberOptions,
   processCpuMs,
   repoRoot,
-  writeResults,
+  publishResults,
   type Measured,
 } from './common.js';
 
@@ -132,8 +132,7 @@ export async function runCtree(options: CtreeOptions): Promise<unknown> {
       ) +
       `\nTarget: wall ratio ≤ ${CTREE_TARGETS.wallRatio} (measured ${fmt(wallRatio)}, ` +
       `${wallRatio <= CTREE_TARGETS.wallRatio ? 'meets target' : 'MISSES target'}).\n`;
-    const paths = await writeResults('ctree', json, md);
-    process.stdout.write(md + `\nwrote ${paths.join(', ')}\n`);
+    await publishResults('ctree', json, md);
     return json;
   } finally {
     await Promise.all(agents.map((a) => a.stop()));

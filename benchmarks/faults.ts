@@ -39,7 +39,7 @@ import {
   readReport,
   startAgents,
   stopAgents,
-  writeResults,
+  publishResults,
 } from './common.js';
 
 export interface FaultsOptions {
@@ -257,8 +257,7 @@ export async function runFaults(options: FaultsOptions): Promise<unknown> {
       `${totalSlots} slots at ${s(killAt)} s costs about ${s(killCapacityMs)} s by capacity ` +
       `alone (the undisturbed build's remaining time, on ${totalSlots - slots} slots instead of ` +
       `${totalSlots}); beyond that, the extra time is the lost jobs' partial work and their re-runs.\n`;
-    const paths = await writeResults('faults', json, md);
-    process.stdout.write(md + `\nwrote ${paths.join(', ')}\n`);
+    await publishResults('faults', json, md);
     return json;
   } finally {
     await stopAgents([...live]);

@@ -33,7 +33,7 @@ import {
   startAgents,
   stopAgents,
   verdict,
-  writeResults,
+  publishResults,
   type RssPeak,
 } from './common.js';
 
@@ -228,8 +228,7 @@ export async function runMemory(options: MemoryOptions): Promise<unknown> {
       `agents ${fmt(agentPeak(many), 1)} MB (${verdict(checks.manyAgentOk)}); stream: coordinator ` +
       `${fmt(summary.stream.peakMb['coordinator']!, 1)} MB (${verdict(checks.streamCoordinatorOk)}), ` +
       `agents ${fmt(agentPeak(stream), 1)} MB (${verdict(checks.streamAgentOk)}).\n`;
-    const paths = await writeResults('memory', json, md);
-    process.stdout.write(md + `\nwrote ${paths.join(', ')}\n`);
+    await publishResults('memory', json, md);
     return json;
   } finally {
     await stopAgents(agents);

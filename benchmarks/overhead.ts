@@ -29,7 +29,7 @@ import {
   mpmakeCli,
   numberOptions,
   processCpuMs,
-  writeResults,
+  publishResults,
   type Measured,
 } from './common.js';
 
@@ -169,8 +169,7 @@ export async function runOverhead(options: OverheadOptions): Promise<unknown> {
       `client CPU ≤ ${OVERHEAD_TARGETS.clientCpuMsPerRecipe} ms/recipe ` +
       `(mpmake-remote: ${fmt(remote.clientCpuMsPerRecipe)}, ` +
       `${verdict(remote.clientCpuMsPerRecipe <= OVERHEAD_TARGETS.clientCpuMsPerRecipe)}).\n`;
-    const paths = await writeResults('overhead', json, md);
-    process.stdout.write(md + `\nwrote ${paths.join(', ')}\n`);
+    await publishResults('overhead', json, md);
     return json;
   } finally {
     await agent.stop();

@@ -28,7 +28,7 @@ import {
   stopAgents,
   takeListOption,
   verdict,
-  writeResults,
+  publishResults,
   type Finished,
 } from './common.js';
 
@@ -165,8 +165,7 @@ export async function runScaling(options: ScalingOptions): Promise<unknown> {
       ) +
       `\nTarget: within ${Math.round((SCALING_TARGETS.ratioAtLargest - 1) * 100)} % of ideal at ` +
       `${largest.slots} slots (measured ${fmt(largest.ratio)} × ideal, ${verdict(ok)}).\n`;
-    const paths = await writeResults('scaling', json, md);
-    process.stdout.write(md + `\nwrote ${paths.join(', ')}\n`);
+    await publishResults('scaling', json, md);
     return json;
   } finally {
     await stopAgents(agents);

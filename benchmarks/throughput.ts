@@ -25,7 +25,7 @@ import {
   processCpuMs,
   startAgents,
   stopAgents,
-  writeResults,
+  publishResults,
   type Measured,
 } from './common.js';
 
@@ -136,8 +136,7 @@ export async function runThroughput(options: ThroughputOptions): Promise<unknown
       `${fmt(summary.mpmake.clientCpuMsPerJob! + summary.mpmake.agentCpuMsPerJob!)} ms/job ` +
       `→ at most ${fmt((mm.cpus * 1000) / (summary.mpmake.clientCpuMsPerJob! + summary.mpmake.agentCpuMsPerJob!), 0)} jobs/s here; ` +
       `with agents on other machines the client alone allows ${fmt((mm.cpus * 1000) / summary.mpmake.clientCpuMsPerJob!, 0)}.\n`;
-    const paths = await writeResults('throughput', json, md);
-    process.stdout.write(md + `\nwrote ${paths.join(', ')}\n`);
+    await publishResults('throughput', json, md);
     return json;
   } finally {
     await stopAgents(agents);
