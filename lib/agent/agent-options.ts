@@ -6,7 +6,7 @@ import { UsageError } from '../errors.js';
 import { AllowList, LOOPBACK_NETWORKS } from './allow-list.js';
 import { nativeLauncher } from './job-command.js';
 import { lookupUser, unsafePathReason, type RunAs } from './run-as.js';
-import { readSecretFile } from './secret-file.js';
+import { readSecretFile } from '../protocol/secret-file.js';
 
 export const DEFAULT_LISTEN = '127.0.0.1:7543';
 export const DEFAULT_MAX_QUEUED_PER_CLIENT = 4096;

@@ -1,6 +1,6 @@
 import { hostname, userInfo } from 'node:os';
 import { randomBytes } from 'node:crypto';
-import { readSecretFile } from '../agent/secret-file.js';
+import { readSecretFile } from '../protocol/secret-file.js';
 import type { HostSpec } from '../coordinator/host-list.js';
 import { parseArgs } from '../coordinator/options.js';
 import { HostListError, UsageError } from '../errors.js';

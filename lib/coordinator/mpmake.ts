@@ -1,10 +1,11 @@
-import { closeSync, existsSync, readFileSync } from 'node:fs';
+import { closeSync, existsSync } from 'node:fs';
 import { hostname, userInfo } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { NoAgentsError, UsageError } from '../errors.js';
 import { TokenAudit } from '../jobserver/token-audit.js';
 import { attachObservers } from '../report/observers.js';
+import { readSecretFile } from '../protocol/secret-file.js';
 import { installShim } from '../shim/install-shim.js';
 import { tracer } from '../trace.js';
 import { heldBackLine, writeReport, summaryLine, type BuildReport } from './build-report.js';
@@ -32,15 +33,6 @@ const say = (line: string): void => {
   process.stderr.write(line.endsWith('\n') ? line : line + '\n');
 };
 
-function readSecret(path: string | undefined): Buffer | undefined {
-  if (!path) return undefined;
-  try {
-    return Buffer.from(readFileSync(path, 'utf8').trim());
-  } catch (err) {
-    throw new UsageError(`cannot read the secret file ${path}: ${(err as Error).message}`);
-  }
-}
-
 /**
  * `mpmake ARGS`: connect to the cluster, check it, and run GNU make with
  * the shim as its SHELL and a jobserver sized to the cluster, so every
@@ -61,7 +53,11 @@ export async function runMpmake(
     process.stdout.write(`mpmake ${VERSION}\n`);
     return { code: 0, signal: null };
   }
-  const secret = readSecret(options.secretFile);
+  // Read as the agents read it (same trimming, same permission check).
+  const secret =
+    options.secretFile === undefined
+      ? undefined
+      : await readSecretFile(options.secretFile, '--mp-secret-file');
   const { args, jobs } = splitMakeArgs(makeArgv);
   const where = makefileArgs(args, process.cwd());
 
