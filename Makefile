@@ -9,7 +9,7 @@ TSBUILD      := dist/.built
 CC          ?= cc
 TS_SOURCES   := $(shell find lib cli test benchmarks fixtures -name '*.ts' -not -path '*/node_modules/*' 2>/dev/null)
 
-.PHONY: all build demo test check lint format bench clean
+.PHONY: all build deps demo test check lint format bench clean
 
 all: build
 
@@ -49,7 +49,11 @@ $(SPAWND): lib/agent/spawn-server.c
 demo: build
 	node dist/cli/mpm.js demo
 
-test: build
+# Debian packages for the cluster test bed, munge, the CMake tree (root installs them).
+deps:
+	@bash deploy/install-deps.sh
+
+test: build deps
 	npx tap --disable-coverage --reporter=base --timeout=300 'dist/test/**/*.test.js'
 
 check: $(NODE_MODULES)
