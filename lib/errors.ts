@@ -106,3 +106,11 @@ export class ShimError extends MpmakeError {
     this.name = 'ShimError';
   }
 }
+
+/** A file mpmake must write (--mp-report, --mp-trace) cannot be written; found before make starts. */
+export class OutputPathError extends MpmakeError {
+  constructor(message: string) {
+    super('MPM_ERR_OUTPUT', message);
+    this.name = 'OutputPathError';
+  }
+}

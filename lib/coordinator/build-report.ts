@@ -1,4 +1,4 @@
-import { writeFileSync, renameSync } from 'node:fs';
+import { writeFileAtomic } from '../output-file.js';
 import type { LeftOut, Rerun } from './cluster.js';
 
 /** What a build leaves behind for people (one line) and CI (JSON). */
@@ -61,9 +61,19 @@ export function summaryLine(r: BuildReport): string {
   );
 }
 
-/** Written whole or not at all: a temp file renamed into place. */
+/** Written whole or not at all (see output-file.ts); throws when it cannot be. */
 export function writeReport(path: string, r: BuildReport): void {
-  const tmp = `${path}.tmp-${process.pid}`;
-  writeFileSync(tmp, JSON.stringify(r, null, 2) + '\n');
-  renameSync(tmp, path);
+  writeFileAtomic(path, JSON.stringify(r, null, 2) + '\n');
+}
+
+/**
+ * Writes the report after the build; a failure is one line on stderr and
+ * never changes the build's exit status (the path was checked at start).
+ */
+export function writeReportQuietly(path: string, r: BuildReport): void {
+  try {
+    writeReport(path, r);
+  } catch (err) {
+    process.stderr.write(`mpmake: cannot write the report ${path}: ${(err as Error).message}\n`);
+  }
 }

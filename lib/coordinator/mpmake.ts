@@ -8,7 +8,7 @@ import { attachObservers } from '../report/observers.js';
 import { readSecretFile } from '../protocol/secret-file.js';
 import { installShim } from '../shim/install-shim.js';
 import { tracer } from '../trace.js';
-import { heldBackLine, writeReport, summaryLine, type BuildReport } from './build-report.js';
+import { heldBackLine, writeReportQuietly, summaryLine, type BuildReport } from './build-report.js';
 import { Cluster } from './cluster.js';
 import { envFilter } from './env-filter.js';
 import { intendedShell, makefileArgs } from './intended-shell.js';
@@ -193,7 +193,7 @@ async function localMake(
     leftOut: cluster?.leftOut ?? [],
     slots: 0,
   };
-  if (options.report) writeReport(options.report, report);
+  if (options.report) writeReportQuietly(options.report, report);
   return { ...result, report };
 }
 
@@ -290,54 +290,62 @@ async function clusterMake(
       pool.fds,
     );
     const result = await done;
-    const tokens = stopFollowing();
-    if (tokens.lost > 0)
-      say(`mpmake: ${tokens.lost} jobserver tokens were not returned (a client died holding them)`);
+    // Nothing after the build may turn make's status into another one.
+    try {
+      const tokens = stopFollowing();
+      if (tokens.lost > 0)
+        say(
+          `mpmake: ${tokens.lost} jobserver tokens were not returned (a client died holding them)`,
+        );
 
-    const dispatched = cluster.stats.remote - cluster.stats.retried;
-    const onClient = cluster.stats.perNode.get('local') ?? 0;
-    const report: BuildReport = {
-      version: 1,
-      exitCode: result.code,
-      signal: result.signal,
-      wallMs: Date.now() - started,
-      mode: 'cluster',
-      jobs: {
-        total: dispatched + router.stats.local,
-        // Jobs on the client's own slots (the embedded agent) count as local.
-        remote: dispatched - onClient,
-        local: router.stats.local + onClient,
-        retried: cluster.stats.retried,
-        failed: router.stats.failed + router.stats.errors,
-        refused: router.stats.refused,
-        moved: cluster.stats.moved,
-      },
-      nodes: cluster.usable.map((n) => ({
-        id: n.nodeId,
-        address: n.address,
-        slots: n.slots,
-        jobs: cluster.stats.perNode.get(n.nodeId) ?? 0,
-      })),
-      leftOut: cluster.leftOut,
-      reruns: cluster.stats.reruns,
-      slots: pool.own
-        ? pool.own.slots
-        : pool.kind === 'none'
-          ? 1
-          : (pool.cap ?? cluster.totalSlots),
-      jobserver: {
-        kind: pool.kind,
-        tokensLost: tokens.lost,
-        tokensRefilled: pool.own?.stats.refilled ?? 0,
-      },
-      heldBackEnv: [...router.heldBackEnv].sort(),
-    };
-    observers.finish(report);
-    if (options.report) writeReport(options.report, report);
-    const held = heldBackLine(report.heldBackEnv ?? []);
-    if (held !== undefined && !options.quiet) say(held);
-    if (!options.quiet) say(summaryLine(report));
-    return { ...result, report };
+      const dispatched = cluster.stats.remote - cluster.stats.retried;
+      const onClient = cluster.stats.perNode.get('local') ?? 0;
+      const report: BuildReport = {
+        version: 1,
+        exitCode: result.code,
+        signal: result.signal,
+        wallMs: Date.now() - started,
+        mode: 'cluster',
+        jobs: {
+          total: dispatched + router.stats.local,
+          // Jobs on the client's own slots (the embedded agent) count as local.
+          remote: dispatched - onClient,
+          local: router.stats.local + onClient,
+          retried: cluster.stats.retried,
+          failed: router.stats.failed + router.stats.errors,
+          refused: router.stats.refused,
+          moved: cluster.stats.moved,
+        },
+        nodes: cluster.usable.map((n) => ({
+          id: n.nodeId,
+          address: n.address,
+          slots: n.slots,
+          jobs: cluster.stats.perNode.get(n.nodeId) ?? 0,
+        })),
+        leftOut: cluster.leftOut,
+        reruns: cluster.stats.reruns,
+        slots: pool.own
+          ? pool.own.slots
+          : pool.kind === 'none'
+            ? 1
+            : (pool.cap ?? cluster.totalSlots),
+        jobserver: {
+          kind: pool.kind,
+          tokensLost: tokens.lost,
+          tokensRefilled: pool.own?.stats.refilled ?? 0,
+        },
+        heldBackEnv: [...router.heldBackEnv].sort(),
+      };
+      observers.finish(report);
+      if (options.report) writeReportQuietly(options.report, report);
+      const held = heldBackLine(report.heldBackEnv ?? []);
+      if (held !== undefined && !options.quiet) say(held);
+      if (!options.quiet) say(summaryLine(report));
+      return { ...result, report };
+    } catch (err) {
+      say(`mpmake: after the build: ${(err as Error).message}`);
+      return result;
+    }
   } finally {
     server?.close();
     pool?.own?.close();

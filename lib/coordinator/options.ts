@@ -1,7 +1,8 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
-import { UsageError } from '../errors.js';
+import { OutputPathError, UsageError } from '../errors.js';
+import { outputPathProblem } from '../output-file.js';
 import { parseHostList, type HostSpec } from './host-list.js';
 
 /** mpmake's own options, after flags, environment and config file are merged. */
@@ -193,8 +194,8 @@ export function parseArgs(argv: readonly string[], env: NodeJS.ProcessEnv): Pars
     noFallback: bool('no-fallback'),
     quiet: bool('quiet'),
     local: local ? local.value.split(/[\s,]+/).filter(Boolean) : DEFAULT_LOCAL,
-    report: get('report')?.value,
-    trace: get('trace')?.value,
+    report: outputPath(get('report')),
+    trace: outputPath(get('trace')),
     shell: get('shell')?.value,
     color,
     make: get('make')?.value ?? 'make',
@@ -278,3 +279,18 @@ Options (environment variable; config file key):
   --mp-config=FILE         config file (MPMAKE_CONFIG) [~/.config/mpmake/config.json]
   --mp-help, --mp-version
 `;
+
+/**
+ * A file mpmake will write after the build, checked now (before make
+ * starts): a build must not run for an hour and then fail to say how it went.
+ */
+function outputPath(v: { value: string; from: string } | undefined): string | undefined {
+  if (v === undefined) return undefined;
+  const problem = outputPathProblem(v.value);
+  if (problem !== undefined) {
+    throw new OutputPathError(
+      `${v.from}: cannot write ${JSON.stringify(v.value)}: ${problem}; choose a writable path`,
+    );
+  }
+  return v.value;
+}

@@ -1,4 +1,5 @@
-import { readFileSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
+import { writeFileAtomic } from '../output-file.js';
 import { UsageError } from '../errors.js';
 import { analyseTrace, saturationNote } from './trace-analysis.js';
 import { readTraceModel } from './trace-model.js';
@@ -52,18 +53,7 @@ export async function runTraceCommand(options: TraceCommandOptions): Promise<num
   process.stdout.write(traceSummary(json));
   if (options.svg !== undefined) {
     const svg = renderTraceSvg(json);
-    const tmp = `${options.svg}.tmp-${process.pid}`;
-    try {
-      writeFileSync(tmp, svg);
-      renameSync(tmp, options.svg);
-    } catch (err) {
-      try {
-        unlinkSync(tmp);
-      } catch {
-        // never created
-      }
-      throw err;
-    }
+    writeFileAtomic(options.svg, svg);
     process.stdout.write(`wrote ${options.svg}\n`);
   }
   return 0;

@@ -1,4 +1,4 @@
-import { renameSync, unlinkSync, writeFileSync } from 'node:fs';
+import { writeFileAtomic } from '../output-file.js';
 import type { BuildReport } from '../coordinator/build-report.js';
 import type { JobSpan } from './job-span.js';
 import { runningSteps } from './parallelism.js';
@@ -194,18 +194,7 @@ export function traceText(trace: TraceFile): string {
   );
 }
 
-/** Written whole or not at all: a temp file beside it, renamed into place. */
+/** Written whole or not at all (see output-file.ts). */
 export function writeTraceFile(path: string, trace: TraceFile): void {
-  const tmp = `${path}.tmp-${process.pid}`;
-  try {
-    writeFileSync(tmp, traceText(trace));
-    renameSync(tmp, path);
-  } catch (err) {
-    try {
-      unlinkSync(tmp);
-    } catch {
-      // never created
-    }
-    throw err;
-  }
+  writeFileAtomic(path, traceText(trace));
 }
