@@ -64,7 +64,13 @@ const agent: CommandModule = {
         default: '127.0.0.1:7543',
       })
       .option('slots', { type: 'string', describe: 'jobs run at once (default: CPUs)' })
-      .option('id', { type: 'string', describe: 'node id (default: HOSTNAME:PORT)' })
+      .option('name', {
+        type: 'string',
+        alias: 'id',
+        describe:
+          "this node's name in summaries, reports, traces and `mpm status` " +
+          '(default: HOSTNAME:PORT, or HOSTNAME/ADDRESS:PORT when listening on one address)',
+      })
       .option('secret-file', {
         type: 'string',
         describe: "file holding the cluster's shared secret",

@@ -37,7 +37,7 @@ export interface AgentOptions {
   host: string;
   port: number;
   slots: number;
-  /** Node id; undefined means `${hostname}:${port}`, known once listening. */
+  /** Node name (`--name`); undefined: host name and listen address (defaultName). */
   id: string | undefined;
   /** The shared secret; undefined when clients need not authenticate. */
   secret: Buffer | undefined;
@@ -109,7 +109,8 @@ export async function resolveAgentOptions(raw: RawAgentOptions): Promise<AgentOp
   const maxQueuedPerClient =
     positiveInteger(raw.maxQueuedPerClient, '--max-queued-per-client') ??
     DEFAULT_MAX_QUEUED_PER_CLIENT;
-  if (raw.id !== undefined && raw.id.trim() === '') throw new UsageError('--id must not be empty');
+  if (raw.id !== undefined && raw.id.trim() === '')
+    throw new UsageError('--name must not be empty');
   if (raw.secretFile === undefined && !raw.insecure && !isLoopbackHost(host)) {
     throw new UsageError(
       `refusing to listen on ${host}:${port}, which is not a loopback address, without ` +

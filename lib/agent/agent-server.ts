@@ -1,4 +1,5 @@
-import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
+import { randomBytes } from 'node:crypto';
+import { createServer, isIP, type AddressInfo, type Server, type Socket } from 'node:net';
 import { availableParallelism, freemem, hostname, loadavg } from 'node:os';
 import { UsageError } from '../errors.js';
 import type { LoadMessage } from '../protocol/messages.js';
@@ -17,6 +18,21 @@ import { KILL_GRACE_MS, type RemoteJob } from './remote-job.js';
  * after AUTH_TIMEOUT_MS anyway).
  */
 export const MAX_HANDSHAKES_PER_ADDRESS = 32;
+
+/**
+ * An agent's name when `--name` is not given: its host name and listen
+ * address, `HOST:PORT` when it listens on every address or on loopback,
+ * `HOST/ADDRESS:PORT` when on one other address (several agents on one
+ * machine, or clones sharing a host name). Clients still tell apart two
+ * agents that end up with one name.
+ */
+export function defaultName(host: string, listenHost: string, port: number): string {
+  const wildcard = listenHost === '0.0.0.0' || listenHost === '::' || listenHost === '';
+  const loopback = listenHost.startsWith('127.') || listenHost === '::1';
+  if (wildcard || loopback) return `${host}:${port}`;
+  const address = isIP(listenHost) === 6 ? `[${listenHost}]` : listenHost;
+  return `${host}/${address}:${port}`;
+}
 
 /**
  * The node agent: listens, accepts clients (each an AgentSession), and owns
@@ -60,7 +76,8 @@ export class AgentServer {
     });
     this.context = {
       options,
-      nodeId: options.id ?? `${hostname()}:${port}`,
+      nodeId: options.id ?? defaultName(hostname(), host, port),
+      instance: randomBytes(12).toString('hex'),
       hostname: hostname(),
       agentVersion,
       cpus,

@@ -49,6 +49,8 @@ export const PRE_AUTH_MAX_FRAME_BYTES = 64 * 1024;
 export interface AgentContext {
   readonly options: AgentOptions;
   readonly nodeId: string;
+  /** Random per agent process (see node-identity.ts). */
+  readonly instance: string;
   readonly hostname: string;
   readonly agentVersion: string;
   readonly cpus: number;
@@ -207,6 +209,7 @@ export class AgentSession {
     this.send({
       type: 'welcome',
       nodeId: ctx.nodeId,
+      instance: ctx.instance,
       hostname: ctx.hostname,
       agentVersion: ctx.agentVersion,
       slots: ctx.scheduler.slots,

@@ -1,3 +1,4 @@
+import { identify } from '../coordinator/node-identity.js';
 import type { StatusClient, StatusJob } from '../protocol/messages.js';
 
 /**
@@ -11,8 +12,15 @@ export type NodeState = 'up' | 'down' | 'refused';
 export interface NodeStatus {
   /** `HOST:PORT` as in the host list. */
   address: string;
-  /** The agent's id (`--id`, default HOSTNAME:PORT); null until it answered. */
+  /**
+   * The agent's name (`--name`), qualified by the address when another
+   * agent has the same name; null until it answered.
+   */
   nodeId: string | null;
+  /** Random per agent process; one instance under two addresses is one node. */
+  instance: string | null;
+  /** Other addresses of the host list that reached this same agent. */
+  alsoAt?: string[];
   hostname: string | null;
   state: NodeState;
   /** Why it is down or refused; null when up. */
@@ -40,6 +48,7 @@ export function unknownNode(address: string, state: NodeState, reason: string | 
   return {
     address,
     nodeId: null,
+    instance: null,
     hostname: null,
     state,
     reason,
@@ -55,4 +64,30 @@ export function unknownNode(address: string, state: NodeState, reason: string | 
     jobs: null,
     jobsLeftOut: 0,
   };
+}
+
+/**
+ * One entry per agent: an address that reached an agent already listed is
+ * folded into its entry (`alsoAt`), and names shared by distinct agents
+ * are qualified by the address. `ownBuild` is this view's own client id:
+ * its other connection to a folded agent is not a client to show.
+ */
+export function onePerNode(nodes: readonly NodeStatus[], ownBuild: string): NodeStatus[] {
+  const known = nodes.filter((n) => n.instance !== null && n.nodeId !== null);
+  const { ids, aliases } = identify(
+    known.map((n) => ({ address: n.address, name: n.nodeId!, instance: n.instance! })),
+  );
+  const folded = new Set(aliases.map((a) => a.address));
+  const out: NodeStatus[] = [];
+  for (const n of nodes) {
+    if (folded.has(n.address)) continue;
+    const alsoAt = aliases.filter((a) => a.sameAs === n.address).map((a) => a.address);
+    const entry: NodeStatus = { ...n, nodeId: ids.get(n.address) ?? n.nodeId };
+    if (alsoAt.length > 0) {
+      entry.alsoAt = alsoAt;
+      if (entry.clients) entry.clients = entry.clients.filter((c) => c.build !== ownBuild);
+    }
+    out.push(entry);
+  }
+  return out;
 }

@@ -1,6 +1,6 @@
 import { resolveClusterOptions, type RawClusterOptions } from './cluster-options.js';
 import type { ClusterViewOptions } from './cluster-options.js';
-import type { NodeStatus } from './node-status.js';
+import { onePerNode, type NodeStatus } from './node-status.js';
 import { StatusConnection } from './status-connection.js';
 import { statusText } from './status-table.js';
 
@@ -8,7 +8,10 @@ export interface RawStatusOptions extends RawClusterOptions {
   json?: boolean | undefined;
 }
 
-/** Asks every agent once, in parallel; one entry per host, in list order. */
+/**
+ * Asks every agent once, in parallel; one entry per agent, in list order
+ * (an agent listed under two addresses is one entry, see onePerNode).
+ */
 export async function queryCluster(options: ClusterViewOptions): Promise<NodeStatus[]> {
   const connections = options.hosts.map(
     (spec) =>
@@ -19,7 +22,8 @@ export async function queryCluster(options: ClusterViewOptions): Promise<NodeSta
       }),
   );
   try {
-    return await Promise.all(connections.map((c) => c.query()));
+    const nodes = await Promise.all(connections.map((c) => c.query()));
+    return onePerNode(nodes, options.client.build);
   } finally {
     for (const c of connections) c.close();
   }

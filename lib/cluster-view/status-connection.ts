@@ -272,6 +272,7 @@ export class StatusConnection {
     const w = this.welcome;
     if (w) {
       status.nodeId = w.nodeId;
+      status.instance = w.instance;
       status.hostname = w.hostname;
       status.agentVersion = w.agentVersion;
       status.slots = w.slots;

@@ -76,7 +76,12 @@ export function nodeRow(n: NodeStatus): string[] {
     num(n.clockSkewMs, formatSkew),
     safe(n.agentVersion ?? '-', 20),
     n.clients === null ? '-' : String(n.clients.length),
-    n.reason === null ? '' : safe(n.reason),
+    [
+      n.reason === null ? '' : safe(n.reason),
+      n.alsoAt ? `also reached as ${n.alsoAt.join(', ')}` : '',
+    ]
+      .filter(Boolean)
+      .join('; '),
   ];
 }
 

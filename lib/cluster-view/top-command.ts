@@ -2,6 +2,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { UsageError } from '../errors.js';
 import { resolveClusterOptions, type RawClusterOptions } from './cluster-options.js';
 import type { ExecResult } from './exec-command.js';
+import { onePerNode } from './node-status.js';
 import { queryCluster } from './status-command.js';
 import { StatusConnection } from './status-connection.js';
 import { TopScreen } from './top-screen.js';
@@ -68,7 +69,10 @@ export async function runTopCommand(
   const onSignal = (signal: NodeJS.Signals): void => quit({ code: null, signal });
   const draw = (): void => {
     const lines = topLines(
-      connections.map((c) => c.latest),
+      onePerNode(
+        connections.map((c) => c.latest),
+        options.client.build,
+      ),
       {
         nowMs: Date.now(),
         columns: stdout.columns || 80,

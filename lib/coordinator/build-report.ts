@@ -1,5 +1,6 @@
 import { writeFileAtomic } from '../output-file.js';
 import type { LeftOut, Rerun } from './cluster.js';
+import type { SameAgent } from './node-identity.js';
 
 /** What a build leaves behind for people (one line) and CI (JSON). */
 export interface BuildReport {
@@ -22,6 +23,8 @@ export interface BuildReport {
   };
   nodes: Array<{ id: string; address: string; slots: number; jobs: number }>;
   leftOut: LeftOut[];
+  /** Addresses of an agent already listed under another address (counted once). */
+  sameAgent?: SameAgent[];
   /** Jobs run again because their node was lost while running them, and why. */
   reruns?: Rerun[];
   slots: number;

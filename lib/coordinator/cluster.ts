@@ -14,6 +14,7 @@ import {
 import { tracer } from '../trace.js';
 import type { HostSpec } from './host-list.js';
 import { NodeChannel, type NodeChannelOptions } from './node-channel.js';
+import { identify, qualifiedId, sameAgentLine, type SameAgent } from './node-identity.js';
 
 const trace = tracer('placement');
 
@@ -114,6 +115,8 @@ export class Cluster extends EventEmitter<ClusterEvents> {
   readonly nodes: NodeChannel[];
   readonly localSlots: number;
   readonly leftOut: LeftOut[] = [];
+  /** Addresses that reached an agent already listed under another address. */
+  readonly sameAgent: SameAgent[] = [];
   readonly stats: ClusterStats = {
     remote: 0,
     retried: 0,
@@ -127,7 +130,7 @@ export class Cluster extends EventEmitter<ClusterEvents> {
   private probe: { path: string; content: string } | undefined;
   /** Nodes that passed the checks on their current connection. */
   private readonly checked = new Set<NodeChannel>();
-  /** Nodes left out for good (failed a check). */
+  /** Nodes left out for good (failed a check, or another address of a listed agent). */
   private readonly bad = new Set<NodeChannel>();
   private started = false;
   /** Nodes that failed recently: used only when nothing else is. */
@@ -162,8 +165,10 @@ export class Cluster extends EventEmitter<ClusterEvents> {
       }
     }
     await Promise.all(this.nodes.map((n) => n.start()));
+    this.identifyAll();
     await Promise.all(
       this.nodes.map(async (n) => {
+        if (this.bad.has(n)) return;
         if (n.state === 'ready') await this.admit(n);
         else {
           // Unreachable now: left out of the start, but the channel keeps
@@ -181,6 +186,7 @@ export class Cluster extends EventEmitter<ClusterEvents> {
    * Passing, it takes jobs; failing, it is left out for the whole build.
    */
   private async admit(node: NodeChannel): Promise<void> {
+    if (this.started && !this.identifyLate(node)) return;
     const reason = await this.check(node);
     if (reason === undefined) {
       this.checked.add(node);
@@ -193,6 +199,44 @@ export class Cluster extends EventEmitter<ClusterEvents> {
       if (this.started) process.stderr.write(`mpmake: leaving out ${node.address}: ${reason}\n`);
       node.close();
     }
+  }
+
+  /**
+   * At start: one node per agent instance (later addresses of one are
+   * closed and said once), ids told apart where agents share a name.
+   */
+  private identifyAll(): void {
+    const ready = this.nodes.filter((n) => n.state === 'ready' && n.instance !== undefined);
+    const { ids, aliases } = identify(
+      ready.map((n) => ({ address: n.address, name: n.agentName!, instance: n.instance! })),
+    );
+    for (const n of ready) n.nodeId = ids.get(n.address) ?? n.nodeId;
+    for (const a of aliases)
+      this.dropAlias(
+        this.nodes.find((n) => n.address === a.address)!,
+        a,
+      );
+  }
+
+  /** A node that came up during the build: false when it is an agent already in use. */
+  private identifyLate(node: NodeChannel): boolean {
+    const others = this.usable.filter((n) => n !== node && n.instance !== undefined);
+    const same = others.find((n) => n.instance === node.instance);
+    if (same) {
+      this.dropAlias(node, { address: node.address, sameAs: same.address, id: same.nodeId });
+      return false;
+    }
+    const taken = others.some((n) => n.nodeId === node.nodeId || n.agentName === node.agentName);
+    if (taken && node.agentName !== undefined)
+      node.nodeId = qualifiedId(node.agentName, node.address);
+    return true;
+  }
+
+  private dropAlias(node: NodeChannel, alias: SameAgent): void {
+    this.bad.add(node);
+    this.sameAgent.push(alias);
+    process.stderr.write(`${sameAgentLine(alias)}\n`);
+    node.close();
   }
 
   private check(node: NodeChannel): Promise<string | undefined> {

@@ -323,6 +323,7 @@ async function clusterMake(
           jobs: cluster.stats.perNode.get(n.nodeId) ?? 0,
         })),
         leftOut: cluster.leftOut,
+        sameAgent: cluster.sameAgent,
         reruns: cluster.stats.reruns,
         slots: pool.own
           ? pool.own.slots

@@ -64,7 +64,11 @@ export class NodeChannel extends EventEmitter<NodeChannelEvents> {
   state: ChannelState = 'idle';
   /** Why the node is down or was refused, for status lines. */
   reason: string | undefined;
+  /** What reports call this node: its name, qualified when another agent has it too. */
   nodeId: string;
+  /** The agent's own name and its per-process instance id (from its welcome). */
+  agentName: string | undefined;
+  instance: string | undefined;
   slots: number;
   cpus = 1;
   lastLoad: LoadMessage | undefined;
@@ -217,7 +221,9 @@ export class NodeChannel extends EventEmitter<NodeChannelEvents> {
           }
           authed = true;
           clearTimeout(timer);
-          this.nodeId = m.nodeId;
+          if (this.instance !== m.instance || this.agentName !== m.nodeId) this.nodeId = m.nodeId;
+          this.agentName = m.nodeId;
+          this.instance = m.instance;
           this.slots = this.spec.slots ?? m.slots;
           this.cpus = m.cpus;
           this.clockSkewMs = m.clockMs - Date.now();

@@ -41,7 +41,13 @@ export interface AuthMessage {
 /** Agent -> client after a successful auth: node facts. */
 export interface WelcomeMessage {
   type: 'welcome';
+  /** The agent's name (`--name`; default host name and listen address). */
   nodeId: string;
+  /**
+   * Random per agent process: one instance reached under two addresses is
+   * one node; two instances with one name are told apart.
+   */
+  instance: string;
   hostname: string;
   agentVersion: string;
   slots: number;
@@ -342,6 +348,7 @@ export function checkAgentMessage(v: unknown): AgentToClient | string {
         : 'malformed hello';
     case 'welcome':
       return isStr(v['nodeId']) &&
+        isStr(v['instance']) &&
         isInt(v['slots']) &&
         (v['proof'] === undefined || isBytes(v['proof']))
         ? (v as unknown as WelcomeMessage)

@@ -43,7 +43,7 @@ t.test('resolveAgentOptions names the option in each error', async (t) => {
   });
   await t.rejects(resolveAgentOptions({ root: ['relative'] }), { message: /--root/ });
   await t.rejects(resolveAgentOptions({ root: ['/no/such/dir'] }), { message: /--root/ });
-  await t.rejects(resolveAgentOptions({ id: ' ' }), { message: /--id/ });
+  await t.rejects(resolveAgentOptions({ id: ' ' }), { message: /--name/ });
   const ok = await resolveAgentOptions({ listen: '127.0.0.1:0', slots: '3' });
   t.match(ok, { host: '127.0.0.1', port: 0, slots: 3, roots: ['/'], maxQueuedPerClient: 4096 });
   const insecure = await resolveAgentOptions({ listen: '0.0.0.0:0', insecure: true });
