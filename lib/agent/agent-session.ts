@@ -1,5 +1,4 @@
 import type { Socket } from 'node:net';
-import { dirname } from 'node:path';
 import { newChallenge, proveAgent, verifyProof } from '../protocol/auth.js';
 import { Channel } from '../protocol/channel.js';
 import { DEFAULT_MAX_FRAME_BYTES } from '../protocol/frame-codec.js';
@@ -21,7 +20,7 @@ import type { AgentOptions } from './agent-options.js';
 import { cwdRefusal, jobRefusal } from './job-check.js';
 import { parseSignal } from './job-process.js';
 import type { JobScheduler } from './job-scheduler.js';
-import { checkProbe } from './probe.js';
+import { probeAs } from './probe.js';
 import { RemoteJob } from './remote-job.js';
 
 /** A client must authenticate this soon after connecting. */
@@ -267,6 +266,7 @@ export class AgentSession {
       this.ctx.log,
       (j) => this.onJobFinished(j),
       options.runAs,
+      options.roots,
     );
     this.jobs.set(id, job);
     this.admitting++;
@@ -349,13 +349,9 @@ export class AgentSession {
   }
 
   private probe(message: ProbeMessage): void {
-    // Probes read files as the agent (root, with --user): only under the roots.
-    const { roots } = this.ctx.options;
-    const outside = cwdRefusal(dirname(message.path), roots, 'probe directory').then((refusal) =>
-      refusal === undefined ? undefined : { ok: false, reason: refusal },
-    );
-    void outside.then(async (refused) => {
-      const { ok, reason } = refused ?? (await checkProbe(message.path, message.content));
+    // As the job's user, through the launcher (see probeAs).
+    const { roots, runAs } = this.ctx.options;
+    void probeAs(message.path, message.content, runAs, roots).then(({ ok, reason }) => {
       if (this.state === 'ready') {
         this.send({ type: 'probe-result', id: message.id, ok, reason });
       }

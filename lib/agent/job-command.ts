@@ -33,7 +33,19 @@ export interface JobCommand {
   cwd: string;
   env: Record<string, string>;
   tty: TtySize | undefined;
+  /**
+   * The job's environment for a launcher that drops to another user:
+   * NUL-terminated NAME=VALUE entries, never in argv (any local user can
+   * read argv). `args[argIndex]` says where the launcher reads it from:
+   * ENV_FROM_FD (a pipe on fd 3) as built; a pty job, which gets no extra
+   * descriptor, swaps in `file:PATH` (envFromFile).
+   */
+  envInput?: { block: Buffer; argIndex: number };
 }
+
+/** The launcher reads a job's environment from this descriptor (a pipe). */
+export const ENV_FD = 3;
+export const ENV_FROM_FD = `fd:${ENV_FD}`;
 
 /**
  * A byte string as a printf(1) format that prints exactly those bytes:
@@ -65,14 +77,39 @@ export function printfFormat(bytes: Uint8Array): string {
  *   value that came as raw bytes goes to the wrapper as a printf format,
  *   and the wrapper turns it back into those bytes before exec.
  */
-export function buildJobCommand(job: JobRequest, runAs?: RunAs): JobCommand {
+export function buildJobCommand(
+  job: JobRequest,
+  runAs?: RunAs,
+  roots: readonly string[] = [],
+): JobCommand {
   const launcher = nativeLauncher();
   if (runAs !== undefined) {
     // Only the launcher can drop to a user with its groups (checked at start).
     if (launcher === undefined) throw new Error('--user needs build/mpmake-exec');
-    return launcherCommand(launcher, job, runAs);
+    return launcherCommand(launcher, job, runAs, roots);
   }
-  return launcher ? launcherCommand(launcher, job) : shellCommand(job);
+  return launcher ? launcherCommand(launcher, job, undefined, roots) : shellCommand(job);
+}
+
+/** The launcher's ROOTS argument: "-" when any directory will do. */
+export function rootsArg(roots: readonly string[]): string {
+  if (roots.length === 0 || roots.includes('/')) return '-';
+  return roots.map((r) => Buffer.from(r).toString('hex')).join(',');
+}
+
+/** The launcher's CREDS argument: uid, gid and groups ("*": initgroups there). */
+export function credsArg(runAs: RunAs): string {
+  const groups = runAs.initgroups ? '*' : runAs.groups.join(',');
+  return `${runAs.uid}:${runAs.gid}:${groups}`;
+}
+
+/** NAME=VALUE entries, each ending in NUL, raw bytes as they came. */
+export function envBlock(env: Record<string, WireText>): Buffer {
+  const parts: Buffer[] = [];
+  for (const [name, value] of Object.entries(env)) {
+    parts.push(Buffer.from(`${name}=`), Buffer.from(value), Buffer.alloc(1));
+  }
+  return Buffer.concat(parts);
 }
 
 let launcherPath: string | null | undefined;
@@ -97,10 +134,16 @@ export function nativeLauncher(): string | undefined {
  * user's uid, gid and groups before anything of the job's runs. It must
  * not be exec'd with the client's environment then: the dynamic loader
  * would honour LD_PRELOAD and friends while it is still root. So it gets
- * an empty environment, and the job's comes as `NAME=VALUE` arguments
- * between the credentials and `--`, set only once root is gone.
+ * an empty environment, and the job's comes through a descriptor
+ * (`envInput`), set only once root is gone. The launcher checks the
+ * working directory against `roots` once it is in it, as the job's user.
  */
-export function launcherCommand(launcher: string, job: JobRequest, runAs?: RunAs): JobCommand {
+export function launcherCommand(
+  launcher: string,
+  job: JobRequest,
+  runAs?: RunAs,
+  roots: readonly string[] = [],
+): JobCommand {
   const tty = job.tty !== undefined;
   const mask = (job.umask & 0o777).toString(8).padStart(3, '0');
   const flags = (job.mergeOutput && !tty ? 'm' : '') + (tty ? 't' : '') + (runAs ? 'u' : '') || '-';
@@ -110,6 +153,17 @@ export function launcherCommand(launcher: string, job: JobRequest, runAs?: RunAs
     hexArgs.push(i);
     return Buffer.from(a).toString('hex');
   });
+  const head = [mask, flags, hexArgs.length ? hexArgs.join(',') : '-', rootsArg(roots)];
+  if (runAs) {
+    return {
+      file: launcher,
+      args: [...head, credsArg(runAs), ENV_FROM_FD, '--', ...argv],
+      cwd: job.cwd,
+      env: {},
+      tty: job.tty,
+      envInput: { block: envBlock(job.env), argIndex: head.length + 1 },
+    };
+  }
   const env: Record<string, string> = {};
   const hexEnv: string[] = [];
   for (const [name, value] of Object.entries(job.env)) {
@@ -120,18 +174,6 @@ export function launcherCommand(launcher: string, job: JobRequest, runAs?: RunAs
     }
   }
   if (hexEnv.length) env['MPMAKE_EXEC_HEXENV'] = hexEnv.join(',');
-  const head = [mask, flags, hexArgs.length ? hexArgs.join(',') : '-'];
-  if (runAs) {
-    const creds = `${runAs.uid}:${runAs.gid}:${runAs.groups.join(',')}`;
-    const envArgs = Object.entries(env).map(([name, value]) => `${name}=${value}`);
-    return {
-      file: launcher,
-      args: [...head, creds, ...envArgs, '--', ...argv],
-      cwd: job.cwd,
-      env: {},
-      tty: job.tty,
-    };
-  }
   return { file: launcher, args: [...head, '--', ...argv], cwd: job.cwd, env, tty: job.tty };
 }
 

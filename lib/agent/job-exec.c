@@ -5,20 +5,30 @@
  * small program does those, then execs the job: one cheap exec instead of a
  * wrapper shell.
  *
- *   mpmake-exec UMASK FLAGS HEXARGS -- ARGV...
- *   mpmake-exec UMASK FLAGS HEXARGS UID:GID:GROUPS NAME=VALUE... -- ARGV...  (flag u)
+ *   mpmake-exec UMASK FLAGS HEXARGS ROOTS -- ARGV...
+ *   mpmake-exec UMASK FLAGS HEXARGS ROOTS UID:GID:GROUPS ENVSRC -- ARGV...  (flag u)
+ *   mpmake-exec 0 p[u] - ROOTS [UID:GID:GROUPS -] -- PATH                   (flag p)
  *
  * UMASK   octal, e.g. 022.
  * FLAGS   letters, or "-": m = stderr goes where stdout goes (dup2(1, 2));
  *         t = stdout is a pty: clear ONLCR, stdin from /dev/null;
  *         u = started as root: become UID, GID with the supplementary
- *         GROUPS (comma-separated, may be empty) before anything else,
- *         enter the working directory again as that user, and give the job
- *         exactly the NAME=VALUE environment from the arguments. The agent
- *         execs us with an empty environment then, so the dynamic loader
- *         has nothing of the client's (LD_PRELOAD…) to act on as root.
+ *         GROUPS (comma-separated, may be empty; "*" = the groups the
+ *         group database gives UID's name, as login does with initgroups)
+ *         before anything else, enter the working directory again as that
+ *         user, and give the job exactly the environment from ENVSRC. The
+ *         agent execs us with an empty environment then, so the dynamic
+ *         loader has nothing of the client's (LD_PRELOAD…) to act on as root;
+ *         p = probe (the start check) instead of running a job: see probe().
  * HEXARGS comma-separated indices into ARGV whose text is hex-encoded
  *         bytes, or "-".
+ * ROOTS   "-", or the agent's --root directories (real paths, hex-encoded,
+ *         comma-separated): the job's working directory, as it is once the
+ *         job's user has entered it, must be under one of them.
+ * ENVSRC  where the job's environment comes from (flag u): "-" = empty;
+ *         "fd:N" = NUL-terminated NAME=VALUE entries read from descriptor N
+ *         to its end; "file:PATH" = the same in a file only root can read,
+ *         removed once read. Never argv: any local user can read argv.
  * MPMAKE_EXEC_HEXENV: comma-separated names of environment variables whose
  *         values are hex-encoded bytes; decoded, and the list removed.
  *
@@ -26,12 +36,14 @@
  * it, and if the agent dies (even by SIGKILL, which the agent cannot catch)
  * the kernel tells it (PR_SET_PDEATHSIG) and it kills the job's whole
  * process group, so no job outlives its agent. It ends as the job ended:
- * the same exit status, or death by the same signal.
+ * the same exit status, or death by the same signal. No descriptor of the
+ * agent's above 2 reaches the job.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
 #include <limits.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -77,6 +89,13 @@ static void on_agent_died(int sig) {
 }
 
 #define MAX_GROUPS 1024
+#define MAX_ROOTS 256
+/* A job's environment is at most 1 MiB (the agent checks); with room to spare. */
+#define MAX_ENV_BYTES (4 * 1024 * 1024)
+#define MAX_PROBE_BYTES 4096
+
+static char *roots[MAX_ROOTS];
+static int nroots;
 
 /* Parses a decimal id; returns 0 on success. */
 static int parse_id(const char *s, char **end, unsigned long *out) {
@@ -86,32 +105,77 @@ static int parse_id(const char *s, char **end, unsigned long *out) {
   return errno != 0 || *out > 0xfffffffeUL ? -1 : 0;
 }
 
+/* ROOTS: "-" or comma-separated hex-encoded real paths. */
+static void parse_roots(char *arg) {
+  if (strcmp(arg, "-") == 0) return;
+  for (char *tok = strtok(arg, ","); tok; tok = strtok(NULL, ",")) {
+    if (nroots == MAX_ROOTS || unhex(tok) != 0 || tok[0] != '/') die("bad roots", NULL);
+    roots[nroots++] = tok;
+  }
+}
+
+/* Whether the real path `path` is under one of the roots (always, without roots). */
+static int under_roots(const char *path) {
+  if (nroots == 0) return 1;
+  for (int i = 0; i < nroots; i++) {
+    size_t n = strlen(roots[i]);
+    if (strcmp(roots[i], "/") == 0 || strcmp(path, roots[i]) == 0) return 1;
+    if (strncmp(path, roots[i], n) == 0 && path[n] == '/') return 1;
+  }
+  return 0;
+}
+
 /*
- * Becomes the user in CREDS ("UID:GID:G1,G2,..."): groups, then gid, then
- * uid, checks that root cannot be regained, and enters the working
- * directory again as that user, so a directory the user may not enter is
- * refused as it would be at a login.
+ * The working directory the job will really run in (after every chdir,
+ * as the job's user) must be under a root: checked here, at exec time, so
+ * a symlink swapped after the agent admitted the job leads nowhere.
+ */
+static void check_cwd_roots(void) {
+  static char cwd[PATH_MAX];
+  if (nroots == 0) return;
+  if (!getcwd(cwd, sizeof cwd)) die("getcwd", strerror(errno));
+  if (!under_roots(cwd)) {
+    fprintf(stderr, "mpm agent: the working directory %s is outside this agent's --root directories\n", cwd);
+    _exit(127);
+  }
+}
+
+/*
+ * Becomes the user in CREDS ("UID:GID:G1,G2,..." or "UID:GID:*"): groups,
+ * then gid, then uid, checks that root cannot be regained, and enters the
+ * working directory again as that user, so a directory the user may not
+ * enter is refused as it would be at a login.
  */
 static void drop_privileges(const char *creds) {
   unsigned long uid, gid, g;
   static gid_t groups[MAX_GROUPS];
   size_t ngroups = 0;
+  int from_db = 0;
   char *end;
   const char *p = creds;
   if (parse_id(p, &end, &uid) != 0 || *end != ':') die("bad credentials", creds);
   p = end + 1;
   if (parse_id(p, &end, &gid) != 0 || *end != ':') die("bad credentials", creds);
   p = end + 1;
-  while (*p) {
-    if (ngroups == MAX_GROUPS || parse_id(p, &end, &g) != 0) die("bad credentials", creds);
-    groups[ngroups++] = (gid_t)g;
-    if (*end == ',') end++;
-    else if (*end != '\0') die("bad credentials", creds);
-    p = end;
-  }
+  if (strcmp(p, "*") == 0) from_db = 1;
+  else
+    while (*p) {
+      if (ngroups == MAX_GROUPS || parse_id(p, &end, &g) != 0) die("bad credentials", creds);
+      groups[ngroups++] = (gid_t)g;
+      if (*end == ',') end++;
+      else if (*end != '\0') die("bad credentials", creds);
+      p = end;
+    }
   static char cwd[PATH_MAX];
   if (!getcwd(cwd, sizeof cwd)) die("getcwd", strerror(errno));
-  if (setgroups(ngroups, groups) != 0) die("setgroups", strerror(errno));
+  if (from_db) {
+    errno = 0;
+    struct passwd *pw = getpwuid((uid_t)uid);
+    if (!pw) die("no user with the job's uid", creds);
+    if (initgroups(pw->pw_name, (gid_t)gid) != 0) die("initgroups", strerror(errno));
+  } else if (setgroups(ngroups, groups) != 0) {
+    die("setgroups", strerror(errno));
+  }
   if (setgid((gid_t)gid) != 0) die("setgid", strerror(errno));
   if (setuid((uid_t)uid) != 0) die("setuid", strerror(errno));
   if (uid != 0 && (setuid(0) == 0 || seteuid(0) == 0)) die("could not drop root", NULL);
@@ -124,20 +188,151 @@ static void drop_privileges(const char *creds) {
   }
 }
 
-/* Replaces the environment by the NAME=VALUE arguments; keeps the TERM and
-   PWD node-pty set for a tty job (the only variables we were started with). */
-static void set_job_env(char **entries, int n) {
+/* Reads descriptor `fd` to its end (at most MAX_ENV_BYTES); NUL-terminated. */
+static char *read_all(int fd, size_t *len) {
+  size_t cap = 65536, n = 0;
+  char *buf = malloc(cap + 1);
+  if (!buf) die("out of memory", NULL);
+  for (;;) {
+    if (n == cap) {
+      if (cap >= MAX_ENV_BYTES) die("environment too large", NULL);
+      cap *= 2;
+      buf = realloc(buf, cap + 1);
+      if (!buf) die("out of memory", NULL);
+    }
+    ssize_t r = read(fd, buf + n, cap - n);
+    if (r < 0 && errno == EINTR) continue;
+    if (r < 0) die("cannot read the job's environment", strerror(errno));
+    if (r == 0) break;
+    n += (size_t)r;
+  }
+  buf[n] = '\0';
+  *len = n;
+  return buf;
+}
+
+/*
+ * The job's environment from ENVSRC (see the top): read while still root,
+ * since the file and the agent's end of the pipe are root's.
+ */
+static char *read_env(const char *src, size_t *len) {
+  *len = 0;
+  if (strcmp(src, "-") == 0) return NULL;
+  int fd;
+  if (strncmp(src, "fd:", 3) == 0) {
+    char *end;
+    long n = strtol(src + 3, &end, 10);
+    if (*end != '\0' || n < 3 || n > 1023) die("bad environment source", src);
+    fd = (int)n;
+  } else if (strncmp(src, "file:", 5) == 0) {
+    const char *path = src + 5;
+    fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
+    if (fd < 0) die("cannot open the job's environment", strerror(errno));
+    struct stat st;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_uid != geteuid() ||
+        (st.st_mode & 077) != 0)
+      die("the job's environment file is not private to the agent", path);
+    unlink(path);
+  } else {
+    die("bad environment source", src);
+  }
+  char *block = read_all(fd, len);
+  close(fd);
+  return block;
+}
+
+/* Replaces the environment by the block's NAME=VALUE entries; keeps the TERM
+   and PWD node-pty set for a tty job (the only variables we were started with). */
+static void set_job_env(char *block, size_t len) {
   char *term = getenv("TERM") ? strdup(getenv("TERM")) : NULL;
   char *pwd = getenv("PWD") ? strdup(getenv("PWD")) : NULL;
   if (clearenv() != 0) die("clearenv", NULL);
-  for (int i = 0; i < n; i++) {
-    if (!strchr(entries[i], '=') || entries[i][0] == '=') die("bad environment argument", entries[i]);
-    if (putenv(entries[i]) != 0) die("putenv", strerror(errno));
+  for (size_t at = 0; block && at < len;) {
+    char *entry = block + at;
+    size_t n = strlen(entry);
+    if (!strchr(entry, '=') || entry[0] == '=') die("bad environment entry", entry);
+    if (putenv(entry) != 0) die("putenv", strerror(errno));
+    at += n + 1;
   }
   if (term && setenv("TERM", term, 1) != 0) die("setenv", strerror(errno));
   if (pwd && setenv("PWD", pwd, 1) != 0) die("setenv", strerror(errno));
   free(term);
   free(pwd);
+}
+
+/* Closes every descriptor above 2: nothing of the agent's reaches the job. */
+static void close_inherited(void) {
+  if (close_range(3, ~0U, 0) == 0) return;
+  long max = sysconf(_SC_OPEN_MAX);
+  if (max < 0 || max > 1 << 20) max = 1 << 20;
+  for (long fd = 3; fd < max; fd++) close((int)fd);
+}
+
+/*
+ * The start check, as the job's user: does PATH hold the probe file the
+ * client just wrote, and may this user write its directory? The path is
+ * opened without following a last symlink and without opening anything
+ * (O_PATH), so no FIFO or device is ever opened; what was opened must be a
+ * regular file whose real path (from the descriptor, so no race) lies under
+ * the roots; only then is it read, through that descriptor. One line on
+ * stdout says how it went, followed by the content when "ok".
+ */
+static int probe(const char *path) {
+  int fd = open(path, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0) {
+    if (errno == ENOENT || errno == ENOTDIR) printf("missing\n");
+    else printf("error %s\n", strerror(errno));
+    return 0;
+  }
+  struct stat st;
+  if (fstat(fd, &st) != 0) {
+    printf("error %s\n", strerror(errno));
+    return 0;
+  }
+  if (!S_ISREG(st.st_mode)) {
+    printf("notfile\n");
+    return 0;
+  }
+  char link[64];
+  static char real[PATH_MAX];
+  snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
+  ssize_t n = readlink(link, real, sizeof real - 1);
+  if (n < 0) {
+    printf("error %s\n", strerror(errno));
+    return 0;
+  }
+  real[n] = '\0';
+  if (!under_roots(real)) {
+    printf("outside %s\n", real);
+    return 0;
+  }
+  int rfd = open(link, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+  if (rfd < 0) {
+    printf("error %s\n", strerror(errno));
+    return 0;
+  }
+  static char content[MAX_PROBE_BYTES + 1];
+  size_t got = 0;
+  while (got < sizeof content) {
+    ssize_t r = read(rfd, content + got, sizeof content - got);
+    if (r < 0 && errno == EINTR) continue;
+    if (r < 0) {
+      printf("error %s\n", strerror(errno));
+      return 0;
+    }
+    if (r == 0) break;
+    got += (size_t)r;
+  }
+  char *slash = strrchr(real, '/');
+  if (slash == real) slash[1] = '\0';
+  else *slash = '\0';
+  if (access(real, W_OK) != 0) {
+    printf("nowrite %s: %s\n", real, strerror(errno));
+    return 0;
+  }
+  printf("ok\n");
+  fwrite(content, 1, got, stdout);
+  return 0;
 }
 
 /* Runs the job as a child and becomes its supervisor (see above). */
@@ -149,6 +344,7 @@ static int supervise(char **job) {
   sigemptyset(&sa.sa_mask);
   sigaction(AGENT_DIED_SIGNAL, &sa, NULL);
   if (prctl(PR_SET_PDEATHSIG, AGENT_DIED_SIGNAL) != 0 || getppid() != agent) on_agent_died(0);
+  close_inherited();
 
   pid_t pid = fork();
   if (pid < 0) die("fork", strerror(errno));
@@ -185,27 +381,34 @@ static int supervise(char **job) {
 }
 
 int main(int argc, char **argv) {
-  if (argc < 6) die("usage: mpmake-exec UMASK FLAGS HEXARGS [CREDS ENV...] -- ARGV...", NULL);
-  int dashdash = 4;
-  if (strchr(argv[2], 'u')) {
+  static const char usage[] =
+      "usage: mpmake-exec UMASK FLAGS HEXARGS ROOTS [CREDS ENVSRC] -- ARGV...";
+  if (argc < 7) die(usage, NULL);
+  const char *flags = argv[2];
+  int as_user = strchr(flags, 'u') != NULL;
+  int dashdash = as_user ? 7 : 5;
+  if (argc <= dashdash + 1 || strcmp(argv[dashdash], "--") != 0) die(usage, NULL);
+  parse_roots(argv[4]);
+  if (as_user) {
     /* Before anything else: nothing runs as root that does not have to. */
-    dashdash = 5;
-    while (dashdash < argc && strcmp(argv[dashdash], "--") != 0) dashdash++;
-    if (dashdash >= argc - 1) die("usage: mpmake-exec UMASK FLAGS HEXARGS CREDS ENV... -- ARGV...", NULL);
-    drop_privileges(argv[4]);
-    set_job_env(argv + 5, dashdash - 5);
-  } else if (strcmp(argv[4], "--") != 0) {
-    die("usage: mpmake-exec UMASK FLAGS HEXARGS -- ARGV...", NULL);
+    size_t envlen;
+    char *block = read_env(argv[6], &envlen);
+    drop_privileges(argv[5]);
+    set_job_env(block, envlen);
   }
   char **job = argv + dashdash + 1;
   int jobc = argc - dashdash - 1;
+  if (strchr(flags, 'p')) {
+    close_inherited();
+    return probe(job[0]);
+  }
+  check_cwd_roots();
 
   char *end;
   long mask = strtol(argv[1], &end, 8);
   if (*end != '\0' || mask < 0 || mask > 0777) die("bad umask", argv[1]);
   umask((mode_t)mask);
 
-  const char *flags = argv[2];
   if (strchr(flags, 't')) {
     struct termios tio;
     if (tcgetattr(1, &tio) == 0) {

@@ -1,5 +1,10 @@
+import { execFile } from 'node:child_process';
 import { constants } from 'node:fs';
 import { open } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import { cwdRefusal } from './job-check.js';
+import { credsArg, nativeLauncher, rootsArg } from './job-command.js';
+import type { RunAs } from './run-as.js';
 
 /** A probe file larger than this is not one of ours. */
 export const MAX_PROBE_BYTES = 4096;
@@ -41,6 +46,92 @@ export async function checkProbe(path: string, content: string): Promise<ProbeOu
     }
     return { ok: false, reason: `cannot read ${path}: ${(err as Error).message}` };
   }
+  if (bytes.length > MAX_PROBE_BYTES) {
+    return {
+      ok: false,
+      reason: `${path} is larger than ${MAX_PROBE_BYTES} bytes: not a probe file`,
+    };
+  }
+  if (!bytes.equals(Buffer.from(content, 'utf8'))) {
+    return { ok: false, reason: `content differs — stale NFS attribute cache? (${path})` };
+  }
+  return { ok: true, reason: '' };
+}
+
+/** A probe through the launcher that takes longer than this (a hung mount) fails. */
+const PROBE_TIMEOUT_MS = 10_000;
+
+/**
+ * The start check as the job's user, where jobs would run: the launcher
+ * (build/mpmake-exec, flag p) drops to `runAs` first, then opens `path`
+ * without following a last symlink and without opening what is not a
+ * regular file, checks the real path of what it opened against `roots`,
+ * reads it, and checks that the user may write its directory (the build
+ * directory: a node whose job user cannot write there would fail every
+ * compile). So a probe reveals nothing the job user could not read, opens
+ * no FIFO or device, and cannot be raced out of the roots. Without the
+ * launcher (not built), the agent reads the file itself (its own user:
+ * no --user, which needs the launcher).
+ */
+export async function probeAs(
+  path: string,
+  content: string,
+  runAs: RunAs | undefined,
+  roots: readonly string[],
+): Promise<ProbeOutcome> {
+  const launcher = nativeLauncher();
+  if (launcher === undefined) {
+    const refusal = await cwdRefusal(dirname(path), roots, 'probe directory');
+    return refusal === undefined ? checkProbe(path, content) : { ok: false, reason: refusal };
+  }
+  const args = ['0', runAs ? 'pu' : 'p', '-', rootsArg(roots)];
+  if (runAs) args.push(credsArg(runAs), '-');
+  args.push('--', path);
+  const out = await new Promise<Buffer | Error>((resolve) => {
+    execFile(
+      launcher,
+      args,
+      { cwd: '/', env: {}, encoding: 'buffer', timeout: PROBE_TIMEOUT_MS, maxBuffer: 16384 },
+      (err, stdout, stderr) => {
+        if (err) {
+          const why = Buffer.from(stderr).toString().trim() || err.message;
+          resolve(new Error(why));
+        } else resolve(Buffer.from(stdout));
+      },
+    );
+  });
+  if (out instanceof Error) return { ok: false, reason: `cannot check ${path}: ${out.message}` };
+  const eol = out.indexOf(10);
+  const head = out.subarray(0, eol < 0 ? out.length : eol).toString();
+  const [word = '', ...rest] = head.split(' ');
+  const detail = rest.join(' ');
+  const who = runAs ? `${runAs.name} (uid ${runAs.uid})` : 'the agent';
+  switch (word) {
+    case 'ok':
+      return compareProbe(path, out.subarray(eol + 1), content);
+    case 'missing':
+      return {
+        ok: false,
+        reason: `no such file: ${path} — does this node see the same file system?`,
+      };
+    case 'notfile':
+      return { ok: false, reason: `${path} is not a regular file` };
+    case 'outside':
+      return {
+        ok: false,
+        reason: `probe file ${path} is outside this agent's --root directories (${roots.join(', ')})`,
+      };
+    case 'nowrite':
+      return {
+        ok: false,
+        reason: `${who} cannot write ${detail} on this node: jobs run as that user would fail`,
+      };
+    default:
+      return { ok: false, reason: `${who} cannot read ${path}: ${detail || head}` };
+  }
+}
+
+function compareProbe(path: string, bytes: Buffer, content: string): ProbeOutcome {
   if (bytes.length > MAX_PROBE_BYTES) {
     return {
       ok: false,

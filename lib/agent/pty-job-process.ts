@@ -2,6 +2,7 @@ import { closeSync, constants, openSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import type { IPty } from 'node-pty';
 import type { TtySize } from '../protocol/messages.js';
+import { removeEnvFile, writeEnvFile } from './env-file.js';
 import type { JobCommand } from './job-command.js';
 import { JobProcess, processExists, signalName } from './job-process.js';
 
@@ -45,6 +46,7 @@ export class PtyJobProcess extends JobProcess {
   readonly pid: number;
   private readonly term: IPty;
   private slaveFd: number | undefined;
+  private envFile: string | undefined;
   private paused = false;
   private exited = false;
   private pollTimer: NodeJS.Timeout | undefined;
@@ -52,14 +54,24 @@ export class PtyJobProcess extends JobProcess {
 
   constructor(command: JobCommand, tty: TtySize, pty: PtyModule) {
     super();
-    this.term = pty.spawn(command.file, command.args, {
-      name: 'xterm-256color',
-      cols: tty.cols,
-      rows: tty.rows,
-      cwd: command.cwd,
-      env: command.env,
-      encoding: null,
-    });
+    const args = [...command.args];
+    const input = command.envInput;
+    const envFile = input ? writeEnvFile(input.block) : undefined;
+    if (input && envFile) args[input.argIndex] = `file:${envFile}`;
+    try {
+      this.term = pty.spawn(command.file, args, {
+        name: 'xterm-256color',
+        cols: tty.cols,
+        rows: tty.rows,
+        cwd: command.cwd,
+        env: command.env,
+        encoding: null,
+      });
+    } catch (err) {
+      if (envFile) removeEnvFile(envFile);
+      throw err;
+    }
+    this.envFile = envFile;
     this.pid = this.term.pid;
     this.slaveFd = holdSlave(this.term);
     // With `encoding: null` node-pty hands out Buffers, though typed as strings.
@@ -117,6 +129,8 @@ export class PtyJobProcess extends JobProcess {
   }
 
   private cleanup(): void {
+    if (this.envFile) removeEnvFile(this.envFile);
+    this.envFile = undefined;
     clearInterval(this.pollTimer);
     clearTimeout(this.quietTimer);
     this.releaseSlave();

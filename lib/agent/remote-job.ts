@@ -54,8 +54,10 @@ export class RemoteJob {
     private readonly sink: JobSink,
     private readonly log: AgentLog,
     private readonly onFinish: (job: RemoteJob) => void,
-    /** The user the job runs as (`--user`); undefined = the agent's own. */
+    /** The user the job runs as (`--user`, MUNGE); undefined = the agent's own. */
     private readonly runAs?: RunAs,
+    /** The agent's --root directories, checked again where the job starts. */
+    private readonly roots: readonly string[] = [],
   ) {}
 
   get id(): number {
@@ -91,7 +93,10 @@ export class RemoteJob {
           umask: this.message.umask,
           mergeOutput: this.message.mergeOutput === true,
         })
-      : startJobProcess(buildJobCommand({ ...this.message, env: jobEnv }, this.runAs), this.log);
+      : startJobProcess(
+          buildJobCommand({ ...this.message, env: jobEnv }, this.runAs, this.roots),
+          this.log,
+        );
     this.process = proc;
     trace(
       `job ${this.id}: started pid ${proc.pid} after ${this.startedAtMs - this.queuedAtMs} ms queued`,

@@ -16,6 +16,11 @@ export interface RunAs {
   gid: number;
   /** Supplementary groups, as the system's group database lists them for the user. */
   groups: number[];
+  /**
+   * The launcher calls initgroups(3) for the user (with `gid`) instead of
+   * taking `groups`: for users who authenticated themselves (MUNGE).
+   */
+  initgroups?: boolean;
 }
 
 /**

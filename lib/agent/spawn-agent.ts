@@ -24,6 +24,8 @@ export interface SpawnLocalAgentOptions {
   listen?: string;
   extraArgs?: string[];
   env?: NodeJS.ProcessEnv;
+  /** A command the agent runs under (`prlimit …`, `sh -c '…; exec "$@"' sh`): tests. */
+  wrap?: string[];
 }
 
 /** How long an agent may take to print its listening line. */
@@ -62,10 +64,15 @@ export function spawnLocalAgent(opts: SpawnLocalAgentOptions): Promise<LocalAgen
     ...(asRoot ? ['--allow-root'] : []),
     ...extra,
   ];
-  const child = spawn(process.execPath, args, {
-    env: opts.env ?? process.env,
-    stdio: ['pipe', 'pipe', 'pipe'],
-  });
+  const wrap = opts.wrap ?? [];
+  const child = spawn(
+    wrap[0] ?? process.execPath,
+    [...wrap.slice(1), ...(wrap.length ? [process.execPath] : []), ...args],
+    {
+      env: opts.env ?? process.env,
+      stdio: ['pipe', 'pipe', 'pipe'],
+    },
+  );
   // Never written; must not keep our event loop alive.
   (child.stdin as unknown as { unref?: () => void }).unref?.();
   child.stdin!.on('error', () => {});
