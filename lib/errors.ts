@@ -114,3 +114,26 @@ export class OutputPathError extends MpmakeError {
     this.name = 'OutputPathError';
   }
 }
+
+/**
+ * What went wrong with a file, in words for the user instead of Node's
+ * errno text (`ENOENT: no such file or directory, stat '…'`).
+ */
+export function fileProblem(err: unknown): string {
+  const code = (err as NodeJS.ErrnoException | undefined)?.code;
+  switch (code) {
+    case 'ENOENT':
+      return 'does not exist';
+    case 'ENOTDIR':
+      return 'is not reachable: a part of its path is not a directory';
+    case 'EACCES':
+    case 'EPERM':
+      return 'cannot be read: permission denied';
+    case 'EISDIR':
+      return 'is a directory';
+    case 'ELOOP':
+      return 'is reachable only through a loop of symbolic links';
+    default:
+      return `cannot be read (${code ?? (err as Error).message})`;
+  }
+}

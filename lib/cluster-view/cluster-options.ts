@@ -53,7 +53,7 @@ export async function resolveClusterOptions(
   if (raw.config !== undefined) flags.push(`--mp-config=${raw.config}`);
   let parsed;
   try {
-    parsed = parseArgs(flags, env);
+    parsed = parseArgs(flags, env, (name) => `--${name}`);
   } catch (err) {
     // A host list that does not parse is a usage error here (exit 2).
     if (err instanceof HostListError) throw new UsageError(err.message);
@@ -69,7 +69,7 @@ export async function resolveClusterOptions(
   const secret =
     options.secretFile === undefined
       ? undefined
-      : await readSecretFile(options.secretFile, raw.secretFile ? '--secret-file' : 'secret file');
+      : await readSecretFile(options.secretFile, options.from['secret-file']);
   return {
     hosts,
     secret,

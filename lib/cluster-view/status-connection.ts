@@ -205,11 +205,11 @@ export class StatusConnection {
           const why =
             m.code === 'MPM_ERR_AUTH'
               ? `auth failed: ${m.message} (wrong secret?)`
-              : `${m.message} (${m.code})`;
+              : `${m.message} [${m.code}]`;
           this.fail(channel, 'refused', why);
         } else if (this.pending && m.id === undefined) {
           // An agent that does not know status-request says so and hangs up.
-          this.pending.unsupported = `${m.message} (${m.code}); is the agent an older version?`;
+          this.pending.unsupported = `${m.message} [${m.code}]; is the agent an older version?`;
           this.pending.done();
         }
         return false;

@@ -58,8 +58,12 @@ export function runMake(
       resolve({ code, signal });
     };
     child.on('error', (err) => {
-      process.stderr.write(`mpmake: cannot run ${make}: ${err.message}\n`);
-      finish(127, null);
+      // Checked before the build (option-checks.ts); this is a race with its removal.
+      const why = (err as NodeJS.ErrnoException).code ?? err.message;
+      process.stderr.write(
+        `mpmake: cannot start the make program ${make} (${why}); give a GNU make with --mp-make [MPM_ERR_USAGE]\n`,
+      );
+      finish(2, null);
     });
     child.on('exit', finish);
   });

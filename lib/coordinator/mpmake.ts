@@ -15,6 +15,7 @@ import { intendedShell, makefileArgs } from './intended-shell.js';
 import { makeLeaksJobserver, makeVersion, runMake, type MakeResult } from './make-process.js';
 import { splitMakeArgs, type JobsRequest } from './make-args.js';
 import { setupMakePool, type MakePool } from './make-pool.js';
+import { checkOptionValues } from './option-checks.js';
 import { MPMAKE_HELP, parseArgs, type MpmakeOptions } from './options.js';
 import { RecipeRouter } from './recipe-router.js';
 import { makeRunDir } from './run-dir.js';
@@ -53,11 +54,13 @@ export async function runMpmake(
     process.stdout.write(`mpmake ${VERSION}\n`);
     return { code: 0, signal: null };
   }
+  checkOptionValues(options, env);
   // Read as the agents read it (same trimming, same permission check).
   const secret =
     options.secretFile === undefined
       ? undefined
-      : await readSecretFile(options.secretFile, '--mp-secret-file');
+      : await readSecretFile(options.secretFile, options.from['secret-file']);
+  for (const note of options.notes) say(`mpmake: ${note}`);
   const { args, jobs } = splitMakeArgs(makeArgv);
   const where = makefileArgs(args, process.cwd());
 
@@ -65,7 +68,7 @@ export async function runMpmake(
     const v = makeVersion(options.make);
     if (!v || v[0] < 4 || (v[0] === 4 && v[1] < 4)) {
       throw new UsageError(
-        `--mp-jobserver-style=fifo needs GNU make 4.4 or later; ${options.make} is ${v ? v.join('.') : 'unknown'}: use the pipe style`,
+        `${options.from['jobserver-style']}: the fifo style needs GNU make 4.4 or later, and ${options.make} is ${v ? v.join('.') : 'not a GNU make that says its version'}; use the pipe style`,
       );
     }
   }

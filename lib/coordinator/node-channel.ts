@@ -174,7 +174,7 @@ export class NodeChannel extends EventEmitter<NodeChannelEvents> {
       if (!authed) {
         if (m.type === 'hello') {
           if (hello) {
-            channel.destroy(new Error('the agent sent a second hello (MPM_ERR_PROTOCOL)'));
+            channel.destroy(new Error('the agent sent a second hello [MPM_ERR_PROTOCOL]'));
             return;
           }
           hello = m;
@@ -204,7 +204,7 @@ export class NodeChannel extends EventEmitter<NodeChannelEvents> {
           });
         } else if (m.type === 'welcome') {
           if (!hello) {
-            channel.destroy(new Error('the agent sent welcome before hello (MPM_ERR_PROTOCOL)'));
+            channel.destroy(new Error('the agent sent welcome before hello [MPM_ERR_PROTOCOL]'));
             return;
           }
           // Nothing of the build (jobs, environments, probes) goes to an
@@ -214,7 +214,7 @@ export class NodeChannel extends EventEmitter<NodeChannelEvents> {
             channel.destroy(
               new AgentAuthError(
                 "the agent did not prove that it holds the cluster's secret: it is not one of " +
-                  'ours, or runs without --secret-file (MPM_ERR_AGENT_AUTH)',
+                  'ours, or runs without --secret-file [MPM_ERR_AGENT_AUTH]',
               ),
             );
             return;
@@ -232,7 +232,7 @@ export class NodeChannel extends EventEmitter<NodeChannelEvents> {
           this.transition('connecting', 'ready', undefined);
         } else if (m.type === 'error') {
           if (m.code === 'MPM_ERR_AUTH') this.refused = true;
-          channel.destroy(new Error(`${m.message} (${m.code})`));
+          channel.destroy(new Error(`${m.message} [${m.code}]`));
         }
         return;
       }
@@ -250,7 +250,7 @@ export class NodeChannel extends EventEmitter<NodeChannelEvents> {
         this.refused = true;
         const what = err ? ` (${err.message.split('\n')[0]?.trim()})` : '';
         err = new TlsError(
-          `TLS handshake failed${what}: the agent has another secret, or does not run with --tls (MPM_ERR_TLS)`,
+          `TLS handshake failed${what}: the agent has another secret, or does not run with --tls [MPM_ERR_TLS]`,
           { cause: err },
         );
       }

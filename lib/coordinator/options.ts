@@ -1,7 +1,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
-import { OutputPathError, UsageError } from '../errors.js';
+import { fileProblem, OutputPathError, UsageError } from '../errors.js';
 import { outputPathProblem } from '../output-file.js';
 import { parseHostList, type HostSpec } from './host-list.js';
 
@@ -32,11 +32,19 @@ export interface MpmakeOptions {
   envDeny: string[];
   help: boolean;
   version: boolean;
+  /** Where each option given came from (`--mp-make`, `MPMAKE_MAKE`, `config "make" (FILE)`). */
+  from: Record<string, string>;
+  /** Notes for the user about values that were accepted but do not apply (distcc host options). */
+  notes: string[];
 }
 
 export const DEFAULT_LOCAL = ['mkdir', 'rm', 'touch', 'ln', 'echo', 'printf', 'true'];
 
 type Kind = 'string' | 'bool' | 'ms';
+/** Options whose environment variable set to "" means an empty list, not "unset". */
+const EMPTY_MEANS_NONE = new Set(['local']);
+/** Options whose config value may also be a JSON array of strings. */
+const LIST_KEYS = new Set(['hosts', 'local', 'env-allow', 'env-deny']);
 /** Every --mp-* option: its kind, environment variable and config key. */
 const SPEC: Record<string, { kind: Kind; env: string; key: string }> = {
   hosts: { kind: 'string', env: 'MPMAKE_HOSTS', key: 'hosts' },
@@ -70,7 +78,11 @@ export interface ParsedArgs {
 }
 
 /** The config file: --mp-config, MPMAKE_CONFIG, or ~/.config/mpmake/config.json. */
-function loadConfig(path: string | undefined, env: NodeJS.ProcessEnv): Record<string, unknown> {
+function loadConfig(
+  path: string | undefined,
+  env: NodeJS.ProcessEnv,
+  pathFrom: string,
+): { file: string; data: Record<string, unknown> } {
   const explicit = path !== undefined;
   const file =
     path ??
@@ -82,15 +94,23 @@ function loadConfig(path: string | undefined, env: NodeJS.ProcessEnv): Record<st
   if (!existsSync(file)) {
     if (explicit)
       throw new UsageError(
-        `config file ${file} does not exist (from --mp-config or MPMAKE_CONFIG)`,
+        `${pathFrom}: config file ${file} does not exist; create it or give another file`,
       );
-    return {};
+    return { file, data: {} };
+  }
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new UsageError(`config file ${file} ${fileProblem(err)}; fix it or set MPMAKE_CONFIG`);
   }
   let data: unknown;
   try {
-    data = JSON.parse(readFileSync(file, 'utf8'));
+    data = JSON.parse(text);
   } catch (err) {
-    throw new UsageError(`config file ${file} is not valid JSON: ${(err as Error).message}`);
+    throw new UsageError(
+      `config file ${file} is not valid JSON (${(err as Error).message}); fix its syntax`,
+    );
   }
   if (typeof data !== 'object' || data === null || Array.isArray(data)) {
     throw new UsageError(`config file ${file} must hold a JSON object`);
@@ -99,10 +119,10 @@ function loadConfig(path: string | undefined, env: NodeJS.ProcessEnv): Record<st
   for (const k of Object.keys(data)) {
     if (!known.has(k))
       throw new UsageError(
-        `config file ${file}: unknown key "${k}" (known: ${[...known].join(', ')})`,
+        `config file ${file}: unknown key "${k}"; known keys: ${[...known].join(', ')}`,
       );
   }
-  return data as Record<string, unknown>;
+  return { file, data: data as Record<string, unknown> };
 }
 
 /**
@@ -110,7 +130,12 @@ function loadConfig(path: string | undefined, env: NodeJS.ProcessEnv): Record<st
  * merges them with MPMAKE_* environment variables and the config file:
  * flags beat environment, environment beats the file.
  */
-export function parseArgs(argv: readonly string[], env: NodeJS.ProcessEnv): ParsedArgs {
+export function parseArgs(
+  argv: readonly string[],
+  env: NodeJS.ProcessEnv,
+  /** How the user wrote a flag (mpm's `--hosts` is handed to us as `--mp-hosts`). */
+  flagName: (name: string) => string = (name) => `--mp-${name}`,
+): ParsedArgs {
   const flags = new Map<string, string>();
   const makeArgv: string[] = [];
   for (let i = 0; i < argv.length; i++) {
@@ -139,24 +164,51 @@ export function parseArgs(argv: readonly string[], env: NodeJS.ProcessEnv): Pars
     else throw new UsageError(`--mp-${name} needs a value`);
   }
   const configPath = flags.get('config') ?? (env['MPMAKE_CONFIG'] || undefined);
-  const config = loadConfig(configPath, env);
+  const { file: configFile, data: config } = loadConfig(
+    configPath,
+    env,
+    flags.has('config') ? flagName('config') : 'MPMAKE_CONFIG',
+  );
+  const from: Record<string, string> = {};
   const get = (name: string): { value: string; from: string } | undefined => {
+    const v = lookup(name);
+    if (v) from[name] = v.from;
+    return v;
+  };
+  const lookup = (name: string): { value: string; from: string } | undefined => {
     const spec = SPEC[name]!;
     const flag = flags.get(name);
-    if (flag !== undefined) return { value: flag, from: `--mp-${name}` };
+    if (flag !== undefined) return { value: flag, from: flagName(name) };
     const e = spec.env ? env[spec.env] : undefined;
-    if (e !== undefined && e !== '') return { value: e, from: spec.env };
+    // Set but empty means unset, except for a list where empty means none.
+    if (e !== undefined && (e !== '' || EMPTY_MEANS_NONE.has(name)))
+      return { value: e, from: spec.env };
     const c = config[spec.key];
-    if (c !== undefined)
-      return { value: typeof c === 'string' ? c : JSON.stringify(c), from: `config "${spec.key}"` };
-    return undefined;
+    if (c === undefined) return undefined;
+    const where = `config key "${spec.key}" in ${configFile}`;
+    if (typeof c === 'string') return { value: c, from: where };
+    if (LIST_KEYS.has(name)) {
+      if (!Array.isArray(c) || !c.every((x) => typeof x === 'string')) {
+        throw new UsageError(
+          `${where} must be a string or an array of strings, not ${JSON.stringify(c)}; e.g. ["nodeA:7543", "nodeB:7543/4"]`,
+        );
+      }
+      return { value: c.join(' '), from: where };
+    }
+    if (spec.kind === 'string') {
+      throw new UsageError(`${where} must be a string, not ${JSON.stringify(c)}`);
+    }
+    return {
+      value: typeof c === 'boolean' || typeof c === 'number' ? String(c) : JSON.stringify(c),
+      from: where,
+    };
   };
   const bool = (name: string): boolean => {
     const v = get(name);
     if (!v) return false;
     if (/^(1|true|yes)$/i.test(v.value)) return true;
     if (/^(0|false|no|)$/i.test(v.value)) return false;
-    throw new UsageError(`${v.from} must be 1/true or 0/false, not "${v.value}"`);
+    throw new UsageError(`${v.from} must be 1 (or true) or 0 (or false), not "${v.value}"`);
   };
   const ms = (name: string, dflt: number): number => {
     const v = get(name);
@@ -167,33 +219,25 @@ export function parseArgs(argv: readonly string[], env: NodeJS.ProcessEnv): Pars
     return Number(v.value);
   };
   const hosts = get('hosts');
-  const color = get('color')?.value ?? 'auto';
-  if (color !== 'auto' && color !== 'always' && color !== 'never') {
-    throw new UsageError(`--mp-color must be auto, always or never, not "${color}"`);
-  }
-  const placement = get('placement')?.value ?? 'lowest-wait';
-  if (placement !== 'lowest-wait' && placement !== 'first-free') {
-    throw new UsageError(`--mp-placement must be lowest-wait or first-free, not "${placement}"`);
-  }
-  const style = get('jobserver-style')?.value ?? 'pipe';
-  if (style !== 'pipe' && style !== 'fifo') {
-    throw new UsageError(`--mp-jobserver-style must be pipe or fifo, not "${style}"`);
-  }
+  const color = oneOf(get('color'), ['auto', 'always', 'never'] as const, 'auto');
+  const placement = oneOf(get('placement'), ['lowest-wait', 'first-free'] as const, 'lowest-wait');
+  const style = oneOf(get('jobserver-style'), ['pipe', 'fifo'] as const, 'pipe');
   const local = get('local');
   const tls = bool('tls');
   const secretFile = get('secret-file')?.value;
   if (tls && secretFile === undefined) {
     throw new UsageError(
-      '--mp-tls needs the cluster secret (--mp-secret-file, MPMAKE_SECRET_FILE or config "secretFile"): the TLS key is derived from it',
+      `${from['tls']} needs the cluster secret, from which the TLS key is derived: set --mp-secret-file, MPMAKE_SECRET_FILE or config key "secretFile"`,
     );
   }
-  const parsedHosts = hosts ? parseHostList(hosts.value, hosts.from) : [];
+  const notes: string[] = [];
+  const parsedHosts = hosts ? parseHostList(hosts.value, hosts.from, notes) : [];
   const options: MpmakeOptions = {
     hosts: tls ? parsedHosts.map((h) => (h.local ? h : { ...h, tls: true })) : parsedHosts,
     secretFile,
     noFallback: bool('no-fallback'),
     quiet: bool('quiet'),
-    local: local ? local.value.split(/[\s,]+/).filter(Boolean) : DEFAULT_LOCAL,
+    local: local ? nameList(local, /^[^\s,'"\\$`;|&]+$/, 'command names') : DEFAULT_LOCAL,
     report: outputPath(get('report')),
     trace: outputPath(get('trace')),
     shell: get('shell')?.value,
@@ -210,15 +254,32 @@ export function parseArgs(argv: readonly string[], env: NodeJS.ProcessEnv): Pars
     envDeny: nameList(get('env-deny')),
     help: flags.has('help'),
     version: flags.has('version'),
+    from,
+    notes,
   };
   return { options, makeArgv };
+}
+
+/** A value that must be one of `choices`, or `dflt` when not given. */
+function oneOf<T extends string>(
+  v: { value: string; from: string } | undefined,
+  choices: readonly T[],
+  dflt: T,
+): T {
+  if (!v) return dflt;
+  if ((choices as readonly string[]).includes(v.value)) return v.value as T;
+  throw new UsageError(`${v.from} must be ${choices.join(' or ')}, not "${v.value}"`);
 }
 
 /**
  * A list of variable names or `*`/`?` patterns: separated by commas or
  * spaces, or a JSON array in the config file.
  */
-function nameList(v: { value: string; from: string } | undefined): string[] {
+function nameList(
+  v: { value: string; from: string } | undefined,
+  valid = /^[A-Za-z0-9_*?]+$/,
+  what = 'variable names or patterns (letters, digits, _, * and ?)',
+): string[] {
   if (!v) return [];
   let items: unknown = undefined;
   if (v.value.trim().startsWith('[')) {
@@ -230,10 +291,8 @@ function nameList(v: { value: string; from: string } | undefined): string[] {
   }
   const list = Array.isArray(items) ? items : v.value.split(/[\s,]+/).filter(Boolean);
   for (const item of list) {
-    if (typeof item !== 'string' || !/^[A-Za-z0-9_*?]+$/.test(item)) {
-      throw new UsageError(
-        `${v.from} must list variable names or patterns (letters, digits, _, * and ?), not ${JSON.stringify(item)}`,
-      );
+    if (typeof item !== 'string' || !valid.test(item)) {
+      throw new UsageError(`${v.from} must list ${what}, not ${JSON.stringify(item)}`);
     }
   }
   return list as string[];

@@ -87,13 +87,13 @@ export class RecipeRouter extends EventEmitter<BuildEvents> {
     if (choice.kind === 'refuse') {
       this.stats.errors++;
       this.stats.refused++;
-      conn.fail('cluster busy: every slot is taken (--mp-placement=first-free) (MPM_ERR_BUSY)');
+      conn.fail('cluster busy: every slot is taken (--mp-placement=first-free) [MPM_ERR_BUSY]');
       return;
     }
     if (choice.kind === 'none') {
       if (!this.options.fallback) {
         this.stats.errors++;
-        conn.fail('no agent is reachable and --mp-no-fallback is set (MPM_ERR_NO_AGENTS)');
+        conn.fail('no agent is reachable and --mp-no-fallback is set [MPM_ERR_NO_AGENTS]');
         return;
       }
       this.warnGone('no agent is reachable');
@@ -159,8 +159,8 @@ export class RecipeRouter extends EventEmitter<BuildEvents> {
       fail: (code, message) => {
         this.live.delete(conn);
         this.stats.errors++;
-        conn.fail(`${message} (${code})`);
-        const error = `${message} (${code})`;
+        conn.fail(`${message} [${code}]`);
+        const error = `${message} [${code}]`;
         this.emit('job-end', {
           ...start,
           endedAtMs: Date.now(),

@@ -66,7 +66,7 @@ t.test('mpm agent refuses a secret file others can read', async (t) => {
   t.equal(r.code, 2);
   t.match(
     r.stderr,
-    /--secret-file .*readable or writable by group or others \(mode 0644\).*chmod 600/,
+    /--secret-file: the secret file .*readable or writable by group or others \(mode 0644\).*chmod 600/,
   );
   chmodSync(file, 0o600);
   writeFileSync(join(dir, 'empty'), '\n', { mode: 0o600 });

@@ -16,7 +16,7 @@ t.test('a secret file others can read is refused before anything starts', async 
   t.equal(r.code, 2);
   t.match(
     r.stderr.toString(),
-    /--mp-secret-file .*readable or writable by group or others.*chmod 600/,
+    /--mp-secret-file: the secret file .*readable or writable by group or others.*chmod 600/,
   );
   t.notMatch(r.stdout.toString(), /should-not-run/);
 });

@@ -73,7 +73,7 @@ t.test('no node up: exit 1; bad usage: exit 2', async (t) => {
 
   const bad = await runMpm(['status', '--hosts', 'nodeA:notaport'], { cwd });
   t.equal(bad.code, 2, 'a host list that does not parse');
-  t.match(bad.stderr.toString(), /cannot parse host entry/);
+  t.match(bad.stderr.toString(), /cannot read host entry/);
 });
 
 t.test('a wrong secret is refused, and says so', async (t) => {

@@ -233,7 +233,7 @@ t.test('mpmake sends nothing of a build to an agent that cannot prove the secret
       t.equal(r.code, 0, 'the build runs locally instead');
       t.match(
         r.stderr.toString(),
-        /leaving out 127\.0\.0\.1:\d+: the agent did not prove that it holds the cluster's secret.*\(MPM_ERR_AGENT_AUTH\)/,
+        /leaving out 127\.0\.0\.1:\d+: the agent did not prove that it holds the cluster's secret.*\[MPM_ERR_AGENT_AUTH\]/,
       );
       t.equal(readFileSync(join(dir, 'out.txt'), 'utf8'), 'private-value-91\n');
       t.same(

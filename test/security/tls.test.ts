@@ -197,7 +197,7 @@ t.test('mpmake --mp-tls builds through a TLS agent; without it, says what to do'
     { cwd: dir },
   );
   t.equal(bad.code, 2);
-  t.match(bad.stderr.toString(), /leaving out .*: TLS handshake failed.*\(MPM_ERR_TLS\)/);
+  t.match(bad.stderr.toString(), /leaving out .*: TLS handshake failed.*\[MPM_ERR_TLS\]/);
 
   const plainAgent = await startAgent(t, { slots: 1, secretFile: secretPath, env: cleanEnv() });
   const mismatch = await runMpmake(
@@ -213,7 +213,7 @@ t.test('mpmake --mp-tls builds through a TLS agent; without it, says what to do'
   t.equal(mismatch.code, 2);
   t.match(
     mismatch.stderr.toString(),
-    /TLS handshake failed.*or does not run with --tls \(MPM_ERR_TLS\)/,
+    /TLS handshake failed.*or does not run with --tls \[MPM_ERR_TLS\]/,
   );
 });
 

@@ -1,0 +1,141 @@
+// Issue 16, what a new user runs into: every mpmake error before the build
+// says what was wrong, where the value came from and what to do, in one
+// format (`mpmake: MESSAGE [CODE]`), exits 2, and make never starts.
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import t from 'tap';
+import { parseArgs } from '../../lib/coordinator/options.js';
+import { deadPort } from '../cluster-view/mpm.js';
+import { cleanEnv, runMpmake } from '../helpers/run.js';
+
+const EXPECTED_HOSTS =
+  'write HOST[:PORT][/SLOTS], e.g. "nodeA:7543/8", "[fd00::1]:7543" or "localhost/4"';
+
+interface Case {
+  name: string;
+  args: string[];
+  env?: Record<string, string>;
+  config?: unknown;
+  /** The whole of stderr; CONFIG and DIR stand for the config file and the test directory. */
+  stderr: string;
+}
+
+const cases: Case[] = [
+  {
+    name: 'issue-16: --mp-make that does not exist exits 2, not 127',
+    args: ['--mp-make=/nonexistent/make'],
+    stderr:
+      'mpmake: --mp-make: make program /nonexistent/make does not exist; give the path of an executable [MPM_ERR_USAGE]\n',
+  },
+  {
+    name: 'issue-16: MPMAKE_MAKE not on PATH',
+    args: [],
+    env: { MPMAKE_MAKE: 'nosuchmake' },
+    stderr:
+      'mpmake: MPMAKE_MAKE: make program "nosuchmake" is not on PATH; install it or give its full path [MPM_ERR_USAGE]\n',
+  },
+  {
+    name: 'issue-16: --mp-shell is checked before make starts',
+    args: ['--mp-shell=/bin/nosuchsh'],
+    stderr:
+      'mpmake: --mp-shell: shell /bin/nosuchsh does not exist; give the path of an executable [MPM_ERR_USAGE]\n',
+  },
+  {
+    name: 'issue-16: the secret file named by MPMAKE_SECRET_FILE, no raw errno text',
+    args: ['--mp-hosts=127.0.0.1:1'],
+    env: { MPMAKE_SECRET_FILE: '/nonexistent/secret' },
+    stderr:
+      "mpmake: MPMAKE_SECRET_FILE: the secret file /nonexistent/secret does not exist; give the file that holds the cluster's secret [MPM_ERR_USAGE]\n",
+  },
+  {
+    name: 'issue-16: the secret file named by the config file',
+    args: ['--mp-hosts=127.0.0.1:1'],
+    config: { secretFile: '/nonexistent/secret' },
+    stderr:
+      'mpmake: config key "secretFile" in CONFIG: the secret file /nonexistent/secret does not exist; give the file that holds the cluster\'s secret [MPM_ERR_USAGE]\n',
+  },
+  {
+    name: 'issue-16: config "hosts": 5 is refused',
+    args: [],
+    config: { hosts: 5 },
+    stderr:
+      'mpmake: config key "hosts" in CONFIG must be a string or an array of strings, not 5; e.g. ["nodeA:7543", "nodeB:7543/4"] [MPM_ERR_USAGE]\n',
+  },
+  {
+    name: 'issue-16: 127.0.0.1::17541',
+    args: ['--mp-hosts=127.0.0.1::17541'],
+    stderr: `mpmake: --mp-hosts: cannot read host entry "127.0.0.1::17541": more than one ":" (an IPv6 address with a port goes in brackets: [::1]:7543); ${EXPECTED_HOSTS} [MPM_ERR_HOSTS]\n`,
+  },
+  {
+    name: 'issue-16: a bad value names the variable it came from',
+    args: [],
+    env: { MPMAKE_COLOR: 'bogus' },
+    stderr: 'mpmake: MPMAKE_COLOR must be auto or always or never, not "bogus" [MPM_ERR_USAGE]\n',
+  },
+  {
+    name: 'issue-16: MPMAKE_TLS without a secret names MPMAKE_TLS',
+    args: [],
+    env: { MPMAKE_TLS: '1' },
+    stderr:
+      'mpmake: MPMAKE_TLS needs the cluster secret, from which the TLS key is derived: set --mp-secret-file, MPMAKE_SECRET_FILE or config key "secretFile" [MPM_ERR_USAGE]\n',
+  },
+];
+
+for (const c of cases) {
+  t.test(c.name, async (t) => {
+    const dir = t.testdir({ Makefile: 'all:\n\t@echo make ran; touch ran\n' });
+    const extra: Record<string, string> = { ...c.env };
+    const config = join(dir, 'config.json');
+    if (c.config !== undefined) {
+      writeFileSync(config, JSON.stringify(c.config));
+      extra['MPMAKE_CONFIG'] = config;
+    }
+    const args = c.args.map((a) => a.replace('DIR', dir));
+    const r = await runMpmake(args, { cwd: dir, env: cleanEnv(extra) });
+    t.equal(r.stderr.toString(), c.stderr.replace('CONFIG', config).replaceAll('DIR', dir));
+    t.equal(r.code, 2, 'exit status 2');
+    t.equal(r.stdout.toString(), '', 'nothing on stdout');
+    t.notOk(existsSync(join(dir, 'ran')), 'make did not run');
+  });
+}
+
+t.test('issue-16: config "hosts" as an array of strings', async (t) => {
+  const [a, b] = [await deadPort(), await deadPort()];
+  const dir = t.testdir({ Makefile: 'all:\n\t@echo make ran\n' });
+  const config = join(dir, 'config.json');
+  writeFileSync(config, JSON.stringify({ hosts: [`127.0.0.1:${a}`, `127.0.0.1:${b}/2,lzo`] }));
+  const r = await runMpmake(['--mp-quiet'], {
+    cwd: dir,
+    env: cleanEnv({ MPMAKE_CONFIG: config }),
+  });
+  t.equal(r.code, 0);
+  t.equal(r.stdout.toString(), 'make ran\n');
+  t.equal(
+    r.stderr.toString(),
+    [
+      `mpmake: config key "hosts" in ${config}: ",lzo" is a distcc option that does not apply here (jobs are not compressed); ignored`,
+      `mpmake: leaving out 127.0.0.1:${a}: connection refused (is \`mpm agent\` running there?)`,
+      `mpmake: leaving out 127.0.0.1:${b}: connection refused (is \`mpm agent\` running there?)`,
+      'mpmake: no agent is usable; building locally with plain make',
+      '',
+    ].join('\n'),
+  );
+});
+
+t.test('issue-16: MPMAKE_LOCAL set and empty means no command stays local', async (t) => {
+  const parse = (env: Record<string, string>): string[] => parseArgs([], env).options.local;
+  t.same(parse({ MPMAKE_LOCAL: '' }), []);
+  t.same(parse({ MPMAKE_LOCAL: 'cp, echo' }), ['cp', 'echo']);
+  t.same(parse({}), ['mkdir', 'rm', 'touch', 'ln', 'echo', 'printf', 'true']);
+  const dir = t.testdir();
+  mkdirSync(join(dir, 'x'));
+  const config = join(dir, 'x', 'c.json');
+  writeFileSync(config, JSON.stringify({ local: ['cp', 'mv'], hosts: 'a b' }));
+  const viaConfig = parseArgs([], { MPMAKE_CONFIG: config }).options;
+  t.same(viaConfig.local, ['cp', 'mv'], 'an array of strings in the config file');
+  t.same(
+    viaConfig.hosts.map((h) => h.address),
+    ['a:7543', 'b:7543'],
+    'a string in the config file',
+  );
+});
