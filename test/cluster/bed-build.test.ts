@@ -1,0 +1,114 @@
+// Builds on the cluster test bed (issue 11): a file server, a client and
+// three nodes in network namespaces, the tree on sshfs with NFS-like caches.
+// Each build must end as plain make's on the same sources: exit status,
+// output, every file. One bed for the whole file; each subtest builds in a
+// directory of its own (new names: nothing cached anywhere) on the agents
+// it starts.
+import { readFileSync } from 'node:fs';
+import t from 'tap';
+import {
+  bedMissing,
+  CLIENT_ADDRESS,
+  faketimeLibrary,
+  startBed,
+  type AgentOptions,
+  type Host,
+} from '../helpers/cluster-bed.js';
+import {
+  bedTree,
+  placeTree,
+  readBedReport,
+  referenceBuild,
+  reportPath,
+  sameAsPlain,
+} from './bed-compare.js';
+
+const missing = bedMissing();
+if (missing) {
+  t.plan(0, missing);
+} else {
+  const bed = await startBed(t);
+  const tree = bedTree();
+  const reference = await referenceBuild(bed, 'plain', tree, ['-j9']);
+  const leavingOut = /^mpmake: leaving out /;
+  const host = (address: string): string => address.split(':')[0]!;
+
+  /** Builds NAME with -j9 on agents started with `perNode[i]`. */
+  const build = async (name: string, perNode: AgentOptions[], env: Record<string, string> = {}) => {
+    await bed.stopAgents();
+    const agents = await Promise.all(
+      bed.nodes.map((node, i) => bed.startAgent(node, perNode[i] ?? {})),
+    );
+    const dir = placeTree(bed, name, tree);
+    const mp = await bed.mpmake(['-j9', '--mp-quiet', `--mp-report=${reportPath(bed, name)}`], {
+      cwd: dir,
+      env,
+    });
+    const report = readBedReport(bed, name);
+    const jobsOn = report.nodes.filter((n) => n.jobs > 0).map((n) => host(n.address));
+    const left = mp.stderr
+      .toString()
+      .split('\n')
+      .filter((l) => leavingOut.test(l));
+    return { mp, report, jobsOn, left, agents };
+  };
+
+  t.equal(reference.result.code, 0, 'plain make builds the tree');
+
+  t.test('a clean -j9 build is the local build, jobs on all three nodes', async (t) => {
+    const { mp, report, jobsOn } = await build('clean', []);
+    sameAsPlain(t, bed, 'clean', mp, reference);
+    t.same(report.leftOut, [], 'no node left out');
+    t.equal(jobsOn.length, 3, `jobs ran on all three nodes: ${JSON.stringify(report.nodes)}`);
+    t.equal(report.jobs.local, 0, 'no job ran on the client');
+  });
+
+  t.test('TLS across the namespaces', async (t) => {
+    const tls = { tls: true };
+    const { mp, report, jobsOn } = await build('tls', [tls, tls, tls], { MPMAKE_TLS: '1' });
+    sameAsPlain(t, bed, 'tls', mp, reference);
+    t.same(report.leftOut, [], 'no node left out');
+    t.equal(jobsOn.length, 3, 'all three nodes ran jobs');
+  });
+
+  // One build, three start checks: node0 lets the client's address in,
+  // node1 allows another address only, node2's clock is 30 s ahead.
+  const noFaketime = faketimeLibrary() ? false : 'libfaketime is not installed';
+  t.test('--allow and a skewed clock: nodes left out, each with its message', async (t) => {
+    const [allowed, refused, skewed] = bed.nodes as [Host, Host, Host];
+    const { mp, report, jobsOn, left, agents } = await build('checks', [
+      { allow: [`${CLIENT_ADDRESS}/32`] },
+      { allow: ['198.18.0.99'] },
+      noFaketime ? { allow: ['198.18.0.99'] } : { clockOffset: '+30' },
+    ]);
+    sameAsPlain(t, bed, 'checks', mp, reference, [leavingOut]);
+    t.same(jobsOn, [allowed.address], 'only the node that allows the client ran jobs');
+    t.same(
+      report.leftOut.map((l) => host(l.address)).sort(),
+      [refused.address, skewed.address],
+      'the report names both nodes left out',
+    );
+    t.equal(left.length, 2, `two "leaving out" lines: ${JSON.stringify(left)}`);
+    t.ok(
+      left.some((l) => l.startsWith(`mpmake: leaving out ${refused.address}:`)),
+      'the node refusing the client is named',
+    );
+    t.match(
+      agents[1]!.log(),
+      `refused connection from ${CLIENT_ADDRESS}`,
+      'its agent logged the refusal with the client address',
+    );
+    t.test('the skewed clock', { skip: noFaketime }, async (t) => {
+      const line = left.find((l) => l.startsWith(`mpmake: leaving out ${skewed.address}:`));
+      t.match(
+        line ?? '',
+        /its clock differs from ours by \d+ ms \(limit 1000\)/,
+        "the start check's message",
+      );
+    });
+  });
+
+  t.test('the sshfs mounts live only in the hosts', async (t) => {
+    t.notMatch(readFileSync('/proc/self/mountinfo', 'utf8'), bed.mountPath, 'none in ours');
+  });
+}
