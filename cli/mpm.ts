@@ -14,7 +14,8 @@ async function run(name: string, work: () => Promise<number>): Promise<never> {
     status = await work();
   } catch (err) {
     const e = err as Error & { code?: string };
-    process.stderr.write(`mpm ${name}: ${e.message}\n`);
+    const code = e.code?.startsWith('MPM_ERR_') ? ` [${e.code}]` : '';
+    process.stderr.write(`mpm ${name}: ${e.message}${code}\n`);
     status = e.code === 'MPM_ERR_USAGE' ? 2 : 1;
   }
   process.exit(status);
@@ -195,8 +196,8 @@ const demo: CommandModule = {
   describe: 'the quick start: local agents on loopback build a bundled fixture tree with mpmake -j',
   builder: (y: Argv) =>
     y
-      .option('agents', { type: 'number', default: 3, describe: 'agents to start on loopback' })
-      .option('slots', { type: 'number', default: 2, describe: 'slots per agent' })
+      .option('agents', { type: 'string', default: '3', describe: 'agents to start on loopback' })
+      .option('slots', { type: 'string', default: '2', describe: 'slots per agent' })
       .option('tree', {
         type: 'string',
         default: 'ctree-small',
@@ -204,9 +205,10 @@ const demo: CommandModule = {
       }),
   handler: (argv) =>
     run('demo', async () => {
-      const { runDemo } = await import('../lib/demo.js');
-      const a = argv as unknown as { agents: number; slots: number; tree: string };
-      return runDemo({ agents: a.agents, slots: a.slots, tree: a.tree });
+      const { demoOptions, runDemo } = await import('../lib/demo.js');
+      return runDemo(
+        demoOptions(argv as unknown as { agents: string; slots: string; tree: string }),
+      );
     }),
 };
 

@@ -1,10 +1,11 @@
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { spawnLocalAgent, type LocalAgent } from './agent/spawn-agent.js';
+import { UsageError } from './errors.js';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
 
@@ -14,13 +15,41 @@ export interface DemoOptions {
   tree: string;
 }
 
+const TREES = join(root, 'fixtures', 'trees');
+
+/** A whole number from 1 to `max`, or a usage error naming the option. */
+function count(text: string, option: string, max: number): number {
+  if (!/^[0-9]+$/.test(text) || Number(text) < 1 || Number(text) > max) {
+    throw new UsageError(`${option} must be a whole number from 1 to ${max}, not "${text}"`);
+  }
+  return Number(text);
+}
+
+/** Checks mpm demo's options, as typed: counts in range, a tree that exists. */
+export function demoOptions(raw: { agents: string; slots: string; tree: string }): DemoOptions {
+  const trees = readdirSync(TREES, { withFileTypes: true })
+    .filter((d) => d.isDirectory())
+    .map((d) => d.name)
+    .sort();
+  if (!trees.includes(raw.tree)) {
+    throw new UsageError(
+      `--tree ${JSON.stringify(raw.tree)} is not one of the bundled trees; choose one of: ${trees.join(', ')}`,
+    );
+  }
+  return {
+    agents: count(String(raw.agents), '--agents', 16),
+    slots: count(String(raw.slots), '--slots', 64),
+    tree: raw.tree,
+  };
+}
+
 /**
  * `mpm demo`: the quick start. Starts local agents on loopback, builds a
  * copy of a bundled fixture tree with `mpmake -j` through them, shows where
  * the jobs ran, runs the program it built, and stops the agents.
  */
 export async function runDemo(opts: DemoOptions): Promise<number> {
-  const src = join(root, 'fixtures', 'trees', opts.tree);
+  const src = join(TREES, opts.tree);
   const work = mkdtempSync(join(tmpdir(), 'mpmake-demo-'));
   const agents: LocalAgent[] = [];
   const log = (s: string): void => void process.stdout.write(s + '\n');

@@ -75,6 +75,19 @@ static int unhex(char *s) {
   return 0;
 }
 
+/* A command that could not be executed ends as a shell reports it: 127
+   when there is no such command, 126 when it exists but cannot run. */
+static void exec_failed(const char *name) {
+  int e = errno;
+  if (e == ENOENT || e == ENOTDIR) {
+    dprintf(2, "mpm agent: %s: %s\n", name,
+            strchr(name, '/') ? "No such file or directory" : "command not found");
+    _exit(127);
+  }
+  dprintf(2, "mpm agent: %s: %s\n", name, strerror(e));
+  _exit(126);
+}
+
 static void die(const char *what, const char *detail) {
   fprintf(stderr, "mpm agent: %s%s%s\n", what, detail ? ": " : "", detail ? detail : "");
   _exit(127);
@@ -352,7 +365,7 @@ static int supervise(char **job) {
     signal(AGENT_DIED_SIGNAL, SIG_DFL);
     prctl(PR_SET_PDEATHSIG, 0);
     execvp(job[0], job);
-    die(job[0], strerror(errno));
+    exec_failed(job[0]);
   }
   /* Signals meant for the job reach it through the process group (or the
      pty); the supervisor must outlive it to report how it ended. */

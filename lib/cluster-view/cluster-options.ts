@@ -61,6 +61,9 @@ export async function resolveClusterOptions(
   }
   const { options } = parsed;
   const hosts = options.hosts.filter((h) => !h.local);
+  if (raw.hosts !== undefined && raw.hosts.trim() === '') {
+    throw new UsageError('--hosts is empty: list the agents, e.g. --hosts "nodeA:7543 nodeB:7543"');
+  }
   if (hosts.length === 0 && requireHosts) {
     throw new UsageError(
       'no agents configured: pass --hosts "HOST[:PORT] ...", or set MPMAKE_HOSTS or "hosts" in the config file',

@@ -67,6 +67,9 @@ export async function runExecCommand(
   if (command.length === 0) {
     throw new UsageError('name a command to run: mpm exec [options] -- COMMAND [ARGS...]');
   }
+  if (raw.on !== undefined && String(raw.on).trim() === '') {
+    throw new UsageError('--on needs a node: an agent id or HOST:PORT, e.g. --on nodeA:7543');
+  }
   const options = await resolveClusterOptions(raw, env, { requireHosts: raw.on === undefined });
   const say = (line: string): void => {
     process.stderr.write(`mpm exec: ${line}\n`);

@@ -5,7 +5,7 @@ import t from 'tap';
 import { startCluster } from '../helpers/cluster.js';
 import { mpmakeCli } from '../helpers/paths.js';
 import { eventually, markerSeconds, sleepers } from '../helpers/procs.js';
-import { cleanEnv, describeEnd } from '../helpers/run.js';
+import { cleanEnv, describeEnd, runCapture } from '../helpers/run.js';
 import { deadPort, killSleepers, runMpm } from './mpm.js';
 
 /** Prints the pids from the shell up to init: which processes it runs under. */
@@ -149,4 +149,54 @@ t.test('mpm exec', async (t) => {
     const r = await runMpm(['exec'], { cwd, env });
     t.equal(r.code, 2);
   });
+
+  t.test('issue-16: 126 and 127 exactly as a shell', async (t) => {
+    for (const [argv, code, message] of [
+      [['/etc/passwd'], 126, 'mpm agent: /etc/passwd: Permission denied\n'],
+      [['/tmp'], 126, 'mpm agent: /tmp: Permission denied\n'],
+      [['no-such-command-16'], 127, 'mpm agent: no-such-command-16: command not found\n'],
+      [['/no/such/file'], 127, 'mpm agent: /no/such/file: No such file or directory\n'],
+    ] as const) {
+      const r = await runMpm(['exec', '--', ...argv], { cwd, env });
+      t.equal(r.code, code, `${argv[0]}: ${describeEnd(r)}`);
+      t.equal(r.stderr.toString(), message);
+      const shell = await runCapture('sh', ['-c', '"$@"', 'sh', ...argv], { cwd, env });
+      t.equal(shell.code, code, `${argv[0]}: sh -c gives the same status`);
+    }
+    const tty = await runMpm(['exec', '--tty', '--', '/etc/passwd'], { cwd, env });
+    t.equal(tty.code, 126, 'the same under a pseudo-terminal');
+    t.match(tty.stdout.toString(), /^mpm agent: \/etc\/passwd: Permission denied\r?\n$/);
+  });
+
+  t.test('issue-16: mpm exec options are checked', async (t) => {
+    const on = await runMpm(['exec', '--on', '', '--', 'true'], { cwd, env });
+    t.equal(on.code, 2);
+    t.equal(
+      on.stderr.toString(),
+      'mpm exec: --on needs a node: an agent id or HOST:PORT, e.g. --on nodeA:7543 [MPM_ERR_USAGE]\n',
+    );
+    const hosts = await runMpm(['exec', '--hosts', '127.0.0.1::7543', '--', 'true'], { cwd, env });
+    t.equal(hosts.code, 2);
+    t.equal(
+      hosts.stderr.toString(),
+      'mpm exec: --hosts: cannot read host entry "127.0.0.1::7543": more than one ":" (an IPv6 address with a port goes in brackets: [::1]:7543); write HOST[:PORT][/SLOTS], e.g. "nodeA:7543/8", "[fd00::1]:7543" or "localhost/4" [MPM_ERR_USAGE]\n',
+    );
+  });
+});
+
+t.test('issue-16: mpm demo checks its options before starting anything', async (t) => {
+  const cwd = t.testdir();
+  for (const [args, message] of [
+    [['--agents', 'abc'], '--agents must be a whole number from 1 to 16, not "abc"'],
+    [['--slots', '0'], '--slots must be a whole number from 1 to 64, not "0"'],
+    [
+      ['--tree', 'nosuch'],
+      '--tree "nosuch" is not one of the bundled trees; choose one of: ctree-small, mixed-small',
+    ],
+  ] as const) {
+    const r = await runMpm(['demo', ...args], { cwd, env: cleanEnv() });
+    t.equal(r.code, 2, args.join(' '));
+    t.equal(r.stderr.toString(), `mpm demo: ${message} [MPM_ERR_USAGE]\n`);
+    t.equal(r.stdout.toString(), '', 'nothing started');
+  }
 });
