@@ -137,3 +137,14 @@ export function fileProblem(err: unknown): string {
       return `cannot be read (${code ?? (err as Error).message})`;
   }
 }
+
+/**
+ * Our own code threw while handling one peer's message (a bug): that
+ * connection is dropped, and everything else keeps running.
+ */
+export class HandlerError extends MpmakeError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('MPM_ERR_INTERNAL', message, options);
+    this.name = 'HandlerError';
+  }
+}

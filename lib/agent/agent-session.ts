@@ -195,9 +195,10 @@ export class AgentSession {
     clearTimeout(this.authTimer);
     this.state = 'ready';
     this.channel.setMaxFrameBytes(DEFAULT_MAX_FRAME_BYTES);
-    const c = auth.client as Partial<AuthMessage['client']> & { heartbeatTimeoutMs?: unknown };
-    if (typeof c.heartbeatTimeoutMs === 'number' && c.heartbeatTimeoutMs >= 250) {
-      this.silenceMs = Math.floor(c.heartbeatTimeoutMs * 0.8);
+    const c = auth.client;
+    if (c.heartbeatTimeoutMs !== undefined && c.heartbeatTimeoutMs >= 250) {
+      // At most what a timer holds (a larger delay would fire at once).
+      this.silenceMs = Math.min(Math.floor(c.heartbeatTimeoutMs * 0.8), 0x7fffffff);
     }
     this.armSilenceTimer();
     this.client = printable(`${c.user}@${c.host} pid ${c.pid} build ${c.build}`);
@@ -351,11 +352,13 @@ export class AgentSession {
   private probe(message: ProbeMessage): void {
     // As the job's user, through the launcher (see probeAs).
     const { roots, runAs } = this.ctx.options;
-    void probeAs(message.path, message.content, runAs, roots).then(({ ok, reason }) => {
-      if (this.state === 'ready') {
-        this.send({ type: 'probe-result', id: message.id, ok, reason });
-      }
-    });
+    void probeAs(message.path, message.content, runAs, roots)
+      .catch((err: Error) => ({ ok: false, reason: `cannot probe: ${err.message}` }))
+      .then(({ ok, reason }) => {
+        if (this.state === 'ready') {
+          this.send({ type: 'probe-result', id: message.id, ok, reason });
+        }
+      });
   }
 
   private onJobFinished(job: RemoteJob): void {

@@ -1,4 +1,10 @@
-import type { StatusClient, StatusJob, StatusMessage, WireText } from '../protocol/messages.js';
+import type {
+  AuthMessage,
+  StatusClient,
+  StatusJob,
+  StatusMessage,
+  WireText,
+} from '../protocol/messages.js';
 import type { RemoteJob } from './remote-job.js';
 
 /** A status reply lists at most this many jobs (running ones first). */
@@ -20,35 +26,27 @@ export interface StatusEntry {
 /** Authenticated connections per agent (keyed by the agent's shared context). */
 const registries = new WeakMap<object, Set<StatusEntry>>();
 
-const field = (v: unknown): string =>
-  (typeof v === 'string' ? v : v === undefined || v === null ? '' : String(v)).slice(
-    0,
-    MAX_FIELD_CHARS,
-  );
+const field = (v: string): string => v.slice(0, MAX_FIELD_CHARS);
 
 /**
  * Lists an authenticated connection in its agent's status replies until
  * `untrack()`. `client` is what the client said about itself in its auth
- * message, not checked there, so every field is coerced here.
+ * message (validated by the message schema); long fields are cut.
  */
 export function trackClient(
   agent: object,
-  client: unknown,
+  client: AuthMessage['client'],
   jobs: ReadonlyMap<number, RemoteJob>,
 ): StatusEntry {
   let registry = registries.get(agent);
   if (!registry) registries.set(agent, (registry = new Set()));
-  const c = (typeof client === 'object' && client !== null ? client : {}) as Record<
-    string,
-    unknown
-  >;
   const set = registry;
   const entry: StatusEntry = {
     client: {
-      user: field(c['user']),
-      host: field(c['host']),
-      pid: Number.isSafeInteger(c['pid']) ? (c['pid'] as number) : 0,
-      build: field(c['build']),
+      user: field(client.user),
+      host: field(client.host),
+      pid: client.pid,
+      build: field(client.build),
     },
     jobs,
     untrack: () => set.delete(entry),

@@ -1,6 +1,6 @@
 import { EventEmitter } from 'node:events';
 import type { Socket } from 'node:net';
-import { ProtocolError } from '../errors.js';
+import { HandlerError, ProtocolError } from '../errors.js';
 import { DEFAULT_MAX_FRAME_BYTES, encodeFrame, FrameDecoder } from './frame-codec.js';
 
 export interface ChannelEvents<In> {
@@ -22,6 +22,10 @@ export interface ChannelOptions<In> {
  * frames are decoded and validated; an invalid one closes the channel (the
  * peer is broken or hostile, and nothing after it can be trusted).
  * `send` returns false when the socket's buffer is full; wait for 'drain'.
+ *
+ * No exception escapes a socket event: whatever the validator or a
+ * listener throws fails this channel alone ('protocol-error' with
+ * MPM_ERR_INTERNAL, then 'close'), so one peer can never end the process.
  */
 export class Channel<In, Out> extends EventEmitter<ChannelEvents<In>> {
   private readonly decoder: FrameDecoder;
@@ -34,15 +38,16 @@ export class Channel<In, Out> extends EventEmitter<ChannelEvents<In>> {
     super();
     this.decoder = new FrameDecoder(options.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES);
     socket.setNoDelay(true);
-    socket.on('data', (chunk: Buffer) => this.onData(chunk));
-    socket.on('drain', () => this.emit('drain'));
+    socket.on('data', (chunk: Buffer) => this.guard('data', () => this.onData(chunk)));
+    socket.on('drain', () => this.guard('drain', () => this.emit('drain')));
     socket.on('end', () => {
+      let err: Error | undefined;
       try {
         this.decoder.end();
-        this.finish(undefined);
-      } catch (err) {
-        this.finish(err as Error);
+      } catch (e) {
+        err = e as Error;
       }
+      this.finish(err);
     });
     socket.on('error', (err) => this.finish(err));
     socket.on('close', () => this.finish(undefined));
@@ -85,23 +90,57 @@ export class Channel<In, Out> extends EventEmitter<ChannelEvents<In>> {
     }
     for (const value of values) {
       if (this.closed) return;
-      const checked = this.options.check(value);
+      let checked: In | string;
+      try {
+        checked = this.options.check(value);
+      } catch (err) {
+        checked = `invalid message (${(err as Error).name})`;
+      }
       if (typeof checked === 'string') {
         this.fail(new ProtocolError(checked));
         return;
       }
-      this.emit('message', checked);
+      try {
+        this.emit('message', checked);
+      } catch (err) {
+        const type = String((checked as { type?: unknown }).type);
+        this.fail(handlerError(`handling a '${type}' message`, err));
+        return;
+      }
+    }
+  }
+
+  /** Runs a socket event's work; an exception fails this channel only. */
+  private guard(what: string, work: () => void): void {
+    try {
+      work();
+    } catch (err) {
+      this.fail(handlerError(`on '${what}'`, err));
     }
   }
 
   private fail(err: Error): void {
-    this.emit('protocol-error', err);
+    if (this.closed) return;
+    try {
+      this.emit('protocol-error', err);
+    } catch {
+      // A listener's failure must not stop the channel from closing.
+    }
     this.destroy(err);
   }
 
   private finish(err: Error | undefined): void {
     if (this.closed) return;
     this.closed = true;
-    this.emit('close', err);
+    try {
+      this.emit('close', err);
+    } catch {
+      // Nothing more can be done for this connection; the process goes on.
+    }
   }
+}
+
+function handlerError(where: string, err: unknown): HandlerError {
+  const text = err instanceof Error ? err.message : typeof err;
+  return new HandlerError(`internal error ${where}: ${text} (MPM_ERR_INTERNAL)`, { cause: err });
 }

@@ -2,396 +2,392 @@
  * The coordinator <-> agent wire messages: a closed union tagged by `type`.
  * Every message travels as one frame (see frame-codec.ts). Byte payloads are
  * Uint8Array (msgpack bin), never strings, so output stays binary-safe.
+ *
+ * Each message is ONE schema (TypeBox): it gives the TypeScript type
+ * (`Static`) and, compiled once, the runtime check that every decoded frame
+ * passes before any code touches it (`checkClientMessage`,
+ * `checkAgentMessage`). To add a field, add it to the schema: the type and
+ * the check follow. Unknown fields are allowed (and ignored), so an older
+ * peer accepts a newer one's optional additions; nothing reads them.
  */
 
+import { Type, type Static, type TObject } from '@sinclair/typebox';
+import { TypeCompiler, type TypeCheck } from '@sinclair/typebox/compiler';
 import { MAX_NONCE_BYTES } from './auth.js';
 
 /** Protocol version; an agent refuses a client with another major. */
 export const PROTOCOL_VERSION = 1;
 
-/** First message on a connection, agent -> client. Reveals nothing else. */
-export interface HelloMessage {
-  type: 'hello';
-  version: number;
-  /** Random bytes the client must sign with the shared secret. */
-  challenge: Uint8Array;
-  /** Whether the agent has a shared secret configured. */
-  authRequired: boolean;
-}
+// ---- Building blocks -------------------------------------------------------
 
-/** Client -> agent, answers hello. */
-export interface AuthMessage {
-  type: 'auth';
-  version: number;
-  /** HMAC-SHA256(secret, "mpmake-auth-v1" || challenge); empty when no secret. */
-  proof: Uint8Array;
-  /**
-   * Who is building: shown in status views and used for fair sharing; and
-   * the client's heartbeat timeout, so the agent kills the jobs of a silent
-   * client before the client runs them again elsewhere.
-   */
-  client: { user: string; host: string; pid: number; build: string; heartbeatTimeoutMs?: number };
-  /**
-   * Fresh random bytes (at most MAX_NONCE_BYTES) the agent must sign in its
-   * welcome, so the client knows it talks to a holder of the secret.
-   */
-  nonce?: Uint8Array;
-}
-
-/** Agent -> client after a successful auth: node facts. */
-export interface WelcomeMessage {
-  type: 'welcome';
-  /** The agent's name (`--name`; default host name and listen address). */
-  nodeId: string;
-  /**
-   * Random per agent process: one instance reached under two addresses is
-   * one node; two instances with one name are told apart.
-   */
-  instance: string;
-  hostname: string;
-  agentVersion: string;
-  slots: number;
-  cpus: number;
-  /** Agent wall clock, ms since epoch, when sent. */
-  clockMs: number;
-  /** proveAgent(secret, challenge, auth.nonce): present when both are. */
-  proof?: Uint8Array;
-}
-
-/** Agent -> client, at least once a second and on every change. */
-export interface LoadMessage {
-  type: 'load';
-  slots: number;
-  running: number;
-  queued: number;
-  loadavg1: number;
-  cpus: number;
-  freeMemBytes: number;
-  clockMs: number;
-}
-
-/** Terminal facts of the client's make, when its output is a terminal. */
-export interface TtySize {
-  cols: number;
-  rows: number;
-}
+const MAX_SAFE = Number.MAX_SAFE_INTEGER;
+/** A job, request or probe id: a non-negative integer a Map key holds exactly. */
+const Id = Type.Integer({ minimum: 0, maximum: MAX_SAFE });
+/** A count or size (slots, bytes, ms). */
+const Count = Type.Integer({ minimum: 0, maximum: MAX_SAFE });
+/** Any integer that stays exact (ping sequence numbers may be negative). */
+const SafeInt = Type.Integer({ minimum: -MAX_SAFE, maximum: MAX_SAFE });
+/** A finite number (NaN and the infinities are refused). */
+const Num = Type.Number();
+/** A name shown to people (user, host, node id): bounded, so logs stay short. */
+const Name = Type.String({ maxLength: 1024 });
+/** An HMAC proof (32 bytes today; empty when no secret is set). */
+const Proof = Type.Uint8Array({ maxByteLength: 64 });
+/** An error code such as MPM_ERR_AUTH. */
+const Code = Type.String({ maxLength: 64 });
 
 /**
  * Text as the client's make had it: a string when valid UTF-8, else raw
  * bytes (a Latin-1 file name in a recipe line must reach the node intact).
  */
-export type WireText = string | Uint8Array;
+const WireTextSchema = Type.Union([Type.String(), Type.Uint8Array()]);
+export type WireText = Static<typeof WireTextSchema>;
 
-/** Client -> agent: run `argv` in `cwd`. argv[0] is the shell. */
-export interface JobMessage {
-  type: 'job';
-  id: number;
-  argv: WireText[];
-  cwd: string;
-  env: Record<string, WireText>;
-  umask: number;
-  /** Present when the job must run under a pseudo-terminal. */
-  tty?: TtySize;
+/** Terminal facts of the client's make, when its output is a terminal. */
+const TtySizeSchema = Type.Object({
+  cols: Type.Integer({ minimum: 1, maximum: 65535 }),
+  rows: Type.Integer({ minimum: 1, maximum: 65535 }),
+});
+export type TtySize = Static<typeof TtySizeSchema>;
+
+const StreamIdSchema = Type.Union([Type.Literal(1), Type.Literal(2)]);
+export type StreamId = Static<typeof StreamIdSchema>;
+
+// ---- Agent -> client -------------------------------------------------------
+
+/** First message on a connection, agent -> client. Reveals nothing else. */
+const HelloSchema = Type.Object({
+  type: Type.Literal('hello'),
+  version: SafeInt,
+  /** Random bytes the client must sign with the shared secret. */
+  challenge: Type.Uint8Array({ minByteLength: 1, maxByteLength: MAX_NONCE_BYTES }),
+  /** Whether the agent has a shared secret configured. */
+  authRequired: Type.Boolean(),
+});
+export type HelloMessage = Static<typeof HelloSchema>;
+
+/** Agent -> client after a successful auth: node facts. */
+const WelcomeSchema = Type.Object({
+  type: Type.Literal('welcome'),
+  /** The agent's name (`--name`; default host name and listen address). */
+  nodeId: Name,
   /**
-   * The client's stdout and stderr are one file (a pipe, a terminal, -O's
-   * temp file): give the job one pipe for both, so their order is kept.
-   * Everything then arrives as stream 1.
+   * Random per agent process: one instance reached under two addresses is
+   * one node; two instances with one name are told apart.
    */
-  mergeOutput?: boolean;
-}
+  instance: Name,
+  hostname: Name,
+  agentVersion: Name,
+  slots: Count,
+  cpus: Count,
+  /** Agent wall clock, ms since epoch, when sent. */
+  clockMs: Num,
+  /** proveAgent(secret, challenge, auth.nonce): present when both are. */
+  proof: Type.Optional(Proof),
+});
+export type WelcomeMessage = Static<typeof WelcomeSchema>;
 
-export type StreamId = 1 | 2;
+/** Agent -> client, at least once a second and on every change. */
+const LoadSchema = Type.Object({
+  type: Type.Literal('load'),
+  slots: Count,
+  running: Count,
+  queued: Count,
+  loadavg1: Num,
+  cpus: Count,
+  freeMemBytes: Num,
+  clockMs: Num,
+});
+export type LoadMessage = Static<typeof LoadSchema>;
 
 /** Agent -> client: output of a job, in order per stream. */
-export interface DataMessage {
-  type: 'data';
-  id: number;
-  stream: StreamId;
-  bytes: Uint8Array;
-}
-
-/** Client -> agent: `bytes` of job `id`'s output were consumed (flow control). */
-export interface AckMessage {
-  type: 'ack';
-  id: number;
-  bytes: number;
-}
-
-/** Client -> agent: stop job `id` (signal name, e.g. SIGINT; default SIGTERM). */
-export interface CancelMessage {
-  type: 'cancel';
-  id: number;
-  signal?: string;
-}
+const DataSchema = Type.Object({
+  type: Type.Literal('data'),
+  id: Id,
+  stream: StreamIdSchema,
+  bytes: Type.Uint8Array(),
+});
+export type DataMessage = Static<typeof DataSchema>;
 
 /** Agent -> client: job `id` ended; exactly one of code/signal is set. */
-export interface ExitMessage {
-  type: 'exit';
-  id: number;
-  code: number | null;
-  signal: string | null;
+const ExitSchema = Type.Object({
+  type: Type.Literal('exit'),
+  id: Id,
+  code: Type.Union([SafeInt, Type.Null()]),
+  signal: Type.Union([Name, Type.Null()]),
   /** Wall time the job ran on the node, and how long it waited in queue. */
-  runMs: number;
-  queuedMs: number;
-}
-
-/** Client -> agent: check that `path` holds `content` (shared file system). */
-export interface ProbeMessage {
-  type: 'probe';
-  id: number;
-  path: string;
-  content: string;
-}
+  runMs: Num,
+  queuedMs: Num,
+});
+export type ExitMessage = Static<typeof ExitSchema>;
 
 /** Agent -> client: the answer to a probe. */
-export interface ProbeResultMessage {
-  type: 'probe-result';
-  id: number;
-  ok: boolean;
-  reason: string;
-}
+const ProbeResultSchema = Type.Object({
+  type: Type.Literal('probe-result'),
+  id: Id,
+  ok: Type.Boolean(),
+  reason: Type.String(),
+});
+export type ProbeResultMessage = Static<typeof ProbeResultSchema>;
 
-export interface PingMessage {
-  type: 'ping';
-  seq: number;
-}
-
-export interface PongMessage {
-  type: 'pong';
-  seq: number;
-  clockMs: number;
-}
-
-/** Client -> agent: who is connected and what runs here (`mpm status`, `mpm top`). */
-export interface StatusRequestMessage {
-  type: 'status-request';
-  id: number;
-}
+const PongSchema = Type.Object({
+  type: Type.Literal('pong'),
+  seq: SafeInt,
+  clockMs: Num,
+});
+export type PongMessage = Static<typeof PongSchema>;
 
 /** One connected client in a status reply, with its jobs on this node. */
-export interface StatusClient {
-  user: string;
-  host: string;
-  pid: number;
-  build: string;
-  running: number;
-  queued: number;
-}
+const StatusClientSchema = Type.Object({
+  user: Name,
+  host: Name,
+  pid: Count,
+  build: Name,
+  running: Count,
+  queued: Count,
+});
+export type StatusClient = Static<typeof StatusClientSchema>;
 
 /** One job in a status reply. */
-export interface StatusJob {
+const StatusJobSchema = Type.Object({
   /** The `build` of the client that sent it. */
-  build: string;
+  build: Name,
   /** What it runs: the shell line, or the argv joined; at most 200 characters. */
-  command: string;
-  cwd: string;
+  command: Type.String(),
+  cwd: Type.String(),
   /** Agent clock when it started; null while it waits in the queue. */
-  startedAtMs: number | null;
-}
+  startedAtMs: Type.Union([Num, Type.Null()]),
+});
+export type StatusJob = Static<typeof StatusJobSchema>;
 
 /** Agent -> client: the answer to a status-request (the asker is not listed). */
-export interface StatusMessage {
-  type: 'status';
-  id: number;
-  clients: StatusClient[];
+const StatusSchema = Type.Object({
+  type: Type.Literal('status'),
+  id: Id,
+  clients: Type.Array(StatusClientSchema),
   /** Running jobs first, then queued ones, oldest first; capped. */
-  jobs: StatusJob[];
+  jobs: Type.Array(StatusJobSchema),
   /** Jobs left out of `jobs` by the cap. */
-  jobsLeftOut?: number;
-}
-
-/** Either side: something went wrong; `id` names the job when it concerns one. */
-export interface ErrorMessage {
-  type: 'error';
-  code: string;
-  message: string;
-  id?: number;
-}
+  jobsLeftOut: Type.Optional(Count),
+});
+export type StatusMessage = Static<typeof StatusSchema>;
 
 /**
  * Agent -> client: job `id` did not get a slot and waits in the node's queue
  * (`queued`), or has left the queue and runs now (`started`). Jobs that
  * start at once send neither.
  */
-export interface JobStateMessage {
-  type: 'queued' | 'started';
-  id: number;
-}
+const JobStateSchema = Type.Object({
+  type: Type.Union([Type.Literal('queued'), Type.Literal('started')]),
+  id: Id,
+});
+export type JobStateMessage = Static<typeof JobStateSchema>;
+
+/** Agent -> client: job `id` left the queue unstarted; the client places it again. */
+const WithdrawnSchema = Type.Object({
+  type: Type.Literal('withdrawn'),
+  id: Id,
+});
+export type WithdrawnMessage = Static<typeof WithdrawnSchema>;
+
+// ---- Either side -----------------------------------------------------------
+
+/** Either side: something went wrong; `id` names the job when it concerns one. */
+const ErrorSchema = Type.Object({
+  type: Type.Literal('error'),
+  code: Code,
+  message: Type.String(),
+  id: Type.Optional(Id),
+});
+export type ErrorMessage = Static<typeof ErrorSchema>;
+
+// ---- Client -> agent -------------------------------------------------------
+
+/**
+ * Who is building: shown in status views and used for fair sharing; and
+ * the client's heartbeat timeout, so the agent kills the jobs of a silent
+ * client before the client runs them again elsewhere.
+ */
+const ClientInfoSchema = Type.Object({
+  user: Name,
+  host: Name,
+  pid: Count,
+  build: Name,
+  heartbeatTimeoutMs: Type.Optional(Num),
+});
+
+/** Client -> agent, answers hello. */
+const AuthSchema = Type.Object({
+  type: Type.Literal('auth'),
+  version: SafeInt,
+  /** HMAC-SHA256(secret, "mpmake-auth-v1" || challenge); empty when no secret. */
+  proof: Proof,
+  client: ClientInfoSchema,
+  /**
+   * Fresh random bytes (at most MAX_NONCE_BYTES) the agent must sign in its
+   * welcome, so the client knows it talks to a holder of the secret.
+   */
+  nonce: Type.Optional(Type.Uint8Array({ maxByteLength: MAX_NONCE_BYTES })),
+});
+export type AuthMessage = Static<typeof AuthSchema>;
+
+/** Client -> agent: run `argv` in `cwd`. argv[0] is the shell. */
+const JobSchema = Type.Object({
+  type: Type.Literal('job'),
+  id: Id,
+  argv: Type.Array(WireTextSchema, { minItems: 1 }),
+  cwd: Type.String(),
+  env: Type.Record(Type.String(), WireTextSchema),
+  umask: Type.Integer({ minimum: 0, maximum: 0o777 }),
+  /** Present when the job must run under a pseudo-terminal. */
+  tty: Type.Optional(TtySizeSchema),
+  /**
+   * The client's stdout and stderr are one file (a pipe, a terminal, -O's
+   * temp file): give the job one pipe for both, so their order is kept.
+   * Everything then arrives as stream 1.
+   */
+  mergeOutput: Type.Optional(Type.Boolean()),
+});
+export type JobMessage = Static<typeof JobSchema>;
+
+/** Client -> agent: `bytes` of job `id`'s output were consumed (flow control). */
+const AckSchema = Type.Object({
+  type: Type.Literal('ack'),
+  id: Id,
+  bytes: Count,
+});
+export type AckMessage = Static<typeof AckSchema>;
+
+/** Client -> agent: stop job `id` (signal name, e.g. SIGINT; default SIGTERM). */
+const CancelSchema = Type.Object({
+  type: Type.Literal('cancel'),
+  id: Id,
+  signal: Type.Optional(Type.String({ maxLength: 32 })),
+});
+export type CancelMessage = Static<typeof CancelSchema>;
+
+/** Client -> agent: check that `path` holds `content` (shared file system). */
+const ProbeSchema = Type.Object({
+  type: Type.Literal('probe'),
+  id: Id,
+  path: Type.String(),
+  content: Type.String(),
+});
+export type ProbeMessage = Static<typeof ProbeSchema>;
+
+const PingSchema = Type.Object({
+  type: Type.Literal('ping'),
+  seq: SafeInt,
+});
+export type PingMessage = Static<typeof PingSchema>;
+
+/** Client -> agent: who is connected and what runs here (`mpm status`, `mpm top`). */
+const StatusRequestSchema = Type.Object({
+  type: Type.Literal('status-request'),
+  id: Id,
+});
+export type StatusRequestMessage = Static<typeof StatusRequestSchema>;
 
 /**
  * Client -> agent: take job `id` back if it is still queued (another node
  * has a free slot). Answered by `withdrawn` if it was; ignored if it has
  * started (a `started` is then on its way).
  */
-export interface WithdrawMessage {
-  type: 'withdraw';
-  id: number;
-}
+const WithdrawSchema = Type.Object({
+  type: Type.Literal('withdraw'),
+  id: Id,
+});
+export type WithdrawMessage = Static<typeof WithdrawSchema>;
 
-/** Agent -> client: job `id` left the queue unstarted; the client places it again. */
-export interface WithdrawnMessage {
-  type: 'withdrawn';
-  id: number;
-}
+// ---- The two directions ----------------------------------------------------
 
-export type AgentToClient =
-  | HelloMessage
-  | JobStateMessage
-  | WithdrawnMessage
-  | WelcomeMessage
-  | LoadMessage
-  | DataMessage
-  | ExitMessage
-  | ProbeResultMessage
-  | PongMessage
-  | StatusMessage
-  | ErrorMessage;
+const AGENT_TO_CLIENT = [
+  HelloSchema,
+  JobStateSchema,
+  WithdrawnSchema,
+  WelcomeSchema,
+  LoadSchema,
+  DataSchema,
+  ExitSchema,
+  ProbeResultSchema,
+  PongSchema,
+  StatusSchema,
+  ErrorSchema,
+] as const;
 
-export type ClientToAgent =
-  | AuthMessage
-  | WithdrawMessage
-  | JobMessage
-  | AckMessage
-  | CancelMessage
-  | ProbeMessage
-  | PingMessage
-  | StatusRequestMessage
-  | ErrorMessage;
+const CLIENT_TO_AGENT = [
+  AuthSchema,
+  WithdrawSchema,
+  JobSchema,
+  AckSchema,
+  CancelSchema,
+  ProbeSchema,
+  PingSchema,
+  StatusRequestSchema,
+  ErrorSchema,
+] as const;
 
+export type AgentToClient = Static<(typeof AGENT_TO_CLIENT)[number]>;
+export type ClientToAgent = Static<(typeof CLIENT_TO_AGENT)[number]>;
 export type Message = AgentToClient | ClientToAgent;
 
-const isObj = (v: unknown): v is Record<string, unknown> =>
-  typeof v === 'object' && v !== null && !Array.isArray(v);
-const isInt = (v: unknown): v is number => Number.isInteger(v);
-const isStr = (v: unknown): v is string => typeof v === 'string';
-const isBytes = (v: unknown): v is Uint8Array => v instanceof Uint8Array;
-const isText = (v: unknown): v is WireText => isStr(v) || isBytes(v);
-const isTextArr = (v: unknown): v is WireText[] => Array.isArray(v) && v.every(isText);
-const isTextRecord = (v: unknown): v is Record<string, WireText> =>
-  isObj(v) && Object.values(v).every(isText);
-const isStatusClient = (v: unknown): boolean =>
-  isObj(v) &&
-  isStr(v['user']) &&
-  isStr(v['host']) &&
-  isInt(v['pid']) &&
-  isStr(v['build']) &&
-  isInt(v['running']) &&
-  isInt(v['queued']);
-const isStatusJob = (v: unknown): boolean =>
-  isObj(v) &&
-  isStr(v['build']) &&
-  isStr(v['command']) &&
-  isStr(v['cwd']) &&
-  (v['startedAtMs'] === null || typeof v['startedAtMs'] === 'number');
+/** The schemas, for tools that generate or explore messages (the fuzzer). */
+export const messageSchemas = { agentToClient: AGENT_TO_CLIENT, clientToAgent: CLIENT_TO_AGENT };
+
+// ---- Validation ------------------------------------------------------------
+
+type MessageSchema = TObject;
+
+/** The `type` values a message schema accepts (a literal, or a union of literals). */
+function typeNames(schema: MessageSchema): string[] {
+  const t = schema.properties['type'] as { const?: string; anyOf?: { const: string }[] };
+  return t.anyOf ? t.anyOf.map((l) => l.const) : [t.const ?? ''];
+}
+
+/**
+ * One validator per direction: a table from `type` to the compiled check of
+ * that message's schema (one lookup and one generated function per frame).
+ */
+function messageChecker<T>(schemas: readonly MessageSchema[]): (v: unknown) => T | string {
+  const checks = new Map<string, TypeCheck<MessageSchema>>();
+  for (const schema of schemas) {
+    const check = TypeCompiler.Compile(schema);
+    for (const name of typeNames(schema)) checks.set(name, check);
+  }
+  return (v: unknown): T | string => {
+    if (typeof v !== 'object' || v === null || Array.isArray(v) || v instanceof Uint8Array) {
+      return 'message is not a map';
+    }
+    // Own property only: an inherited `type` (a prototype) is no message type.
+    const type: unknown = Object.hasOwn(v, 'type') ? (v as { type: unknown }).type : undefined;
+    if (typeof type !== 'string') return `unknown message type ${typeof type}`;
+    const check = checks.get(type);
+    if (!check) return `unknown message type ${JSON.stringify(type.slice(0, 40))}`;
+    if (check.Check(v)) return v as T;
+    return `malformed ${type}${firstError(check, v)}`;
+  };
+}
+
+/** ": <path> <what was expected>" for the first error, bounded and printable. */
+function firstError(check: TypeCheck<MessageSchema>, v: unknown): string {
+  try {
+    const e = check.Errors(v).First();
+    if (!e) return '';
+    const path = JSON.stringify(e.path.slice(0, 60));
+    return `: ${path} ${e.message.slice(0, 80)}`;
+  } catch {
+    return '';
+  }
+}
 
 /**
  * Validates a decoded value as a message the agent accepts. Returns an
  * explanation when it is not one, so a hostile or broken client gets an
  * error frame naming what was wrong instead of crashing the agent.
  */
-export function checkClientMessage(v: unknown): ClientToAgent | string {
-  if (!isObj(v)) return 'message is not a map';
-  switch (v['type']) {
-    case 'auth':
-      return isInt(v['version']) &&
-        isBytes(v['proof']) &&
-        isObj(v['client']) &&
-        (v['nonce'] === undefined || (isBytes(v['nonce']) && v['nonce'].length <= MAX_NONCE_BYTES))
-        ? (v as unknown as AuthMessage)
-        : 'malformed auth';
-    case 'job': {
-      const tty = v['tty'];
-      const ttyOk = tty === undefined || (isObj(tty) && isInt(tty['cols']) && isInt(tty['rows']));
-      return isInt(v['id']) &&
-        isTextArr(v['argv']) &&
-        (v['argv'] as WireText[]).length > 0 &&
-        isStr(v['cwd']) &&
-        isTextRecord(v['env']) &&
-        isInt(v['umask']) &&
-        (v['mergeOutput'] === undefined || typeof v['mergeOutput'] === 'boolean') &&
-        ttyOk
-        ? (v as unknown as JobMessage)
-        : 'malformed job';
-    }
-    case 'ack':
-      return isInt(v['id']) && isInt(v['bytes']) ? (v as unknown as AckMessage) : 'malformed ack';
-    case 'cancel':
-      return isInt(v['id']) && (v['signal'] === undefined || isStr(v['signal']))
-        ? (v as unknown as CancelMessage)
-        : 'malformed cancel';
-    case 'probe':
-      return isInt(v['id']) && isStr(v['path']) && isStr(v['content'])
-        ? (v as unknown as ProbeMessage)
-        : 'malformed probe';
-    case 'ping':
-      return isInt(v['seq']) ? (v as unknown as PingMessage) : 'malformed ping';
-    case 'withdraw':
-      return isInt(v['id']) ? (v as unknown as WithdrawMessage) : 'malformed withdraw';
-    case 'status-request':
-      return isInt(v['id']) ? (v as unknown as StatusRequestMessage) : 'malformed status-request';
-    case 'error':
-      return isStr(v['code']) && isStr(v['message'])
-        ? (v as unknown as ErrorMessage)
-        : 'malformed error';
-    default:
-      return `unknown message type ${JSON.stringify(String(v['type'])).slice(0, 40)}`;
-  }
-}
+export const checkClientMessage: (v: unknown) => ClientToAgent | string =
+  messageChecker<ClientToAgent>(CLIENT_TO_AGENT);
 
 /** Validates a decoded value as a message the client accepts. */
-export function checkAgentMessage(v: unknown): AgentToClient | string {
-  if (!isObj(v)) return 'message is not a map';
-  switch (v['type']) {
-    case 'hello':
-      return isInt(v['version']) && isBytes(v['challenge'])
-        ? (v as unknown as HelloMessage)
-        : 'malformed hello';
-    case 'welcome':
-      return isStr(v['nodeId']) &&
-        isStr(v['instance']) &&
-        isInt(v['slots']) &&
-        (v['proof'] === undefined || isBytes(v['proof']))
-        ? (v as unknown as WelcomeMessage)
-        : 'malformed welcome';
-    case 'load':
-      return isInt(v['slots']) && isInt(v['running']) && isInt(v['queued'])
-        ? (v as unknown as LoadMessage)
-        : 'malformed load';
-    case 'data':
-      return isInt(v['id']) && (v['stream'] === 1 || v['stream'] === 2) && isBytes(v['bytes'])
-        ? (v as unknown as DataMessage)
-        : 'malformed data';
-    case 'exit':
-      return isInt(v['id']) &&
-        (v['code'] === null || isInt(v['code'])) &&
-        (v['signal'] === null || isStr(v['signal']))
-        ? (v as unknown as ExitMessage)
-        : 'malformed exit';
-    case 'probe-result':
-      return isInt(v['id']) && typeof v['ok'] === 'boolean' && isStr(v['reason'])
-        ? (v as unknown as ProbeResultMessage)
-        : 'malformed probe-result';
-    case 'pong':
-      return isInt(v['seq']) ? (v as unknown as PongMessage) : 'malformed pong';
-    case 'queued':
-    case 'started':
-      return isInt(v['id']) ? (v as unknown as JobStateMessage) : `malformed ${v['type']}`;
-    case 'withdrawn':
-      return isInt(v['id']) ? (v as unknown as WithdrawnMessage) : 'malformed withdrawn';
-    case 'status':
-      return isInt(v['id']) &&
-        Array.isArray(v['clients']) &&
-        v['clients'].every(isStatusClient) &&
-        Array.isArray(v['jobs']) &&
-        v['jobs'].every(isStatusJob) &&
-        (v['jobsLeftOut'] === undefined || isInt(v['jobsLeftOut']))
-        ? (v as unknown as StatusMessage)
-        : 'malformed status';
-    case 'error':
-      return isStr(v['code']) && isStr(v['message'])
-        ? (v as unknown as ErrorMessage)
-        : 'malformed error';
-    default:
-      return `unknown message type ${JSON.stringify(String(v['type'])).slice(0, 40)}`;
-  }
-}
+export const checkAgentMessage: (v: unknown) => AgentToClient | string =
+  messageChecker<AgentToClient>(AGENT_TO_CLIENT);

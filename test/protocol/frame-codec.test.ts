@@ -33,7 +33,7 @@ t.test('EOF mid-frame and invalid msgpack are errors', async (t) => {
 });
 
 t.test('validation names what is wrong', async (t) => {
-  t.equal(checkClientMessage({ type: 'job', id: 1 }), 'malformed job');
+  t.match(checkClientMessage({ type: 'job', id: 1 }), /^malformed job: /);
   t.match(checkClientMessage({ type: 'rm -rf' }), /unknown message type/);
   t.equal(checkClientMessage([1, 2]), 'message is not a map');
   t.equal(
