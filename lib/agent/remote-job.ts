@@ -1,11 +1,13 @@
 import type {
   DataMessage,
   ExitMessage,
+  InputWait,
   JobMessage,
   JobStateMessage,
 } from '../protocol/messages.js';
 import { tracer } from '../trace.js';
 import type { AgentLog } from './agent-log.js';
+import { revalidateInputs, seeFiles } from './file-seen.js';
 import { buildJobCommand } from './job-command.js';
 import { killGroup, type JobOutcome, type JobProcess } from './job-process.js';
 import type { RunAs } from './run-as.js';
@@ -48,6 +50,9 @@ export class RemoteJob {
   /** Set once the client is gone: output is read and dropped, nothing is sent. */
   private detached = false;
   private killTimer: NodeJS.Timeout | undefined;
+  /** A signal that came while the inputs were being revalidated. */
+  private earlySignal: NodeJS.Signals | undefined;
+  private inputWait: InputWait | undefined;
 
   constructor(
     readonly message: JobMessage,
@@ -56,7 +61,10 @@ export class RemoteJob {
     private readonly onFinish: (job: RemoteJob) => void,
     /** The user the job runs as (`--user`, MUNGE); undefined = the agent's own. */
     private readonly runAs?: RunAs,
-    /** The agent's --root directories, checked again where the job starts. */
+    /**
+     * The agent's --root directories, checked again where the job starts;
+     * only files under them are stat'ed for the client.
+     */
     private readonly roots: readonly string[] = [],
   ) {}
 
@@ -78,6 +86,29 @@ export class RemoteJob {
     this.state = 'running';
     this.startedAtMs = Date.now();
     if (this.announcedQueued) this.sink.send({ type: 'started', id: this.id });
+    const inputs = this.message.inputs;
+    if (inputs === undefined || inputs.length === 0) return this.launch();
+    // Inputs another machine wrote in this build: wait until this node
+    // sees them as their writer did, so the job reads no stale file.
+    void revalidateInputs(inputs, this.message.fsWaitMs ?? 2000, 'another machine').then((w) => {
+      this.inputWait = w;
+      if (this.earlySignal !== undefined || this.detached) {
+        return this.finish({ code: null, signal: this.earlySignal ?? 'SIGTERM' });
+      }
+      if (w.stale.length === 0) return this.launch();
+      const text =
+        `mpmake: ${w.stale.join(', ')} still look${w.stale.length === 1 ? 's' : ''} different ` +
+        `on this node after ${Math.round(w.lagMs)} ms (--mp-fs-wait=${this.message.fsWaitMs ?? 2000}) ` +
+        `than where ${w.stale.length === 1 ? 'it was' : 'they were'} written in this build: the node's ` +
+        'file system caches (NFS: lookupcache=all, actimeo; sshfs: dir_cache, attr_timeout, ' +
+        'negative_timeout) are older than the file, and the job would read stale data; not ' +
+        'running it (MPM_ERR_FS_STALE). Raise --mp-fs-wait, or mount with shorter caches\n';
+      this.sink.send({ type: 'data', id: this.id, stream: 2, bytes: Buffer.from(text) });
+      this.finish({ code: 127, signal: null });
+    });
+  }
+
+  private launch(): void {
     const { env } = this.message;
     const jobEnv = { ...env, MPMAKE_REMOTE: '1' };
     // Plain pipe jobs of the agent's own user go through the spawner (a
@@ -125,6 +156,7 @@ export class RemoteJob {
 
   /** Signals the job's process group; SIGKILL follows after KILL_GRACE_MS. */
   signal(signal: NodeJS.Signals): void {
+    if (this.state === 'running' && !this.process) this.earlySignal ??= signal;
     if (this.state !== 'running' || !this.process) return;
     trace(`job ${this.id}: ${signal} to process group ${this.process.pid}`);
     this.process.kill(signal);
@@ -160,16 +192,26 @@ export class RemoteJob {
     this.state = 'finished';
     const now = Date.now();
     trace(`job ${this.id}: ended ${outcome.signal ?? `status ${outcome.code}`}`);
-    if (!this.detached) {
-      this.sink.send({
-        type: 'exit',
-        id: this.id,
-        code: outcome.code,
-        signal: outcome.signal,
-        runMs: now - this.startedAtMs,
-        queuedMs: this.startedAtMs - this.queuedAtMs,
-      });
+    const exit: ExitMessage = {
+      type: 'exit',
+      id: this.id,
+      code: outcome.code,
+      signal: outcome.signal,
+      runMs: now - this.startedAtMs,
+      queuedMs: this.startedAtMs - this.queuedAtMs,
+    };
+    if (this.inputWait) exit.inputWait = this.inputWait;
+    const produces = this.message.produces;
+    // What the job wrote, as this node sees it now that its processes have
+    // exited: the client waits until it sees the same before make does.
+    if (this.detached || outcome.code !== 0 || !produces || produces.length === 0) {
+      if (!this.detached) this.sink.send(exit);
+      this.onFinish(this);
+      return;
     }
-    this.onFinish(this);
+    void seeFiles(produces, this.roots.length > 0 ? this.roots : ['/']).then((seen) => {
+      if (!this.detached) this.sink.send({ ...exit, seen });
+      this.onFinish(this);
+    });
   }
 }

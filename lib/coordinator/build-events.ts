@@ -26,6 +26,13 @@ export interface JobEndEvent extends JobStartEvent {
   runMs: number;
   /** Set when the job could not run at all. */
   error?: string;
+  /**
+   * The wait until the client saw the job's targets as its node did
+   * (--mp-fs-wait): how long, how many retries, files still stale.
+   */
+  fs?: { lagMs: number; retries: number; stale: string[] };
+  /** The same on the node, for inputs written elsewhere, before the job started. */
+  inputWait?: { lagMs: number; retries: number; stale: string[] };
 }
 
 export interface BuildEvents {

@@ -1,6 +1,7 @@
 import { writeFileAtomic } from '../output-file.js';
 import type { LeftOut, Rerun } from './cluster.js';
 import type { SameAgent } from './node-identity.js';
+import type { FsReport } from '../report/fs-lag.js';
 
 /** What a build leaves behind for people (one line) and CI (JSON). */
 export interface BuildReport {
@@ -40,6 +41,12 @@ export interface BuildReport {
    * secrets (or match --mp-env-deny): names only, sorted, never values.
    */
   heldBackEnv?: string[];
+  /**
+   * Visibility lag on the shared file system (--mp-fs-wait): until the
+   * client saw each job's targets as its node did, and until nodes saw
+   * inputs written elsewhere; p50/p99/max, retries, files past the bound.
+   */
+  fs?: FsReport;
 }
 
 /** The one line naming the variables held back from nodes, or undefined when none were. */
@@ -58,9 +65,12 @@ export function summaryLine(r: BuildReport): string {
   const par = r.parallelism
     ? `, parallelism peak ${r.parallelism.peak} mean ${r.parallelism.mean.toFixed(2)}`
     : '';
+  const stale = r.fs ? r.fs.targets.pastBound + r.fs.inputs.pastBound : 0;
+  const fs =
+    stale > 0 ? `; ${stale} file${stale === 1 ? '' : 's'} still stale past --mp-fs-wait` : '';
   return (
     `mpmake: ${r.jobs.total} jobs: ${r.jobs.remote} remote (${perNode}), ${r.jobs.local} local, ` +
-    `${r.jobs.retried} re-run, ${r.jobs.failed} failed; ${r.slots} slots; ${secs} s${par}`
+    `${r.jobs.retried} re-run, ${r.jobs.failed} failed; ${r.slots} slots; ${secs} s${par}${fs}`
   );
 }
 

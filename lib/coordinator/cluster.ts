@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { JobMessage, TtySize, WireText } from '../protocol/messages.js';
+import type { FileSeen, InputWait, JobMessage, TtySize, WireText } from '../protocol/messages.js';
 import {
   explain,
   pick,
@@ -28,6 +28,22 @@ export interface JobSpec {
   umask: number;
   tty?: TtySize;
   mergeOutput?: boolean;
+  /** Files the node stats after the job (its targets); see JobMessage. */
+  produces?: string[];
+  /**
+   * Files the job reads that were written in this build by another machine
+   * than the node at `address` (asked again when the job moves or re-runs).
+   */
+  inputsFor?: (address: string) => FileSeen[];
+  fsWaitMs?: number;
+}
+
+/** What the node saw of the files: the job's targets after it, its inputs before it. */
+export interface FilesAtExit {
+  /** The node's address (where the files were written). */
+  address: string;
+  seen?: FileSeen[];
+  inputWait?: InputWait;
 }
 
 /** Where a job's results go (the shim connection, in mpmake). */
@@ -39,6 +55,7 @@ export interface JobSink {
     signal: string | null,
     nodeId: string,
     timing: { queuedMs: number; runMs: number },
+    files?: FilesAtExit,
   ): void;
   /** The job could not run anywhere; `message` says why. */
   fail(code: string, message: string): void;
@@ -399,7 +416,10 @@ export class Cluster extends EventEmitter<ClusterEvents> {
     job.withdrawing = false;
     job.sentAtMs = Date.now();
     this.jobs.set(job.id, job);
-    const msg: JobMessage = { type: 'job', id: job.id, ...job.spec };
+    const { inputsFor, ...spec } = job.spec;
+    const msg: JobMessage = { type: 'job', id: job.id, ...spec };
+    const inputs = inputsFor?.(node.address);
+    if (inputs && inputs.length > 0) msg.inputs = inputs;
     node.send(msg);
     this.stats.remote++;
     this.stats.perNode.set(node.nodeId, (this.stats.perNode.get(node.nodeId) ?? 0) + 1);
@@ -417,10 +437,16 @@ export class Cluster extends EventEmitter<ClusterEvents> {
       const job = this.jobs.get(m.id);
       if (!job || job.node !== node) return;
       this.jobs.delete(m.id);
-      job.sink.exit(m.code, m.signal, node.nodeId, {
-        queuedMs: m.queuedMs ?? 0,
-        runMs: m.runMs ?? 0,
-      });
+      const files: FilesAtExit = { address: node.address };
+      if (m.seen) files.seen = m.seen;
+      if (m.inputWait) files.inputWait = m.inputWait;
+      job.sink.exit(
+        m.code,
+        m.signal,
+        node.nodeId,
+        { queuedMs: m.queuedMs ?? 0, runMs: m.runMs ?? 0 },
+        files,
+      );
     });
     node.on('job-queued', (id, queued) => {
       const job = this.jobs.get(id);

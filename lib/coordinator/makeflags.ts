@@ -25,7 +25,7 @@ const isJobsWord = (w: string): boolean => /^-j[0-9]*$/.test(w) || /^--jobs(=|$)
 
 /**
  * What a node's job sees: no `SHELL=` (it names the client's shim) or
- * `MPMAKE_TARGET=` (mpmake's own), no
+ * `MPMAKE_TARGET=`, `MPMAKE_PREREQS=` (mpmake's own), no
  * jobserver or sync-mutex words (they name fds and files that exist only on
  * the client), so a remote make, cargo or `gcc -flto=jobserver` starts its
  * own pool instead of touching fds that aren't there.
@@ -39,7 +39,8 @@ export function cleanMakeflagsForRemote(
   const dashdash = words.indexOf('--');
   const kept = words.filter((w, i) => {
     if (JOBSERVER_WORD.test(w)) return false;
-    if (dashdash >= 0 && i > dashdash && /^(SHELL|MPMAKE_TARGET):?=/.test(w)) return false;
+    if (dashdash >= 0 && i > dashdash && /^(SHELL|MPMAKE_TARGET|MPMAKE_PREREQS):?=/.test(w))
+      return false;
     const isVar = dashdash >= 0 && i > dashdash;
     const name = isVar ? /^([^=:+?!]+?)(?::{1,3}|[+?!])?=/.exec(w)?.[1] : undefined;
     if (name !== undefined && dropVariable?.(name.replace(/\\(.)/g, '$1'))) return false;

@@ -21,10 +21,19 @@ import { RecipeRouter } from './recipe-router.js';
 import { makeRunDir } from './run-dir.js';
 import { ShellResolver } from './shell-resolver.js';
 import { ShimServer } from './shim-server.js';
+import { WriteLog } from './write-log.js';
+import type { JobEndEvent } from './build-events.js';
+import { fsReport } from '../report/fs-lag.js';
 
 const trace = tracer('coordinator');
 const VERSION = '0.1.0';
 const AUDIT_INTERVAL_MS = 500;
+/**
+ * Each recipe's prerequisites, as make exports them to it (like
+ * MPMAKE_TARGET=$@): the router sends a job the ones another machine wrote
+ * in this build, so its node waits until it sees them as written.
+ */
+const MPMAKE_PREREQS = 'MPMAKE_PREREQS=$^ $|';
 
 export interface MpmakeResult extends MakeResult {
   report?: BuildReport;
@@ -163,7 +172,7 @@ async function nestedMake(
     const shim = join(dirname(sock), 'sh');
     const { done } = runMake(
       options.make,
-      [...args, `SHELL=${shim}`, 'MPMAKE_TARGET=$@'],
+      [...args, `SHELL=${shim}`, 'MPMAKE_TARGET=$@', MPMAKE_PREREQS],
       makeEnv,
       pool.fds,
     );
@@ -253,10 +262,16 @@ async function clusterMake(
       fallback: !options.noFallback,
       warn: say,
       envFilter: envFilter({ allow: options.envAllow, deny: options.envDeny }),
+      fsWaitMs: options.fsWaitMs,
+      writes: new WriteLog(started),
     });
     const observers = attachObservers(router, cluster, {
       trace: options.trace,
       progress: !options.quiet && process.stderr.isTTY === true,
+    });
+    const ends: JobEndEvent[] = [];
+    router.on('job-end', (e) => {
+      if (e.fs || e.inputWait) ends.push(e);
     });
     server = new ShimServer((req, conn) => router.handle(req, conn));
     const sock = `${runDir.path}/shim.sock`;
@@ -288,7 +303,7 @@ async function clusterMake(
     // SHELLs, and to name jobs in traces) at no cost.
     const { done } = runMake(
       options.make,
-      [...args, `SHELL=${shim.shellPath}`, 'MPMAKE_TARGET=$@'],
+      [...args, `SHELL=${shim.shellPath}`, 'MPMAKE_TARGET=$@', MPMAKE_PREREQS],
       makeEnv,
       pool.fds,
     );
@@ -301,6 +316,8 @@ async function clusterMake(
           `mpmake: ${tokens.lost} jobserver tokens were not returned (a client died holding them)`,
         );
 
+      // The last shims' lag reports may still be on their way.
+      await router.settled();
       const dispatched = cluster.stats.remote - cluster.stats.retried;
       const onClient = cluster.stats.perNode.get('local') ?? 0;
       const report: BuildReport = {
@@ -339,6 +356,7 @@ async function clusterMake(
           tokensRefilled: pool.own?.stats.refilled ?? 0,
         },
         heldBackEnv: [...router.heldBackEnv].sort(),
+        fs: fsReport(options.fsWaitMs, ends),
       };
       observers.finish(report);
       if (options.report) writeReportQuietly(options.report, report);

@@ -24,6 +24,8 @@ export interface MpmakeOptions {
   connectTimeoutMs: number;
   heartbeatTimeoutMs: number;
   maxClockSkewMs: number;
+  /** --mp-fs-wait: bound on waiting to see a file as its writer did; 0 = off. */
+  fsWaitMs: number;
   /** TLS to every agent (they run with `--tls`), keyed by the secret. */
   tls: boolean;
   /** Names (or `*` patterns) shipped to nodes even when they look like secrets. */
@@ -63,6 +65,7 @@ const SPEC: Record<string, { kind: Kind; env: string; key: string }> = {
   'connect-timeout': { kind: 'ms', env: 'MPMAKE_CONNECT_TIMEOUT', key: 'connectTimeoutMs' },
   'heartbeat-timeout': { kind: 'ms', env: 'MPMAKE_HEARTBEAT_TIMEOUT', key: 'heartbeatTimeoutMs' },
   'max-clock-skew': { kind: 'ms', env: 'MPMAKE_MAX_CLOCK_SKEW', key: 'maxClockSkewMs' },
+  'fs-wait': { kind: 'ms', env: 'MPMAKE_FS_WAIT', key: 'fsWaitMs' },
   tls: { kind: 'bool', env: 'MPMAKE_TLS', key: 'tls' },
   'env-allow': { kind: 'string', env: 'MPMAKE_ENV_ALLOW', key: 'envAllow' },
   'env-deny': { kind: 'string', env: 'MPMAKE_ENV_DENY', key: 'envDeny' },
@@ -70,6 +73,19 @@ const SPEC: Record<string, { kind: Kind; env: string; key: string }> = {
   help: { kind: 'bool', env: '', key: 'help' },
   version: { kind: 'bool', env: '', key: 'version' },
 };
+
+/** Default of --mp-fs-wait, ms: past NFS's 1 s and sshfs's usual cache times' first retries. */
+export const DEFAULT_FS_WAIT_MS = 2000;
+
+function fsWait(v: { value: string; from: string } | undefined): number {
+  if (!v) return DEFAULT_FS_WAIT_MS;
+  if (!/^[0-9]+$/.test(v.value) || Number(v.value) > 600_000) {
+    throw new UsageError(
+      `${v.from} must be a number of milliseconds from 0 (do not check) to 600000, not "${v.value}"`,
+    );
+  }
+  return Number(v.value);
+}
 
 export interface ParsedArgs {
   options: MpmakeOptions;
@@ -249,6 +265,7 @@ export function parseArgs(
     connectTimeoutMs: ms('connect-timeout', 3000),
     heartbeatTimeoutMs: ms('heartbeat-timeout', 5000),
     maxClockSkewMs: ms('max-clock-skew', 1000),
+    fsWaitMs: fsWait(get('fs-wait')),
     tls,
     envAllow: nameList(get('env-allow')),
     envDeny: nameList(get('env-deny')),
@@ -329,6 +346,9 @@ Options (environment variable; config file key):
   --mp-connect-timeout=MS  per-agent connect timeout [3000]
   --mp-heartbeat-timeout=MS  silence after which a node is down [5000]
   --mp-max-clock-skew=MS   largest tolerated clock difference [1000]
+  --mp-fs-wait=MS          wait at most this long to see a file as the machine that
+                           wrote it in this build did (shared file system caches);
+                           0: do not check (MPMAKE_FS_WAIT; fsWaitMs) [2000]
   --mp-tls                 TLS to every agent (agents run with --tls); needs the
                            secret (MPMAKE_TLS=1; tls)
   --mp-env-allow=NAMES     ship these variables even though they look like

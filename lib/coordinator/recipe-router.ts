@@ -1,15 +1,17 @@
 import { EventEmitter } from 'node:events';
+import { resolve } from 'node:path';
 import type { ShimRequest } from '../shim/shim-protocol.js';
 import {
   SHIM_FLAG_SAME_OUTPUT,
   SHIM_FLAG_STDERR_TTY,
   SHIM_FLAG_STDOUT_TTY,
 } from '../shim/shim-protocol.js';
-import type { BuildEvents, JobStartEvent } from './build-events.js';
-import type { Cluster, JobSpec } from './cluster.js';
+import type { BuildEvents, JobEndEvent, JobStartEvent } from './build-events.js';
+import type { Cluster, FilesAtExit, JobSpec } from './cluster.js';
 import type { EnvFilter } from './env-filter.js';
 import { remoteEnv } from './remote-env.js';
-import type { ShimConnection } from './shim-server.js';
+import type { Expectation, ShimConnection } from './shim-server.js';
+import { prerequisites, type WriteLog } from './write-log.js';
 import type { ShellResolver } from './shell-resolver.js';
 
 export interface RouterStats {
@@ -34,6 +36,13 @@ export interface RouterOptions {
   warn: (line: string) => void;
   /** Which variables stay on the client; default: those that look like secrets. */
   envFilter?: EnvFilter;
+  /**
+   * --mp-fs-wait: how long the shim (for a job's targets) and a node (for
+   * its inputs) wait to see files as their writer did; 0: not at all.
+   */
+  fsWaitMs: number;
+  /** Where files of this build were written (needed when fsWaitMs > 0). */
+  writes?: WriteLog;
 }
 
 /**
@@ -46,6 +55,8 @@ export class RecipeRouter extends EventEmitter<BuildEvents> {
   /** Names of the variables held back from nodes so far (never their values). */
   readonly heldBackEnv = new Set<string>();
   private readonly live = new Set<ShimConnection>();
+  /** Shims still revalidating a job's targets (their lag report to come). */
+  private readonly revalidating = new Set<Promise<unknown>>();
   private seq = 0;
 
   constructor(
@@ -64,9 +75,26 @@ export class RecipeRouter extends EventEmitter<BuildEvents> {
     this.options.warn(`mpmake: ${reason}; running the remaining recipes locally`);
   }
 
+  /** Resolves once every shim's report of its wait has arrived (or its shim is gone). */
+  async settled(): Promise<void> {
+    await Promise.all([...this.revalidating]);
+  }
+
   /** Jobs whose shim is still connected. */
   get active(): number {
     return this.live.size;
+  }
+
+  /** What the shim must see before make gets a success: the node's view of the targets. */
+  private expectation(
+    code: number | null,
+    signal: string | null,
+    nodeId: string,
+    files: FilesAtExit | undefined,
+  ): Expectation | undefined {
+    if (code !== 0 || signal !== null || !files?.seen || files.seen.length === 0) return undefined;
+    if (this.options.fsWaitMs <= 0) return undefined;
+    return { waitMs: this.options.fsWaitMs, from: nodeId, files: files.seen };
   }
 
   handle(req: ShimRequest, conn: ShimConnection): void {
@@ -98,9 +126,12 @@ export class RecipeRouter extends EventEmitter<BuildEvents> {
       }
       this.warnGone('no agent is reachable');
     }
+    const targetPath = target === undefined ? undefined : resolve(req.cwd, target);
+    const writes = this.options.fsWaitMs > 0 ? this.options.writes : undefined;
     if (choice.kind !== 'node') {
       this.stats.local++;
       this.emit('job-start', start);
+      if (targetPath !== undefined) writes?.wroteOnClient(targetPath);
       conn.runLocally(shell);
       // The line runs in the shim now; its end is not seen here.
       this.emit('job-end', {
@@ -121,6 +152,16 @@ export class RecipeRouter extends EventEmitter<BuildEvents> {
       env,
       umask: req.umask,
     };
+    if (writes) {
+      spec.fsWaitMs = this.options.fsWaitMs;
+      if (targetPath !== undefined) spec.produces = [targetPath];
+      const prereqs = prerequisites(
+        typeof req.env['MPMAKE_PREREQS'] === 'string' ? req.env['MPMAKE_PREREQS'] : undefined,
+      );
+      if (prereqs.length > 0) {
+        spec.inputsFor = (address) => writes.inputsFor(address, req.cwd, prereqs);
+      }
+    }
     const bothTty =
       (req.flags & SHIM_FLAG_STDOUT_TTY) !== 0 && (req.flags & SHIM_FLAG_STDERR_TTY) !== 0;
     const tty = this.options.color === 'always' || (this.options.color === 'auto' && bothTty);
@@ -133,11 +174,24 @@ export class RecipeRouter extends EventEmitter<BuildEvents> {
         this.emit('job-output');
         conn.write(stream, bytes, consumed);
       },
-      exit: (code, signal, nodeId, timing) => {
+      exit: (code, signal, nodeId, timing, files) => {
         this.live.delete(conn);
         if (signal !== null || code !== 0) this.stats.failed++;
-        conn.exit(code, signal);
-        this.emit('job-end', { ...start, nodeId, endedAtMs: Date.now(), code, signal, ...timing });
+        const expect = this.expectation(code, signal, nodeId, files);
+        if (files?.seen) writes?.wroteOnNode(files.address, files.seen);
+        const endedAtMs = Date.now();
+        const waiting = conn.exit(code, signal, expect);
+        this.revalidating.add(waiting);
+        void waiting.then((fresh) => {
+          this.revalidating.delete(waiting);
+          const end: JobEndEvent = { ...start, nodeId, endedAtMs, code, signal, ...timing };
+          if (fresh) {
+            end.fs = fresh;
+            if (fresh.stale.length > 0) this.stats.failed++;
+          }
+          if (files?.inputWait) end.inputWait = files.inputWait;
+          this.emit('job-end', end);
+        });
       },
       runLocally: (reason) => {
         if (!this.options.fallback || conn.closed) return false;

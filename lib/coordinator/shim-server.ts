@@ -2,8 +2,12 @@ import { EventEmitter } from 'node:events';
 import { createServer, type Server, type Socket } from 'node:net';
 import { constants as osConstants } from 'node:os';
 import {
+  decodeFresh,
   decodeRequest,
   exitFrame,
+  expectPayload,
+  type ExpectedFile,
+  type FreshReport,
   ShimFrame,
   ShimFrameReader,
   shimFrame,
@@ -18,6 +22,16 @@ export interface ShimConnectionEvents {
   cancel: [string];
   /** The shim went away (killed, or done). */
   close: [];
+  /** The shim revalidated the job's targets: how long it waited. */
+  fresh: [FreshReport];
+}
+
+/** What the shim must wait for before make gets a success. */
+export interface Expectation {
+  waitMs: number;
+  /** The node that wrote the files, for the warning. */
+  from: string;
+  files: ExpectedFile[];
 }
 
 /** The coordinator's end of one shim's connection. */
@@ -44,16 +58,42 @@ export class ShimConnection extends EventEmitter<ShimConnectionEvents> {
     );
   }
 
-  exit(code: number | null, signal: string | null): void {
+  /**
+   * The job's end. With `expect` (a success whose targets another machine
+   * wrote), the shim first waits until it sees them as the node did;
+   * resolves with what it measured then, or undefined (no wait, or the
+   * shim went away).
+   */
+  exit(
+    code: number | null,
+    signal: string | null,
+    expect?: Expectation,
+  ): Promise<FreshReport | undefined> {
     const signo = signal ? (osConstants.signals[signal as NodeJS.Signals] ?? 9) : 0;
-    this.finish(exitFrame(signal ? -1 : (code ?? 127), signo));
+    const exit = exitFrame(signal ? -1 : (code ?? 127), signo);
+    if (!expect || expect.files.length === 0 || this.closed) {
+      this.finish(exit);
+      return Promise.resolve(undefined);
+    }
+    const report = new Promise<FreshReport | undefined>((resolve) => {
+      const done = (r?: FreshReport): void => {
+        this.off('fresh', done);
+        this.off('close', done);
+        resolve(r);
+      };
+      this.on('fresh', done);
+      this.on('close', done);
+    });
+    const payload = expectPayload(expect.waitMs, expect.from, expect.files);
+    this.finish(Buffer.concat([shimFrame(ShimFrame.Expect, payload), exit]));
+    return report;
   }
 
   /** An error the user must see (on the recipe's stderr), then exit 127. */
   fail(message: string): void {
     if (this.closed) return;
     this.socket.write(shimFrame(ShimFrame.Stderr, Buffer.from(`mpmake: ${message}\n`)));
-    this.exit(127, null);
+    void this.exit(127, null);
   }
 
   private finish(frame: Buffer): void {
@@ -104,6 +144,12 @@ export class ShimServer {
               return;
             }
             onRequest(req, conn);
+          } else if (f.type === ShimFrame.Fresh && requested) {
+            try {
+              conn.emit('fresh', decodeFresh(f.payload));
+            } catch (err) {
+              trace(`bad FRESH from a shim: ${(err as Error).message}`);
+            }
           } else if (f.type === ShimFrame.Cancel && f.payload.length >= 4) {
             const signo = f.payload.readUInt32BE(0);
             const name = Object.entries(osConstants.signals).find(([, n]) => n === signo)?.[0];

@@ -50,6 +50,35 @@ const TtySizeSchema = Type.Object({
 });
 export type TtySize = Static<typeof TtySizeSchema>;
 
+/** At most this many files in a job's `produces`, `inputs` or an exit's `seen`. */
+export const MAX_FILES_SEEN = 4096;
+
+/**
+ * What one machine saw of a file on the shared file system: absent, or its
+ * size, mtime (seconds and nanoseconds) and inode number (decimal text: 64
+ * bits do not fit a double).
+ */
+const FileSeenSchema = Type.Object({
+  path: Type.String(),
+  absent: Type.Optional(Type.Boolean()),
+  size: Type.Optional(Count),
+  mtimeS: Type.Optional(SafeInt),
+  mtimeNs: Type.Optional(Type.Integer({ minimum: 0, maximum: 999_999_999 })),
+  ino: Type.Optional(Type.String({ maxLength: 24 })),
+});
+export type FileSeen = Static<typeof FileSeenSchema>;
+const FileList = Type.Array(FileSeenSchema, { maxItems: MAX_FILES_SEEN });
+
+/** Revalidation of a job's inputs on its node, before it started. */
+const InputWaitSchema = Type.Object({
+  /** How long until the node saw every input as its writer did. */
+  lagMs: Num,
+  retries: Count,
+  /** Inputs still different when the wait bound passed. */
+  stale: Type.Array(Type.String(), { maxItems: MAX_FILES_SEEN }),
+});
+export type InputWait = Static<typeof InputWaitSchema>;
+
 const StreamIdSchema = Type.Union([Type.Literal(1), Type.Literal(2)]);
 export type StreamId = Static<typeof StreamIdSchema>;
 
@@ -118,6 +147,10 @@ const ExitSchema = Type.Object({
   /** Wall time the job ran on the node, and how long it waited in queue. */
   runMs: Num,
   queuedMs: Num,
+  /** What the node saw of the job's `produces` after its processes exited. */
+  seen: Type.Optional(FileList),
+  /** How the job's `inputs` were revalidated before it started. */
+  inputWait: Type.Optional(InputWaitSchema),
 });
 export type ExitMessage = Static<typeof ExitSchema>;
 
@@ -247,6 +280,17 @@ const JobSchema = Type.Object({
    * Everything then arrives as stream 1.
    */
   mergeOutput: Type.Optional(Type.Boolean()),
+  /**
+   * Files the job is to write (make's `$@`): stat'ed once its processes
+   * have exited, sent back in the exit's `seen`.
+   */
+  produces: Type.Optional(Type.Array(Type.String(), { maxItems: MAX_FILES_SEEN })),
+  /**
+   * Files it reads that another machine wrote in this build: before it
+   * starts, wait (at most `fsWaitMs`) until this node sees them as listed.
+   */
+  inputs: Type.Optional(FileList),
+  fsWaitMs: Type.Optional(Type.Integer({ minimum: 0, maximum: 600_000 })),
 });
 export type JobMessage = Static<typeof JobSchema>;
 

@@ -1,5 +1,12 @@
 import type { JobEndEvent } from '../coordinator/build-events.js';
 
+/** A wait until files looked as their writer saw them (--mp-fs-wait). */
+export interface FsWait {
+  lagMs: number;
+  retries: number;
+  stale: string[];
+}
+
 /**
  * One recipe line as the trace and the report see it, on the client's
  * clock (ms since epoch). The agent measures how long the line waited in
@@ -22,6 +29,9 @@ export interface JobSpan {
   code: number | null;
   signal: string | null;
   error?: string;
+  /** Visibility lag of its targets on the client, and of its inputs on its node. */
+  fs?: FsWait;
+  inputWait?: FsWait;
   /**
    * False when the run was not seen: a line placement gave back to the
    * client (it runs in the shim, whose end the coordinator does not see),
@@ -52,5 +62,7 @@ export function jobSpan(ev: JobEndEvent): JobSpan {
   };
   if (ev.target !== undefined) span.target = ev.target;
   if (ev.error !== undefined) span.error = ev.error;
+  if (ev.fs !== undefined) span.fs = ev.fs;
+  if (ev.inputWait !== undefined) span.inputWait = ev.inputWait;
   return span;
 }

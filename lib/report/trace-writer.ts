@@ -40,6 +40,8 @@ export function eventName(command: string): string {
   return line.length > NAME_MAX_CHARS ? line.slice(0, NAME_MAX_CHARS - 1) + '…' : line;
 }
 
+const round3 = (ms: number): number => Math.round(ms * 1000) / 1000;
+
 function jobArgs(s: JobSpan, startMs: number): Record<string, unknown> {
   const waitMs = Math.max(0, startMs - s.requestedAtMs);
   const args: Record<string, unknown> = {
@@ -62,6 +64,18 @@ function jobArgs(s: JobSpan, startMs: number): Record<string, unknown> {
     args['note'] = 'run in the shim on the client: its duration is not seen';
   }
   if (s.error !== undefined) args['error'] = s.error;
+  // Visibility lag: until the client saw the targets as the node did, and
+  // until the node saw the inputs as their writers did.
+  if (s.fs) {
+    args['fsLagMs'] = round3(s.fs.lagMs);
+    args['fsRetries'] = s.fs.retries;
+    if (s.fs.stale.length > 0) args['fsStale'] = s.fs.stale;
+  }
+  if (s.inputWait) {
+    args['inputLagMs'] = round3(s.inputWait.lagMs);
+    args['inputRetries'] = s.inputWait.retries;
+    if (s.inputWait.stale.length > 0) args['inputStale'] = s.inputWait.stale;
+  }
   return args;
 }
 

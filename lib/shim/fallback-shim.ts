@@ -32,8 +32,12 @@ import {
   ShimFrame,
   ShimFrameReader,
   cancelFrame,
+  decodeExpect,
   encodeRequest,
+  freshFrame,
+  staleWarning,
 } from './shim-protocol.js';
+import { plainWait } from '../agent/file-seen.js';
 import {
   TRAPPED_SIGNALS,
   decide,
@@ -221,6 +225,7 @@ function runRemote(sockPath: string, cwd: string, argv: readonly string[], env: 
   let busy = false;
   let paused = false;
   let closeReason: string | null = null;
+  let expected: ReturnType<typeof decodeExpect> | undefined;
 
   // A socket path too long for sockaddr_un is reached through its directory.
   let connectPath = sockPath;
@@ -322,6 +327,21 @@ function runRemote(sockPath: string, cwd: string, argv: readonly string[], env: 
           break;
         case 'exit': {
           noteSignals();
+          const x = expected;
+          if (x && a.code === 0 && a.signal <= 0 && !dieSignal) {
+            // Before make sees the success: wait until the targets look here
+            // as the node saw them (plain stat after opening the directory).
+            expected = undefined;
+            busy = true;
+            void plainWait(x.files, x.waitMs).then((r) => {
+              sock.write(freshFrame(r));
+              for (const p of r.stale) say(staleWarning(p, x.from, r.lagMs, x.waitMs));
+              busy = false;
+              queue.unshift({ ...a, code: r.stale.length > 0 ? 127 : a.code });
+              pump();
+            });
+            return;
+          }
           finish();
           if (dieSignal) return dieBySignal(dieSignal);
           if (a.signal > 0) return dieBySignal(a.signal);
@@ -408,6 +428,13 @@ function runRemote(sockPath: string, cwd: string, argv: readonly string[], env: 
           }
           sock.pause();
           return;
+        case ShimFrame.Expect:
+          try {
+            expected = decodeExpect(f.payload);
+          } catch (err) {
+            enqueue({ kind: 'lost', reason: errText(err) });
+          }
+          break;
         case ShimFrame.Local: {
           const nul = f.payload.indexOf(0);
           const shell = f.payload.toString('utf8', 0, nul < 0 ? f.payload.length : nul);

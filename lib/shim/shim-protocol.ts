@@ -20,6 +20,9 @@
  *   0x02 CANCEL   u32 signal number the shim received (INT, TERM, HUP, QUIT,
  *                 or PIPE when its output went away).
  *                 The shim keeps relaying until EXIT, then re-raises it.
+ *   0x03 FRESH    after an EXPECT, once it has waited: u32 lag in µs, u32
+ *                 retries, u32 count of files still stale, their paths
+ *                 (NUL-terminated).
  *
  * Coordinator -> shim
  *   0x11 STDOUT   bytes for fd 1.
@@ -28,6 +31,15 @@
  *                 exits with the code, or dies by the signal.
  *   0x14 LOCAL    the path of the shell to exec locally with argv[1..] (no
  *                 NUL; empty = MPMAKE_REAL_SHELL).
+ *   0x15 EXPECT   before a successful EXIT: what the job's node saw of its
+ *                 targets. u32 wait bound ms, u32 count, the node's name
+ *                 (NUL-terminated), then per file: u8 absent, u64 size,
+ *                 i64 mtime s, u32 mtime ns, u64 inode (0 unknown), path
+ *                 (NUL-terminated). Before handing make the status, the
+ *                 shim waits until its own stat() sees each file so
+ *                 (see DESIGN.md, shared file systems), answers FRESH, and
+ *                 past the bound turns the success into 127 with one
+ *                 warning (MPM_ERR_FS_STALE).
  *
  * A REQUEST is answered by exactly one LOCAL, or by output then one EXIT.
  * Errors reach the user as STDERR text followed by EXIT 127.
@@ -40,10 +52,12 @@ export const MAX_SHIM_FRAME_BYTES = 64 * 1024 * 1024;
 export enum ShimFrame {
   Request = 0x01,
   Cancel = 0x02,
+  Fresh = 0x03,
   Stdout = 0x11,
   Stderr = 0x12,
   Exit = 0x13,
   Local = 0x14,
+  Expect = 0x15,
 }
 
 export const SHIM_FLAG_STDOUT_TTY = 1;
@@ -195,4 +209,114 @@ export class ShimFrameReader {
     else this.chunks[0] = first.subarray(n);
     this.buffered -= n;
   }
+}
+
+/** A file as its writer saw it (the wire's FileSeen, with a resolved path). */
+export interface ExpectedFile {
+  path: string;
+  absent?: boolean | undefined;
+  size?: number | undefined;
+  mtimeS?: number | undefined;
+  mtimeNs?: number | undefined;
+  ino?: string | undefined;
+}
+
+/** An EXPECT payload (also the input of `mpmake-shim --mp-revalidate`). */
+export function expectPayload(
+  waitMs: number,
+  from: string,
+  files: readonly ExpectedFile[],
+): Buffer {
+  const parts: Buffer[] = [];
+  const head = Buffer.alloc(8);
+  head.writeUInt32BE(Math.max(0, Math.min(0xffffffff, Math.round(waitMs))), 0);
+  head.writeUInt32BE(files.length, 4);
+  parts.push(head, Buffer.from(`${from}\0`));
+  for (const f of files) {
+    const e = Buffer.alloc(29);
+    e.writeUInt8(f.absent ? 1 : 0, 0);
+    e.writeBigUInt64BE(BigInt(f.size ?? 0), 1);
+    e.writeBigInt64BE(BigInt(f.mtimeS ?? 0), 9);
+    e.writeUInt32BE(f.mtimeNs ?? 0, 17);
+    let ino = 0n;
+    try {
+      ino = BigInt(f.ino ?? 0);
+    } catch {
+      // not a number: unknown
+    }
+    e.writeBigUInt64BE(BigInt.asUintN(64, ino), 21);
+    parts.push(e, Buffer.from(`${f.path}\0`));
+  }
+  return Buffer.concat(parts);
+}
+
+/** What the shim measured while revalidating (a FRESH payload). */
+export interface FreshReport {
+  lagMs: number;
+  retries: number;
+  stale: string[];
+}
+
+export function decodeFresh(payload: Buffer): FreshReport {
+  if (payload.length < 12) throw new Error('shim FRESH too short');
+  const lagMs = payload.readUInt32BE(0) / 1000;
+  const retries = payload.readUInt32BE(4);
+  const count = payload.readUInt32BE(8);
+  const stale = payload
+    .subarray(12)
+    .toString('utf8')
+    .split('\0')
+    .slice(0, count)
+    .filter((p) => p !== '');
+  return { lagMs, retries, stale };
+}
+
+/** Decodes an EXPECT payload (the TypeScript fallback shim's side). */
+export function decodeExpect(p: Buffer): { waitMs: number; from: string; files: ExpectedFile[] } {
+  const waitMs = p.readUInt32BE(0);
+  const count = p.readUInt32BE(4);
+  let off = 8;
+  const str = (): string => {
+    const end = p.indexOf(0, off);
+    if (end < 0) throw new Error('EXPECT: unterminated string');
+    const s = p.toString('utf8', off, end);
+    off = end + 1;
+    return s;
+  };
+  const from = str();
+  const files: ExpectedFile[] = [];
+  for (let i = 0; i < count; i++) {
+    const absent = p.readUInt8(off) !== 0;
+    const size = Number(p.readBigUInt64BE(off + 1));
+    const mtimeS = Number(p.readBigInt64BE(off + 9));
+    const mtimeNs = p.readUInt32BE(off + 17);
+    const ino = p.readBigUInt64BE(off + 21).toString();
+    off += 29;
+    const path = str();
+    files.push(absent ? { path, absent } : { path, size, mtimeS, mtimeNs, ino });
+  }
+  return { waitMs, from, files };
+}
+
+/** A FRESH frame (the TypeScript fallback shim's side). */
+export function freshFrame(r: FreshReport): Buffer {
+  const head = Buffer.alloc(12);
+  head.writeUInt32BE(Math.min(0xffffffff, Math.round(r.lagMs * 1000)), 0);
+  head.writeUInt32BE(r.retries, 4);
+  head.writeUInt32BE(r.stale.length, 8);
+  return shimFrame(
+    ShimFrame.Fresh,
+    Buffer.concat([head, ...r.stale.map((s) => Buffer.from(`${s}\0`))]),
+  );
+}
+
+/** The warning for a file still stale past the bound (both shims say the same). */
+export function staleWarning(path: string, from: string, lagMs: number, waitMs: number): string {
+  return (
+    `mpmake: ${path}, written on ${from}, still looks different here after ${Math.round(lagMs)} ms ` +
+    `(--mp-fs-wait=${waitMs}): this machine's file system caches are older than the file ` +
+    '(NFS: lookupcache=all, actimeo/acregmin; sshfs: dir_cache=yes, attr_timeout, ' +
+    'negative_timeout), and make would judge it by stale metadata; failing this line ' +
+    '(MPM_ERR_FS_STALE). Raise --mp-fs-wait, or mount with shorter caches\n'
+  );
 }

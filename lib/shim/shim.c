@@ -33,9 +33,11 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/types.h>
 #include <sys/un.h>
 #include <termios.h>
+#include <time.h>
 #include <unistd.h>
 
 extern char **environ;
@@ -47,10 +49,12 @@ extern char **environ;
 enum {
   FR_REQUEST = 0x01,
   FR_CANCEL = 0x02,
+  FR_FRESH = 0x03,
   FR_STDOUT = 0x11,
   FR_STDERR = 0x12,
   FR_EXIT = 0x13,
-  FR_LOCAL = 0x14
+  FR_LOCAL = 0x14,
+  FR_EXPECT = 0x15
 };
 
 #define FLAG_STDOUT_TTY 1u
@@ -115,6 +119,10 @@ static uint32_t get_u32(const unsigned char *p) {
   return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | (uint32_t)p[3];
 }
 
+static uint64_t get_u64(const unsigned char *p) {
+  return ((uint64_t)get_u32(p) << 32) | (uint64_t)get_u32(p + 4);
+}
+
 /* Reads a small file (from /proc) into buf, NUL-terminated. */
 static ssize_t read_small(const char *path, char *buf, size_t size) {
   int fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -131,6 +139,209 @@ static ssize_t read_small(const char *path, char *buf, size_t size) {
   close(fd);
   buf[got] = '\0';
   return (ssize_t)got;
+}
+
+
+/* ------------------------------------------------------------------ */
+/* Revalidating what another machine wrote (shared file systems)      */
+/* ------------------------------------------------------------------ */
+
+/* One file as its writer saw it (see EXPECT in shim-protocol.ts). */
+struct expect {
+  const char *path;
+  int absent;
+  uint64_t size;
+  int64_t mtime_s;
+  uint32_t mtime_ns;
+  uint64_t ino; /* 0: unknown */
+  int ino_checked, ino_comparable, fresh;
+};
+
+struct expectations {
+  uint32_t wait_ms;
+  const char *from; /* the node that wrote them, for messages */
+  size_t n;
+  struct expect *e;
+};
+
+#define FUSE_MAGIC 0x65735546L
+
+/* Parses an EXPECT payload; the strings point into p, which must live on. */
+static int parse_expect(const unsigned char *p, size_t n, struct expectations *out) {
+  if (n < 8) return -1;
+  out->wait_ms = get_u32(p);
+  uint32_t count = get_u32(p + 4);
+  size_t off = 8;
+  const unsigned char *nul = memchr(p + off, 0, n - off);
+  if (nul == NULL) return -1;
+  out->from = (const char *)(p + off);
+  off = (size_t)(nul - p) + 1;
+  if (count > 65536) return -1;
+  out->e = calloc(count > 0 ? count : 1, sizeof *out->e);
+  if (out->e == NULL) return -1;
+  out->n = count;
+  for (uint32_t i = 0; i < count; i++) {
+    if (n - off < 29) return -1;
+    struct expect *e = &out->e[i];
+    e->absent = p[off] != 0;
+    e->size = get_u64(p + off + 1);
+    e->mtime_s = (int64_t)get_u64(p + off + 9);
+    e->mtime_ns = get_u32(p + off + 17);
+    e->ino = get_u64(p + off + 21);
+    off += 29;
+    nul = memchr(p + off, 0, n - off);
+    if (nul == NULL) return -1;
+    e->path = (const char *)(p + off);
+    off = (size_t)(nul - p) + 1;
+  }
+  return 0;
+}
+
+static int64_t now_us(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* Whether what make's stat() sees now is what the writer saw. First the
+ * parent directory is opened (on NFS that revalidates it and drops stale
+ * negative entries), then statx with AT_STATX_FORCE_SYNC refreshes the
+ * attribute cache, then plain stat() -- make's own view -- is compared.
+ * Inode numbers are compared only where they are the server's (not FUSE,
+ * which numbers inodes per mount); a side with whole-second mtimes (sftp)
+ * is compared to the second. */
+static int sees_as_writer(struct expect *e) {
+  char dir[PATH_MAX];
+  const char *slash = strrchr(e->path, '/');
+  if (slash == NULL) {
+    strcpy(dir, ".");
+  } else {
+    size_t dn = (size_t)(slash - e->path);
+    if (dn == 0) dn = 1;
+    if (dn >= sizeof dir) dn = sizeof dir - 1;
+    memcpy(dir, e->path, dn);
+    dir[dn] = '\0';
+  }
+  int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dfd >= 0) close(dfd);
+#ifdef STATX_BASIC_STATS
+  struct statx sx;
+  (void)statx(AT_FDCWD, e->path, AT_STATX_FORCE_SYNC, STATX_INO | STATX_SIZE | STATX_MTIME, &sx);
+#endif
+  struct stat st;
+  if (stat(e->path, &st) != 0) return e->absent && errno == ENOENT;
+  if (e->absent) return 0;
+  if ((uint64_t)st.st_size != e->size) return 0;
+  if ((int64_t)st.st_mtim.tv_sec != e->mtime_s) return 0;
+  if (e->mtime_ns != 0 && st.st_mtim.tv_nsec != 0 && (uint32_t)st.st_mtim.tv_nsec != e->mtime_ns)
+    return 0;
+  if (e->ino != 0) {
+    if (!e->ino_checked) {
+      struct statfs sf;
+      e->ino_checked = 1;
+      e->ino_comparable = statfs(e->path, &sf) == 0 && (long)sf.f_type != FUSE_MAGIC;
+    }
+    if (e->ino_comparable && (uint64_t)st.st_ino != e->ino) return 0;
+  }
+  return 1;
+}
+
+/* Waits, with short growing sleeps, until every file looks here as its
+ * writer saw it, or wait_ms has passed. Returns how many are still not. */
+static size_t revalidate(struct expectations *x, uint32_t *lag_us, uint32_t *retries) {
+  int64_t start = now_us();
+  int64_t bound = (int64_t)x->wait_ms * 1000;
+  int64_t sleep_us = 500;
+  size_t left = x->n;
+  *retries = 0;
+  for (;;) {
+    left = 0;
+    for (size_t i = 0; i < x->n; i++) {
+      if (!x->e[i].fresh) x->e[i].fresh = sees_as_writer(&x->e[i]);
+      if (!x->e[i].fresh) left++;
+    }
+    int64_t spent = now_us() - start;
+    if (left == 0 || spent >= bound) break;
+    int64_t nap = sleep_us < bound - spent ? sleep_us : bound - spent;
+    struct timespec ts = {(time_t)(nap / 1000000), (long)(nap % 1000000) * 1000};
+    nanosleep(&ts, NULL);
+    (*retries)++;
+    if (sleep_us < 100000) sleep_us *= 2;
+  }
+  int64_t lag = now_us() - start;
+  *lag_us = lag > 0xffffffffLL ? 0xffffffffu : (uint32_t)lag;
+  return left;
+}
+
+/* The FRESH payload: u32 lag_us, u32 retries, u32 stale count, stale paths. */
+static unsigned char *fresh_payload(const struct expectations *x, uint32_t lag_us,
+                                    uint32_t retries, size_t stale, size_t *len) {
+  size_t total = 12;
+  for (size_t i = 0; i < x->n; i++)
+    if (!x->e[i].fresh) total += strlen(x->e[i].path) + 1;
+  unsigned char *p = malloc(total);
+  if (p == NULL) return NULL;
+  put_u32(p, lag_us);
+  put_u32(p + 4, retries);
+  put_u32(p + 8, (uint32_t)stale);
+  size_t off = 12;
+  for (size_t i = 0; i < x->n; i++) {
+    if (x->e[i].fresh) continue;
+    size_t k = strlen(x->e[i].path) + 1;
+    memcpy(p + off, x->e[i].path, k);
+    off += k;
+  }
+  *len = total;
+  return p;
+}
+
+/* The one warning for files past the bound: which, how late, and why. */
+static void warn_stale(const struct expectations *x, uint32_t lag_us) {
+  for (size_t i = 0; i < x->n; i++) {
+    if (x->e[i].fresh) continue;
+    say("mpmake: %s, written on %s, still looks different here after %u ms "
+        "(--mp-fs-wait=%u): this machine's file system caches are older than the file "
+        "(NFS: lookupcache=all, actimeo/acregmin; sshfs: dir_cache=yes, attr_timeout, "
+        "negative_timeout), and make would judge it by stale metadata; failing this line "
+        "(MPM_ERR_FS_STALE). Raise --mp-fs-wait, or mount with shorter caches\n",
+        x->e[i].path, x->from, lag_us / 1000, x->wait_ms);
+  }
+}
+
+/* `mpmake-shim --mp-revalidate`: an agent checks a job's inputs. The EXPECT
+ * payload comes on stdin, the FRESH payload goes to stdout; exit 0 when all
+ * are fresh, 3 when some are not. */
+static int revalidate_main(void) {
+  size_t cap = 64 * 1024, n = 0;
+  unsigned char *buf = malloc(cap);
+  if (buf == NULL) return 2;
+  for (;;) {
+    if (n == cap) {
+      if (cap >= MAX_FRAME_BYTES) return 2;
+      unsigned char *nb = realloc(buf, cap * 2);
+      if (nb == NULL) return 2;
+      buf = nb;
+      cap *= 2;
+    }
+    ssize_t r = read(0, buf + n, cap - n);
+    if (r < 0 && errno == EINTR) continue;
+    if (r < 0) return 2;
+    if (r == 0) break;
+    n += (size_t)r;
+  }
+  struct expectations x;
+  memset(&x, 0, sizeof x);
+  if (parse_expect(buf, n, &x) != 0) {
+    say("mpmake-shim --mp-revalidate: malformed input\n");
+    return 2;
+  }
+  uint32_t lag = 0, retries = 0;
+  size_t stale = revalidate(&x, &lag, &retries);
+  size_t len = 0;
+  unsigned char *out = fresh_payload(&x, lag, retries, stale, &len);
+  if (out == NULL) return 2;
+  write_all_simple(1, (const char *)out, len);
+  return stale == 0 ? 0 : 3;
 }
 
 /* ------------------------------------------------------------------ */
@@ -643,6 +854,44 @@ static unsigned char *build_request(int argc, char **argv, const char *cwd, size
   return buf;
 }
 
+/* Set by an EXPECT frame: what the job's node saw of its targets. */
+static struct expectations expected;
+static unsigned char *expected_buf;
+
+static void take_expect(const unsigned char *p, size_t n) {
+  free(expected_buf);
+  free(expected.e);
+  memset(&expected, 0, sizeof expected);
+  expected_buf = malloc(n + 1);
+  if (expected_buf == NULL) lost("out of memory");
+  memcpy(expected_buf, p, n);
+  if (parse_expect(expected_buf, n, &expected) != 0) lost("malformed EXPECT frame");
+}
+
+/* Before make gets a success: wait until the targets look here as the
+ * node saw them, tell the coordinator how long that took. True when some
+ * are still stale past the bound. */
+static int targets_stale(void) {
+  if (expected.n == 0) return 0;
+  uint32_t lag = 0, retries = 0;
+  size_t stale = revalidate(&expected, &lag, &retries);
+  size_t len = 0;
+  unsigned char *payload = fresh_payload(&expected, lag, retries, stale, &len);
+  if (payload != NULL) {
+    unsigned char *f = malloc(len + 5);
+    if (f != NULL) {
+      put_u32(f, (uint32_t)len + 1);
+      f[4] = FR_FRESH;
+      memcpy(f + 5, payload, len);
+      (void)sock_send_all(f, len + 5);
+      free(f);
+    }
+    free(payload);
+  }
+  if (stale > 0) warn_stale(&expected, lag);
+  return stale > 0;
+}
+
 static void finish_exit(const unsigned char *p, size_t n) {
   if (n < 8) lost("malformed EXIT frame (%zu bytes)", n);
   int32_t code = (int32_t)get_u32(p);
@@ -650,6 +899,7 @@ static void finish_exit(const unsigned char *p, size_t n) {
   note_signals();
   if (die_signal != 0) die_by_signal(die_signal);
   if (sig > 0) die_by_signal(sig);
+  if (code == 0 && targets_stale()) code = 127;
   if (code == 0 && (out_failed[1] || out_failed[2])) code = 1;
   _exit(code & 0xff);
 }
@@ -714,6 +964,9 @@ static void relay(char **argv) {
         case FR_LOCAL:
           run_local(payload, plen, argv);
           break;
+        case FR_EXPECT:
+          take_expect(payload, plen);
+          break;
         default:
           break; /* unknown frames are skipped (newer coordinator) */
       }
@@ -757,6 +1010,7 @@ int main(int argc, char **argv) {
   const char *shell = env_or("MPMAKE_REAL_SHELL", "/bin/sh");
   const char *sock = getenv("MPMAKE_SOCK");
   const char *remote = getenv("MPMAKE_REMOTE");
+  if (argc == 2 && strcmp(argv[1], "--mp-revalidate") == 0) return revalidate_main();
 
   /* 1. not under mpmake, or on a node */
   if (sock == NULL || sock[0] == '\0' || (remote != NULL && strcmp(remote, "1") == 0))

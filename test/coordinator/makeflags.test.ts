@@ -14,7 +14,12 @@ t.test('remote MAKEFLAGS loses SHELL, jobserver and sync-mutex words', async (t)
     cleanMakeflagsForRemote('ks -j8 --jobserver-auth=fifo:/tmp/x --sync-mutex=fnm:/tmp/m'),
     'ks -j8',
   );
-  t.equal(cleanMakeflagsForRemote(' --jobserver-fds=3,4 -- SHELL=/x/sh MPMAKE_TARGET=$$@'), '');
+  t.equal(
+    cleanMakeflagsForRemote(
+      ' --jobserver-fds=3,4 -- SHELL=/x/sh MPMAKE_TARGET=$$@ MPMAKE_PREREQS=$$^\\ $$|',
+    ),
+    '',
+  );
   t.equal(cleanMakeflagsForRemote('-- A=has\\ space SHELL:=/x'), '-- A=has\\ space');
 });
 

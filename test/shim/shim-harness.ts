@@ -12,9 +12,11 @@ import { fileURLToPath } from 'node:url';
 import {
   ShimFrame,
   ShimFrameReader,
+  decodeFresh,
   decodeRequest,
   exitFrame,
   shimFrame,
+  type FreshReport,
   type ShimRequest,
 } from '../../lib/shim/shim-protocol.js';
 import { fallbackShimPath, launcherScript, nativeShimPath } from '../../lib/shim/install-shim.js';
@@ -123,6 +125,8 @@ export function run(
 /** One shim connection as the fake coordinator sees it. */
 export class FakeConn {
   readonly cancels: number[] = [];
+  /** FRESH reports: the shim's wait for the files of an EXPECT. */
+  readonly fresh: FreshReport[] = [];
   private cancelWaiters: Array<(sig: number) => void> = [];
   closed = false;
   constructor(
@@ -235,6 +239,8 @@ export class FakeCoordinator {
           this.conns.push(c);
           for (const w of this.requestWaiters.splice(0)) w(c);
           Promise.resolve(this.handler(c)).catch((e: Error) => this.errors.push(e));
+        } else if (f.type === ShimFrame.Fresh && conn !== null) {
+          conn.fresh.push(decodeFresh(f.payload));
         } else if (f.type === ShimFrame.Cancel && conn !== null) {
           conn.onCancel(f.payload.readUInt32BE(0));
         } else {
