@@ -46,7 +46,10 @@ export class ProtocolError extends MpmakeError {
 
 /** A frame's length prefix is above the configured limit. */
 export class FrameTooLargeError extends MpmakeError {
-  constructor(length: number, maxFrameBytes: number) {
+  constructor(
+    readonly length: number,
+    maxFrameBytes: number,
+  ) {
     super(
       'MPM_ERR_FRAME_TOO_LARGE',
       `received frame of ${length} bytes, larger than the limit of ${maxFrameBytes}`,

@@ -31,6 +31,8 @@ export interface ClusterViewOptions {
   /** The agents (the client's own `localhost/N` slots are left out). */
   hosts: HostSpec[];
   secret: Buffer | undefined;
+  /** Where the secret came from, to name when an agent refuses it. */
+  secretFrom: string | undefined;
   connectTimeoutMs: number;
   heartbeatTimeoutMs: number;
   maxClockSkewMs: number;
@@ -76,6 +78,7 @@ export async function resolveClusterOptions(
   return {
     hosts,
     secret,
+    secretFrom: options.from['secret-file'],
     connectTimeoutMs: options.connectTimeoutMs,
     heartbeatTimeoutMs: options.heartbeatTimeoutMs,
     maxClockSkewMs: options.maxClockSkewMs,

@@ -125,6 +125,7 @@ export async function placeExec(
   const channelFor = (spec: HostSpec): NodeChannel => {
     const node = new NodeChannel(spec, {
       secret: options.secret,
+      secretFrom: options.secretFrom,
       client: options.client,
       connectTimeoutMs: options.connectTimeoutMs,
       heartbeatIntervalMs: Math.max(200, Math.floor(options.heartbeatTimeoutMs / 5)),

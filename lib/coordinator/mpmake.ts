@@ -109,6 +109,7 @@ export async function runMpmake(
   const hosts = options.hosts.map((h) => (h.local ? localAgents.shift()!.spec : h));
   const cluster = new Cluster(hosts, {
     secret,
+    secretFrom: options.from['secret-file'],
     client: {
       user: userInfo().username,
       host: hostname(),

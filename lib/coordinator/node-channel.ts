@@ -1,6 +1,6 @@
 import { EventEmitter } from 'node:events';
 import { connect, type Socket } from 'node:net';
-import { AgentAuthError, TlsError } from '../errors.js';
+import { AgentAuthError, FrameTooLargeError, ProtocolError, TlsError } from '../errors.js';
 import { Channel } from '../protocol/channel.js';
 import { newChallenge, proveSecret, verifyAgentProof } from '../protocol/auth.js';
 import {
@@ -16,6 +16,13 @@ import {
 import { connectTls, isTlsError } from '../protocol/tls.js';
 import { tracer } from '../trace.js';
 import { Backoff } from './backoff.js';
+import {
+  CLOSED_BEFORE_HELLO,
+  lengthAsText,
+  noAnswer,
+  notAnAgent,
+  secretRefused,
+} from './connect-problem.js';
 import type { HostSpec } from './host-list.js';
 
 const trace = tracer('channel');
@@ -39,6 +46,8 @@ export interface NodeChannelOptions {
   /** No message at all for this long: the node is down. */
   heartbeatTimeoutMs: number;
   reconnect: boolean;
+  /** Where the secret came from (`MPMAKE_SECRET_FILE`, …), to name in a refusal. */
+  secretFrom?: string | undefined;
 }
 
 export interface NodeChannelEvents {
@@ -162,9 +171,13 @@ export class NodeChannel extends EventEmitter<NodeChannelEvents> {
       socket.once('secureConnect', () => (tlsPending = false));
     }
     let hello: { challenge: Uint8Array } | undefined;
+    let connected = false;
+    socket.once('connect', () => (connected = true));
     const timer = setTimeout(() => {
-      const hint = hello || tls ? '' : ' (an agent started with --tls needs --mp-tls)';
-      channel.destroy(new Error(`no answer within ${this.options.connectTimeoutMs} ms${hint}`));
+      const why = hello
+        ? `no answer within ${this.options.connectTimeoutMs} ms`
+        : noAnswer(this.options.connectTimeoutMs, connected, tls);
+      channel.destroy(new Error(why));
     }, this.options.connectTimeoutMs);
     let authed = false;
     // Our own challenge to the agent: it must sign it in its welcome.
@@ -232,7 +245,12 @@ export class NodeChannel extends EventEmitter<NodeChannelEvents> {
           this.transition('connecting', 'ready', undefined);
         } else if (m.type === 'error') {
           if (m.code === 'MPM_ERR_AUTH') this.refused = true;
-          channel.destroy(new Error(`${m.message} [${m.code}]`));
+          const wrongSecret = m.code === 'MPM_ERR_AUTH' && hello !== undefined && secret;
+          channel.destroy(
+            new Error(
+              wrongSecret ? secretRefused(this.options.secretFrom) : `${m.message} [${m.code}]`,
+            ),
+          );
         }
         return;
       }
@@ -253,6 +271,16 @@ export class NodeChannel extends EventEmitter<NodeChannelEvents> {
           `TLS handshake failed${what}: the agent has another secret, or does not run with --tls [MPM_ERR_TLS]`,
           { cause: err },
         );
+      }
+      if (!authed && !hello && !tls) {
+        // Not an agent's first frame, or a close without a word.
+        if (err instanceof FrameTooLargeError) {
+          this.refused = true;
+          err = new Error(notAnAgent(lengthAsText(err.length)));
+        } else if (err instanceof ProtocolError) {
+          this.refused = true;
+          err = new Error(notAnAgent(undefined));
+        } else if (!err && connected) err = new Error(CLOSED_BEFORE_HELLO);
       }
       const reason = describe(err, authed);
       this.transition(this.state, 'down', reason);

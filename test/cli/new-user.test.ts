@@ -3,10 +3,14 @@
 // format (`mpmake: MESSAGE [CODE]`), exits 2, and make never starts.
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { createServer, type AddressInfo, type Socket } from 'node:net';
 import t from 'tap';
+import { spawnLocalAgent } from '../../lib/agent/spawn-agent.js';
+import { noAnswer } from '../../lib/coordinator/connect-problem.js';
 import { parseArgs } from '../../lib/coordinator/options.js';
 import { deadPort } from '../cluster-view/mpm.js';
 import { cleanEnv, runMpmake } from '../helpers/run.js';
+import { secretFile } from '../helpers/security.js';
 
 const EXPECTED_HOSTS =
   'write HOST[:PORT][/SLOTS], e.g. "nodeA:7543/8", "[fd00::1]:7543" or "localhost/4"';
@@ -137,5 +141,62 @@ t.test('issue-16: MPMAKE_LOCAL set and empty means no command stays local', asyn
     viaConfig.hosts.map((h) => h.address),
     ['a:7543', 'b:7543'],
     'a string in the config file',
+  );
+});
+
+t.test('issue-16: why an address in the host list is not an agent, and what to fix', async (t) => {
+  const dir = t.testdir({ Makefile: 'all:\n\t@echo make ran\n' });
+  const right = secretFile(dir, 'the cluster secret 16');
+  const wrong = secretFile(dir, 'another secret', 'wrong');
+  const agent = await spawnLocalAgent({ slots: 1, secretFile: right, env: cleanEnv() });
+  const fenced = await spawnLocalAgent({
+    slots: 1,
+    secretFile: right,
+    extraArgs: ['--allow', '127.0.0.2/32'],
+    env: cleanEnv(),
+  });
+  // A web server answers with HTTP; a silent one never says a word.
+  const http = createServer((s) => s.end('HTTP/1.1 400 Bad Request\r\n\r\n'));
+  const silent = createServer(() => {});
+  const sockets: Socket[] = [];
+  silent.on('connection', (s) => sockets.push(s));
+  for (const s of [http, silent]) await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+  t.teardown(async () => {
+    for (const s of sockets) s.destroy();
+    http.close();
+    silent.close();
+    await Promise.all([agent.stop(), fenced.stop()]);
+  });
+  const port = (s: typeof http): number => (s.address() as AddressInfo).port;
+  const leftOut = async (host: string, extra: Record<string, string>): Promise<string> => {
+    const r = await runMpmake(['--mp-quiet', `--mp-hosts=${host}`, '--mp-connect-timeout=1000'], {
+      cwd: dir,
+      env: cleanEnv(extra),
+    });
+    t.equal(r.code, 0, 'the build still runs, locally');
+    const lines = r.stderr.toString().split('\n');
+    t.equal(lines[1], 'mpmake: no agent is usable; building locally with plain make');
+    return lines[0]!;
+  };
+  t.equal(
+    await leftOut(`127.0.0.1:${port(http)}`, { MPMAKE_SECRET_FILE: right }),
+    `mpmake: leaving out 127.0.0.1:${port(http)}: not an mpmake agent (it answered "HTTP…", an HTTP server): check the port in the host list (agents listen on 7543 by default) [MPM_ERR_NOT_AGENT]`,
+  );
+  t.equal(
+    await leftOut(`127.0.0.1:${port(silent)}`, { MPMAKE_SECRET_FILE: right }),
+    `mpmake: leaving out 127.0.0.1:${port(silent)}: connected, but no agent hello within 1000 ms: not an mpmake agent, or one started with --tls (then use --mp-tls)`,
+  );
+  t.equal(
+    noAnswer(1000, false, false),
+    'no connection within 1000 ms: the host is down or a firewall drops the port; check the host list, or raise --mp-connect-timeout',
+    'a timeout before the connection is made does not suggest --mp-tls',
+  );
+  t.equal(
+    await leftOut(agent.hostSpec, { MPMAKE_SECRET_FILE: wrong }),
+    `mpmake: leaving out ${agent.hostSpec.replace(/\/\d+$/, '')}: the agent refused our secret (from MPMAKE_SECRET_FILE): it holds another one; give the cluster's secret file in MPMAKE_SECRET_FILE [MPM_ERR_AUTH]`,
+  );
+  t.equal(
+    await leftOut(fenced.hostSpec, { MPMAKE_SECRET_FILE: right }),
+    `mpmake: leaving out ${fenced.hostSpec.replace(/\/\d+$/, '')}: the agent closed the connection before its hello: this machine's address is not in its --allow list, or too many connections from here are still authenticating (the agent's log says which)`,
   );
 });

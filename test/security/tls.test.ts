@@ -182,7 +182,7 @@ t.test('mpmake --mp-tls builds through a TLS agent; without it, says what to do'
   t.equal(noTls.code, 2);
   t.match(
     noTls.stderr.toString(),
-    /leaving out .*: no answer within 1000 ms \(an agent started with --tls needs --mp-tls\)/,
+    /leaving out .*: connected, but no agent hello within 1000 ms: not an mpmake agent, or one started with --tls \(then use --mp-tls\)/,
   );
 
   const wrong = secretFile(dir, 'another secret', 'wrong');
