@@ -8,6 +8,7 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { localSecret } from '../lib/agent/local-secret.js';
 import { spawnLocalAgent, type LocalAgent } from '../lib/agent/spawn-agent.js';
 import type { BuildReport } from '../lib/coordinator/build-report.js';
 
@@ -40,6 +41,8 @@ export function benchEnv(): NodeJS.ProcessEnv {
   }
   env['LC_ALL'] = 'C';
   env['XDG_CONFIG_HOME'] = join(tmpdir(), 'mpmake-bench-no-config');
+  // The secret the bench agents listen with (spawnLocalAgent's default).
+  env['MPMAKE_SECRET_FILE'] = localSecret().path;
   return env;
 }
 

@@ -15,6 +15,7 @@ import { createInterface } from 'node:readline';
 import { loadavg, tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { generateTree } from '../fixtures/gen-tree.js';
+import { localSecret } from '../lib/agent/local-secret.js';
 import {
   benchEnv,
   fmt,
@@ -109,6 +110,9 @@ async function profiledAgent(
       '--id',
       'bench-profile',
       '--exit-with-stdin',
+      // The secret benchEnv gives the clients: no other local user gets in.
+      '--secret-file',
+      localSecret().path,
       ...(process.geteuid?.() === 0 ? ['--allow-root'] : []),
     ],
     { env: benchEnv(), stdio: ['pipe', 'pipe', 'inherit'] },

@@ -1,6 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
+import { localSecret } from './local-secret.js';
 import { packageRoot } from './package-root.js';
 
 /** An `mpm agent` running as a child of this process, on loopback. */
@@ -9,6 +10,8 @@ export interface LocalAgent {
   host: string;
   id: string;
   pid: number;
+  /** The secret file the agent listens with; undefined when it has none. */
+  secretFile: string | undefined;
   /** `HOST:PORT/SLOTS`, as a host list entry. */
   hostSpec: string;
   process: ChildProcess;
@@ -19,7 +22,11 @@ export interface LocalAgent {
 export interface SpawnLocalAgentOptions {
   slots: number;
   id?: string;
-  secretFile?: string;
+  /**
+   * The agent's secret file; default this process's throwaway secret
+   * ({@link localSecret}); false: no secret (for tests of that mode only).
+   */
+  secretFile?: string | false;
   /** HOST:PORT; default 127.0.0.1:0 (a free port). */
   listen?: string;
   extraArgs?: string[];
@@ -44,6 +51,10 @@ const LISTENING = /^mpm agent listening on (\[[^\]]+\]|[^\s:]+):(\d+) slots=(\d+
  */
 export function spawnLocalAgent(opts: SpawnLocalAgentOptions): Promise<LocalAgent> {
   const extra = opts.extraArgs ?? [];
+  // Other local users can connect to loopback too: with no secret, they
+  // could run commands as us (as root, under a root parent).
+  const secretFile =
+    opts.secretFile === false ? undefined : (opts.secretFile ?? localSecret().path);
   // A child agent has its parent's privileges, no more: under a root
   // parent (a container's test run) it may run jobs as root, unless the
   // caller chose a --user.
@@ -57,7 +68,7 @@ export function spawnLocalAgent(opts: SpawnLocalAgentOptions): Promise<LocalAgen
     '--slots',
     String(opts.slots),
     ...(opts.id !== undefined ? ['--id', opts.id] : []),
-    ...(opts.secretFile !== undefined ? ['--secret-file', opts.secretFile] : []),
+    ...(secretFile !== undefined ? ['--secret-file', secretFile] : []),
     // The agent holds the read end of a pipe from us: if we die, even by
     // SIGKILL, it sees EOF and shuts down, killing its jobs.
     '--exit-with-stdin',
@@ -128,6 +139,7 @@ export function spawnLocalAgent(opts: SpawnLocalAgentOptions): Promise<LocalAgen
         host,
         id: m[4]!,
         pid: child.pid!,
+        secretFile,
         hostSpec: `${m[1]}:${port}/${m[3]}`,
         process: child,
         stop,

@@ -11,6 +11,7 @@ import {
   type LocalAgent,
   type SpawnLocalAgentOptions,
 } from '../../lib/agent/spawn-agent.js';
+import { localSecret } from '../../lib/agent/local-secret.js';
 import { proveSecret } from '../../lib/protocol/auth.js';
 import { Channel } from '../../lib/protocol/channel.js';
 import {
@@ -49,6 +50,18 @@ export async function startAgent(t: Teardown, opts: SpawnLocalAgentOptions): Pro
   const agent = await spawnLocalAgent(opts);
   t.teardown(() => agent.stop());
   return agent;
+}
+
+/**
+ * Options for an agent without a secret, for the tests of that mode: under
+ * a root test run its jobs run as nobody, so that other local users who
+ * connect meanwhile do not get root.
+ */
+export function noSecret(): Pick<SpawnLocalAgentOptions, 'secretFile' | 'extraArgs'> {
+  return {
+    secretFile: false,
+    extraArgs: process.geteuid?.() === 0 ? ['--user', 'nobody'] : [],
+  };
 }
 
 /** Whether process `pid` is alive (a zombie waiting for its reaper is not). */
@@ -131,8 +144,11 @@ export class TestClient {
     return new TestClient(socket);
   }
 
-  /** Connects and authenticates (with `secret` when given); resolves with the welcome. */
-  static async ready(t: Teardown, port: number, secret?: Buffer): Promise<TestClient> {
+  /**
+   * Connects and authenticates (with `secret`, default the test agents'
+   * throwaway one); resolves with the welcome.
+   */
+  static async ready(t: Teardown, port: number, secret?: Buffer | null): Promise<TestClient> {
     const client = await TestClient.connect(t, port);
     await client.authenticate(secret);
     return client;
@@ -174,12 +190,16 @@ export class TestClient {
     });
   }
 
-  async authenticate(secret?: Buffer): Promise<WelcomeMessage> {
+  /**
+   * Answers the hello with a proof under `secret` (default: the test agents'
+   * one); null sends an empty proof, as a client without a secret does.
+   */
+  async authenticate(secret: Buffer | null = localSecret().secret): Promise<WelcomeMessage> {
     const hello = await this.waitFor<HelloMessage>((m) => m.type === 'hello', 'hello');
     this.send({
       type: 'auth',
       version: PROTOCOL_VERSION,
-      proof: secret ? proveSecret(secret, hello.challenge) : new Uint8Array(0),
+      proof: secret === null ? new Uint8Array(0) : proveSecret(secret, hello.challenge),
       client: { user: userInfo().username, host: 'test', pid: process.pid, build: 'test' },
     });
     return this.waitFor<WelcomeMessage>((m) => m.type === 'welcome', 'welcome');

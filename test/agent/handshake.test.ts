@@ -6,7 +6,7 @@ import {
   type ErrorMessage,
   type HelloMessage,
 } from '../../lib/protocol/messages.js';
-import { startAgent, TestClient } from './client.js';
+import { noSecret, startAgent, TestClient } from './client.js';
 
 const SECRET = 'correct horse battery staple';
 
@@ -17,7 +17,7 @@ function secretFile(dir: string): string {
 }
 
 t.test('without a secret: hello, auth, welcome, load, ping', async (t) => {
-  const agent = await startAgent(t, { slots: 3, id: 'node-a' });
+  const agent = await startAgent(t, { slots: 3, id: 'node-a', ...noSecret() });
   t.match(agent.hostSpec, /^127\.0\.0\.1:\d+\/3$/);
   const client = await TestClient.connect(t, agent.port);
   const hello = await client.waitFor<HelloMessage>((m) => m.type === 'hello');
@@ -26,7 +26,7 @@ t.test('without a secret: hello, auth, welcome, load, ping', async (t) => {
   t.equal(hello.challenge.length, 32);
   t.equal(client.messages.length, 1, 'nothing but hello before auth');
 
-  const welcome = await client.authenticate();
+  const welcome = await client.authenticate(null);
   t.equal(welcome.nodeId, 'node-a');
   t.equal(welcome.slots, 3);
   t.ok(welcome.cpus >= 1);
@@ -82,7 +82,7 @@ t.test('with a secret: a wrong or missing proof is refused, and no job runs', as
 
   // No proof at all.
   const none = await TestClient.connect(t, agent.port);
-  void none.authenticate().catch(() => undefined);
+  void none.authenticate(null).catch(() => undefined);
   t.match(await none.waitFor((m) => m.type === 'error'), { code: 'MPM_ERR_AUTH' });
   await none.closed;
 
@@ -105,14 +105,14 @@ t.test('with a secret: a wrong or missing proof is refused, and no job runs', as
 
 t.test('without a secret, a job before auth is refused too', async (t) => {
   const dir = t.testdir();
-  const agent = await startAgent(t, { slots: 1 });
+  const agent = await startAgent(t, { slots: 1, ...noSecret() });
   const marker = join(dir, 'marker');
   const eager = await TestClient.connect(t, agent.port);
   eager.submit({ argv: ['/bin/sh', '-c', `touch ${marker}`] });
   t.match(await eager.waitFor((m) => m.type === 'error'), { code: 'MPM_ERR_AUTH' });
   await eager.closed;
-  const good = await TestClient.ready(t, agent.port);
-  await good.run('true');
+  const good = await TestClient.ready(t, agent.port, null);
+  await good.run('true', { cwd: '/' });
   t.notOk(existsSync(marker));
 });
 

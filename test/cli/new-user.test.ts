@@ -88,7 +88,8 @@ const cases: Case[] = [
 for (const c of cases) {
   t.test(c.name, async (t) => {
     const dir = t.testdir({ Makefile: 'all:\n\t@echo make ran; touch ran\n' });
-    const extra: Record<string, string> = { ...c.env };
+    // No test secret: these cases are about what the user set (or did not).
+    const extra: Record<string, string> = { MPMAKE_SECRET_FILE: '', ...c.env };
     const config = join(dir, 'config.json');
     if (c.config !== undefined) {
       writeFileSync(config, JSON.stringify(c.config));

@@ -9,6 +9,7 @@ import { closeSync, constants, mkdtempSync, openSync, rmSync } from 'node:fs';
 import { Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { localSecret } from '../../lib/agent/local-secret.js';
 import { mpmakeCli } from './paths.js';
 
 export type StdioMode = 'separate' | 'merged';
@@ -58,7 +59,9 @@ let emptyConfigHome: string | undefined;
  * mpmake's behaviour: a parent make's jobserver and level (`make test` runs
  * tap under make), MPMAKE_* settings, tap's NODE_OPTIONS loaders, and any
  * user config file (XDG_CONFIG_HOME points at an empty directory). Messages
- * in the C locale; SHELL fixed, since recipes may print it.
+ * in the C locale; SHELL fixed, since recipes may print it. MPMAKE_SECRET_FILE
+ * names this process's throwaway secret, which the test agents listen with
+ * (`MPMAKE_SECRET_FILE: ''` in `extra` takes it away).
  */
 export function cleanEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
   if (emptyConfigHome === undefined) {
@@ -77,6 +80,7 @@ export function cleanEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv 
   env['LANG'] = 'C';
   env['SHELL'] = '/bin/bash';
   env['XDG_CONFIG_HOME'] = emptyConfigHome;
+  env['MPMAKE_SECRET_FILE'] = localSecret().path;
   return { ...env, ...extra };
 }
 

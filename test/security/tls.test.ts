@@ -219,7 +219,10 @@ t.test('mpmake --mp-tls builds through a TLS agent; without it, says what to do'
 
 t.test('--mp-tls without a secret is a usage error', async (t) => {
   const dir = t.testdir({ Makefile: 'all:\n\t@true\n' });
-  const r = await runMpmake(['--mp-hosts=127.0.0.1:1', '--mp-tls'], { cwd: dir });
+  const r = await runMpmake(['--mp-hosts=127.0.0.1:1', '--mp-tls'], {
+    cwd: dir,
+    env: cleanEnv({ MPMAKE_SECRET_FILE: '' }),
+  });
   t.equal(r.code, 2);
   t.match(r.stderr.toString(), /--mp-tls needs the cluster secret.*\[MPM_ERR_USAGE\]/);
 });
