@@ -77,7 +77,10 @@ t.test('no node up: exit 1; bad usage: exit 2', async (t) => {
 });
 
 t.test('a wrong secret is refused, and says so', async (t) => {
-  const dir = t.testdir({ good: 'the-secret\n', bad: 'not-the-secret\n' });
+  const dir = t.testdir({
+    good: 'the-secret-of-this-test\n',
+    bad: 'not-the-secret-of-this-test\n',
+  });
   chmodSync(join(dir, 'good'), 0o600);
   chmodSync(join(dir, 'bad'), 0o600);
   const { spawnLocalAgent } = await import('../../lib/agent/spawn-agent.js');
@@ -92,7 +95,10 @@ t.test('a wrong secret is refused, and says so', async (t) => {
   t.equal(wrong.code, 1);
   t.match(parse(wrong), [{ state: 'refused', reason: /auth failed/ }]);
 
-  const missing = await runMpm(['status', '--json', '--hosts', hosts], { cwd: dir });
+  const missing = await runMpm(['status', '--json', '--hosts', hosts], {
+    cwd: dir,
+    env: cleanEnv({ MPMAKE_SECRET_FILE: '' }),
+  });
   t.match(parse(missing), [{ state: 'refused', reason: /requires the shared secret/ }]);
 
   const right = await runMpm(['status', '--json', '--hosts', hosts], {

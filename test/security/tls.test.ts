@@ -185,7 +185,7 @@ t.test('mpmake --mp-tls builds through a TLS agent; without it, says what to do'
     /leaving out .*: connected, but no agent hello within 1000 ms: not an mpmake agent, or one started with --tls \(then use --mp-tls\)/,
   );
 
-  const wrong = secretFile(dir, 'another secret', 'wrong');
+  const wrong = secretFile(dir, 'another secret, not ours', 'wrong');
   const bad = await runMpmake(
     [
       `--mp-hosts=${agent.hostSpec}`,
