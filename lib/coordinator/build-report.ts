@@ -49,9 +49,13 @@ export interface BuildReport {
   fs?: FsReport;
 }
 
-/** The one line naming the variables held back from nodes, or undefined when none were. */
-export function heldBackLine(names: readonly string[]): string | undefined {
-  if (names.length === 0) return undefined;
+/**
+ * The one line naming the variables held back from nodes, each with the
+ * rule that held it, or undefined when none were.
+ */
+export function heldBackLine(held: ReadonlyMap<string, string>): string | undefined {
+  if (held.size === 0) return undefined;
+  const names = [...held.keys()].sort().map((name) => `${name} (${held.get(name)})`);
   return (
     `mpmake: kept on this machine, as they look like secrets: ${names.join(', ')} ` +
     '(recipes on nodes ran without them; ship one with --mp-env-allow=NAME)'

@@ -1,24 +1,35 @@
+import type { WireText } from '../protocol/messages.js';
+
 /**
  * Which environment variables stay on the client: those whose names look
  * like secrets (tokens, passwords, keys, cloud credentials, agent sockets),
  * unless allow-listed. A recipe's environment goes to whichever node runs
  * it, and every node's operator (and anyone who can read its processes'
- * environments there) would see them. Pure: names in, decisions out.
+ * environments there) would see them. Pure: variables in, decisions out.
  *
  * The rule for names: a name is split into words at every character that
  * is not a letter or digit and where a lower-case letter is followed by an
  * upper-case one (`apiKey` -> api, Key); trailing digits of a word are
  * ignored (`KEY2`). The name looks like a secret when
- * - a word is one of SECRET_WORDS (`API_KEY`, `DB_PASS`, `SSH_AUTH_SOCK`),
- *   so `KEYBOARD`, `MONKEY`, `TOKENIZER_PARALLELISM` or `PASSTHROUGH` do not;
+ * - it is one of SECRET_NAMES (`MYSQL_PWD`, `KRB5CCNAME`, `SSHPASS`, …);
+ * - or a word is one of SECRET_WORDS (`API_KEY`, `DB_PASS`, `SSH_AUTH_SOCK`),
+ *   so `KEYBOARD`, `MONKEY` or `TOKENIZER_PARALLELISM` do not;
  * - or a word ends with one of SECRET_SUFFIXES (`PGPASSWORD`, `GHTOKEN`,
  *   `CLIENTSECRET`, `OPENAI_APIKEY`);
- * - or it starts with one of SECRET_PREFIXES (`AWS_` — all of AWS's);
- * - or it is one of SECRET_NAMES (`MYSQL_PWD`, `KRB5CCNAME`, …);
- * - and it is not MPMAKE_SECRET_FILE, which names a file (each node has
- *   its own copy; `mpm exec -- mpmake` on a node needs the name).
+ * - or a word holds PASS (`SSHPASS`, `DBPASS`), except NOT_PASS_WORDS
+ *   (`BYPASS`, `PASSTHROUGH`, …); or a word is DSN (`SENTRY_DSN`);
+ * - or it ends in `_PWD` (`REDIS_PWD`; not `PWD` or `OLDPWD`) or holds
+ *   `CONNECTION_STRING`;
+ * - or it starts with one of SECRET_PREFIXES (`AWS_` — all of AWS's),
+ *   unless a word is `CA` (`AWS_CA_BUNDLE` names a certificate file).
+ * Values count too: any variable whose value holds a URL with a password
+ * (`postgres://app:pw@db/prod`) is held back, and a `*_FILE` variable whose
+ * value is a path (`/…`, `./…`, `../…`, `~/…`) is shipped: it names a file,
+ * not the secret. MPMAKE_SECRET_FILE is always shipped (each node has its
+ * own copy; `mpm exec -- mpmake` on a node needs the name).
  * Case does not matter. `--mp-env-deny` patterns hold back more names;
  * `--mp-env-allow` names or patterns are shipped whatever the rules say.
+ * Each decision comes with the rule that made it, for the end-of-build line.
  */
 
 /** Whole words that make a name look like a secret. */
@@ -66,10 +77,27 @@ export const SECRET_NAMES: ReadonlySet<string> = new Set([
   'KRB5CCNAME',
   'GITHUB_TOKEN',
   'NPM_TOKEN',
+  'SSHPASS',
+  'BW_SESSION',
+]);
+
+/** Words holding PASS that are not about passwords (`BYPASS_CACHE`, `PASSTHROUGH`). */
+export const NOT_PASS_WORDS: ReadonlySet<string> = new Set([
+  'BYPASS',
+  'COMPASS',
+  'PASSTHROUGH',
+  'PASSTHRU',
+  'PASSIVE',
 ]);
 
 /** Names the rules would catch that are not secrets. */
 const NOT_SECRETS: ReadonlySet<string> = new Set(['MPMAKE_SECRET_FILE']);
+
+/** A URL whose user information carries a password: `scheme://user:password@host`. */
+const URL_WITH_PASSWORD = /[a-z][a-z0-9+.-]*:\/\/[^\s/?#@:]*:[^\s/?#@]*@/i;
+
+/** A value that names a file rather than holding a secret: `/x`, `./x`, `../x`, `~/x`. */
+const PATH_VALUE = /^(?:\/|\.\.?\/|~\/)[^\n]*$/;
 
 /** The words of a variable name, upper-cased, trailing digits dropped. */
 export function nameWords(name: string): string[] {
@@ -80,15 +108,49 @@ export function nameWords(name: string): string[] {
     .filter(Boolean);
 }
 
-/** Whether `name` looks like it holds a secret, by the rule above. */
-export function looksSecret(name: string): boolean {
+/**
+ * The name rule that makes `name` look like a secret (see the top), or
+ * undefined. A name with a word `CA` is a certificate authority setting,
+ * public whatever its prefix (`AWS_CA_BUNDLE`).
+ */
+export function secretNameRule(name: string): string | undefined {
   const upper = name.toUpperCase();
-  if (NOT_SECRETS.has(upper)) return false;
-  if (SECRET_NAMES.has(upper)) return true;
-  if (SECRET_PREFIXES.some((p) => upper.startsWith(p))) return true;
-  return nameWords(name).some(
-    (w) => SECRET_WORDS.has(w) || SECRET_SUFFIXES.some((s) => w.endsWith(s)),
-  );
+  if (NOT_SECRETS.has(upper)) return undefined;
+  if (SECRET_NAMES.has(upper)) return 'a known credential name';
+  const words = nameWords(name);
+  for (const w of words) {
+    if (SECRET_WORDS.has(w)) return `word ${w}`;
+    const suffix = SECRET_SUFFIXES.find((s) => w.endsWith(s));
+    if (suffix !== undefined) return `a word ending in ${suffix}`;
+    if (w.includes('PASS') && !NOT_PASS_WORDS.has(w)) return 'PASS in the name';
+    if (w === 'DSN') return 'word DSN';
+  }
+  if (words.length > 1 && words[words.length - 1] === 'PWD') return 'ends in _PWD';
+  if (upper.includes('CONNECTION_STRING')) return 'CONNECTION_STRING in the name';
+  const prefix = SECRET_PREFIXES.find((p) => upper.startsWith(p));
+  if (prefix !== undefined && !words.includes('CA')) return `prefix ${prefix}`;
+  return undefined;
+}
+
+/**
+ * The rule that makes a variable look like a secret, or undefined: its
+ * value is a URL with a password; a `*_FILE` whose value is a path names
+ * the file, not the secret, and is shipped; else a rule on its name.
+ * Without `value`, only the name is judged.
+ */
+export function secretRule(name: string, value?: string): string | undefined {
+  if (NOT_SECRETS.has(name.toUpperCase())) return undefined;
+  if (value !== undefined) {
+    if (URL_WITH_PASSWORD.test(value)) return 'a URL with user:password@';
+    const words = nameWords(name);
+    if (words[words.length - 1] === 'FILE' && PATH_VALUE.test(value)) return undefined;
+  }
+  return secretNameRule(name);
+}
+
+/** Whether `name` (with `value`, when given) looks like it holds a secret. */
+export function looksSecret(name: string, value?: string): boolean {
+  return secretRule(name, value) !== undefined;
 }
 
 /** A `*`/`?` pattern as an anchored, case-sensitive RegExp. */
@@ -107,43 +169,52 @@ export interface EnvFilterConfig {
   deny?: readonly string[];
 }
 
-/** Decides, per variable name, whether it stays on the client. */
+/** Decides, per variable, whether it stays on the client, and by which rule. */
 export interface EnvFilter {
-  holdsBack(name: string): boolean;
+  /** The rule that keeps the variable on the client, or undefined: it is shipped. */
+  heldBy(name: string, value?: WireText): string | undefined;
+  holdsBack(name: string, value?: WireText): boolean;
 }
+
+const asText = (v: WireText): string =>
+  typeof v === 'string' ? v : Buffer.from(v.buffer, v.byteOffset, v.length).toString('latin1');
 
 /** The filter for a configuration: allow beats deny and the built-in rules. */
 export function envFilter(config: EnvFilterConfig = {}): EnvFilter {
-  const allow = (config.allow ?? []).map(globToRegExp);
-  const deny = (config.deny ?? []).map(globToRegExp);
-  const cache = new Map<string, boolean>();
-  return {
-    holdsBack(name: string): boolean {
-      let held = cache.get(name);
-      if (held === undefined) {
-        held =
-          !allow.some((re) => re.test(name)) &&
-          (looksSecret(name) || deny.some((re) => re.test(name)));
-        cache.set(name, held);
-      }
-      return held;
-    },
+  const allow = (config.allow ?? []).map((p) => ({ p, re: globToRegExp(p) }));
+  const deny = (config.deny ?? []).map((p) => ({ p, re: globToRegExp(p) }));
+  const heldBy = (name: string, value?: WireText): string | undefined => {
+    if (allow.some(({ re }) => re.test(name))) return undefined;
+    const denied = deny.find(({ re }) => re.test(name));
+    if (denied) return `--mp-env-deny ${denied.p}`;
+    return secretRule(name, value === undefined ? undefined : asText(value));
   };
+  return { heldBy, holdsBack: (name, value) => heldBy(name, value) !== undefined };
 }
+
+/** Holds nothing back: for jobs that run on the client itself. */
+export const SHIP_EVERYTHING: EnvFilter = {
+  heldBy: () => undefined,
+  holdsBack: () => false,
+};
 
 /** The built-in rules alone (no allow or deny list). */
 export const DEFAULT_ENV_FILTER: EnvFilter = envFilter();
 
-/** `env` without the variables `filter` holds back, and their names (sorted). */
-export function filterEnv<T>(
+/**
+ * `env` without the variables `filter` holds back, and the names held back
+ * (sorted) with the rule that held each.
+ */
+export function filterEnv<T extends WireText>(
   env: Readonly<Record<string, T>>,
   filter: EnvFilter = DEFAULT_ENV_FILTER,
-): { env: Record<string, T>; heldBack: string[] } {
+): { env: Record<string, T>; heldBack: string[]; rules: Map<string, string> } {
   const kept: Record<string, T> = {};
-  const heldBack: string[] = [];
+  const rules = new Map<string, string>();
   for (const [name, value] of Object.entries(env)) {
-    if (filter.holdsBack(name)) heldBack.push(name);
+    const rule = filter.heldBy(name, value);
+    if (rule !== undefined) rules.set(name, rule);
     else kept[name] = value;
   }
-  return { env: kept, heldBack: heldBack.sort() };
+  return { env: kept, heldBack: [...rules.keys()].sort(), rules };
 }

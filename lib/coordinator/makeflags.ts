@@ -32,8 +32,8 @@ const isJobsWord = (w: string): boolean => /^-j[0-9]*$/.test(w) || /^--jobs(=|$)
  */
 export function cleanMakeflagsForRemote(
   flags: string,
-  /** Also drops the command-line definitions of the variables this names (held-back secrets). */
-  dropVariable?: (name: string) => boolean,
+  /** Also drops the command-line definitions this names (held-back secrets), by name and value. */
+  dropVariable?: (name: string, value: string) => boolean,
 ): string {
   const words = splitWords(flags);
   const dashdash = words.indexOf('--');
@@ -42,8 +42,11 @@ export function cleanMakeflagsForRemote(
     if (dashdash >= 0 && i > dashdash && /^(SHELL|MPMAKE_TARGET|MPMAKE_PREREQS):?=/.test(w))
       return false;
     const isVar = dashdash >= 0 && i > dashdash;
-    const name = isVar ? /^([^=:+?!]+?)(?::{1,3}|[+?!])?=/.exec(w)?.[1] : undefined;
-    if (name !== undefined && dropVariable?.(name.replace(/\\(.)/g, '$1'))) return false;
+    const def = isVar ? /^([^=:+?!]+?)(?::{1,3}|[+?!])?=/.exec(w) : null;
+    if (def && dropVariable) {
+      const unescape = (text: string): string => text.replace(/\\(.)/g, '$1');
+      if (dropVariable(unescape(def[1]!), unescape(w.slice(def[0].length)))) return false;
+    }
     return true;
   });
   // A `--` left with no variables after it is noise.

@@ -106,6 +106,7 @@ export async function runMpmake(
     : { startLocalAgent: undefined };
   const localAgents = startLocalAgent ? await Promise.all(localSpecs.map(startLocalAgent)) : [];
   const closeLocal = localAgents.slice();
+  const localAddresses = localAgents.map((a) => a.spec.address);
   const hosts = options.hosts.map((h) => (h.local ? localAgents.shift()!.spec : h));
   const cluster = new Cluster(hosts, {
     secret,
@@ -138,7 +139,8 @@ export async function runMpmake(
       say('mpmake: no agent is usable; building locally with plain make');
       return await localMake(options, makeArgv, env, started, 'local-fallback', cluster);
     }
-    return await clusterMake(options, args, jobs, where, env, cluster, started);
+    const inProcess = new Set(localAddresses);
+    return await clusterMake(options, args, jobs, where, env, cluster, started, inProcess);
   } finally {
     await Promise.all(closeLocal.map((a) => a.close()));
   }
@@ -239,6 +241,8 @@ async function clusterMake(
   env: NodeJS.ProcessEnv,
   cluster: Cluster,
   started: number,
+  /** Addresses of the agents inside this process (`localhost/N`). */
+  inProcess: ReadonlySet<string>,
 ): Promise<MpmakeResult> {
   const runDir = makeRunDir();
   let server: ShimServer | undefined;
@@ -265,6 +269,7 @@ async function clusterMake(
       envFilter: envFilter({ allow: options.envAllow, deny: options.envDeny }),
       fsWaitMs: options.fsWaitMs,
       writes: new WriteLog(started),
+      onClient: inProcess,
     });
     const observers = attachObservers(router, cluster, {
       trace: options.trace,
@@ -356,12 +361,12 @@ async function clusterMake(
           tokensLost: tokens.lost,
           tokensRefilled: pool.own?.stats.refilled ?? 0,
         },
-        heldBackEnv: [...router.heldBackEnv].sort(),
+        heldBackEnv: [...router.heldBackEnv.keys()].sort(),
         fs: fsReport(options.fsWaitMs, ends),
       };
       observers.finish(report);
       if (options.report) writeReportQuietly(options.report, report);
-      const held = heldBackLine(report.heldBackEnv ?? []);
+      const held = heldBackLine(router.heldBackEnv);
       if (held !== undefined && !options.quiet) say(held);
       if (!options.quiet) say(summaryLine(report));
       return { ...result, report };

@@ -8,7 +8,7 @@ import {
 } from '../shim/shim-protocol.js';
 import type { BuildEvents, JobEndEvent, JobStartEvent } from './build-events.js';
 import type { Cluster, FilesAtExit, JobSpec } from './cluster.js';
-import type { EnvFilter } from './env-filter.js';
+import { SHIP_EVERYTHING, type EnvFilter } from './env-filter.js';
 import { remoteEnv } from './remote-env.js';
 import type { Expectation, ShimConnection } from './shim-server.js';
 import { prerequisites, type WriteLog } from './write-log.js';
@@ -43,6 +43,8 @@ export interface RouterOptions {
   fsWaitMs: number;
   /** Where files of this build were written (needed when fsWaitMs > 0). */
   writes?: WriteLog;
+  /** Node addresses on the client itself (`localhost/N`): their jobs get every variable. */
+  onClient?: ReadonlySet<string>;
 }
 
 /**
@@ -52,8 +54,8 @@ export interface RouterOptions {
  */
 export class RecipeRouter extends EventEmitter<BuildEvents> {
   readonly stats: RouterStats = { local: 0, failed: 0, errors: 0, refused: 0 };
-  /** Names of the variables held back from nodes so far (never their values). */
-  readonly heldBackEnv = new Set<string>();
+  /** The variables held back from nodes so far, each with its rule (never their values). */
+  readonly heldBackEnv = new Map<string, string>();
   private readonly live = new Set<ShimConnection>();
   /** Shims still revalidating a job's targets (their lag report to come). */
   private readonly revalidating = new Set<Promise<unknown>>();
@@ -144,7 +146,9 @@ export class RecipeRouter extends EventEmitter<BuildEvents> {
       });
       return;
     }
-    const env = remoteEnv(req.env, this.options.envFilter, this.heldBackEnv);
+    const onClient = this.options.onClient?.has(choice.id) === true;
+    const filter = onClient ? SHIP_EVERYTHING : this.options.envFilter;
+    const env = remoteEnv(req.env, filter, this.heldBackEnv);
     if (env['SHELL'] === this.options.shimPath) delete env['SHELL'];
     const spec: JobSpec = {
       argv: [shell, ...req.argv.slice(1)],

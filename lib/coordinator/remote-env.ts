@@ -20,26 +20,26 @@ const CLIENT_ONLY = new Set([
  * removed, variables that look like secrets held back (see env-filter.ts;
  * also their definitions on make's command line, which MAKEFLAGS repeats),
  * and MPMAKE_REMOTE=1 so a nested shim is a plain shell there. The names
- * held back are added to `heldBack`.
+ * held back are added to `heldBack`, each with the rule that held it. A job
+ * for the client itself (the `localhost/N` agent) gets SHIP_EVERYTHING.
  */
 export function remoteEnv(
   env: Record<string, WireText>,
   filter: EnvFilter = DEFAULT_ENV_FILTER,
-  heldBack?: Set<string>,
+  heldBack?: Map<string, string>,
 ): Record<string, WireText> {
   const out: Record<string, WireText> = {};
-  const dropVariable = (name: string): boolean => {
-    const held = filter.holdsBack(name);
-    if (held) heldBack?.add(name);
-    return held;
+  const dropVariable = (name: string, value?: WireText): boolean => {
+    const rule = filter.heldBy(name, value);
+    if (rule !== undefined) heldBack?.set(name, rule);
+    return rule !== undefined;
   };
   for (const [k, v] of Object.entries(env)) {
     if (CLIENT_ONLY.has(k)) continue;
-    if (dropVariable(k)) continue;
-    out[k] =
-      (k === 'MAKEFLAGS' || k === 'MFLAGS') && typeof v === 'string'
-        ? cleanMakeflagsForRemote(v, dropVariable)
-        : v;
+    const makeflags = k === 'MAKEFLAGS' || k === 'MFLAGS';
+    // MAKEFLAGS is judged word by word: one definition in it must not hold back all of it.
+    if (dropVariable(k, makeflags ? undefined : v)) continue;
+    out[k] = makeflags && typeof v === 'string' ? cleanMakeflagsForRemote(v, dropVariable) : v;
   }
   out['MPMAKE_REMOTE'] = '1';
   return out;

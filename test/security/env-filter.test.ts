@@ -107,7 +107,7 @@ t.test('remoteEnv holds back variables and their MAKEFLAGS definitions', async (
     cleanMakeflagsForRemote(' -j4 -- API_TOKEN=abc OK=1 DB_PASS:=x', (n) => n !== 'OK'),
     '-j4 -- OK=1',
   );
-  const held = new Set<string>();
+  const held = new Map<string, string>();
   const env = remoteEnv(
     {
       PATH: '/bin',
@@ -119,10 +119,18 @@ t.test('remoteEnv holds back variables and their MAKEFLAGS definitions', async (
     held,
   );
   t.same(env, { PATH: '/bin', MAKEFLAGS: '-- VISIBLE=yes', MPMAKE_REMOTE: '1' });
-  t.same([...held].sort(), ['DEPLOY_TOKEN', 'GITHUB_TOKEN']);
+  t.same([...held.keys()].sort(), ['DEPLOY_TOKEN', 'GITHUB_TOKEN']);
   t.same(remoteEnv({ AWS_SECRET_ACCESS_KEY: 'k' }), { MPMAKE_REMOTE: '1' }, 'the rules by default');
-  t.equal(heldBackLine([]), undefined);
-  t.match(heldBackLine(['A_TOKEN', 'B_KEY']), /^mpmake: kept on this machine.*: A_TOKEN, B_KEY /);
+  t.equal(heldBackLine(new Map()), undefined);
+  t.match(
+    heldBackLine(
+      new Map([
+        ['B_KEY', 'word KEY'],
+        ['A_TOKEN', 'word TOKEN'],
+      ]),
+    ),
+    /^mpmake: kept on this machine.*: A_TOKEN \(word TOKEN\), B_KEY \(word KEY\) /,
+  );
 });
 
 t.test('options: --mp-env-allow, MPMAKE_ENV_DENY, config arrays', async (t) => {
