@@ -89,6 +89,20 @@ const agent: CommandModule = {
         type: 'string',
         describe: 'jobs one client may have waiting (default: 4096)',
       })
+      .option('max-queued-bytes-per-client', {
+        type: 'string',
+        describe:
+          "bytes (argv, env, cwd) of one client's waiting jobs, K/M/G allowed (default: 64M)",
+      })
+      .option('max-unauthenticated', {
+        type: 'string',
+        describe:
+          'connections still authenticating, in all; beyond it the oldest are closed (default: 256)',
+      })
+      .option('max-queued-bytes', {
+        type: 'string',
+        describe: "bytes of all clients' waiting jobs together, K/M/G allowed (default: 256M)",
+      })
       .option('tls', {
         type: 'boolean',
         describe: 'encrypt every connection: TLS 1.3 keyed by the secret (needs --secret-file)',

@@ -5,11 +5,16 @@ import { isAbsolute } from 'node:path';
 import { UsageError } from '../errors.js';
 import { AllowList, LOOPBACK_NETWORKS } from './allow-list.js';
 import { nativeLauncher } from './job-command.js';
+import { DEFAULT_MAX_HANDSHAKES } from './pending-connections.js';
 import { lookupUser, unsafePathReason, type RunAs } from './run-as.js';
 import { readSecretFile } from '../protocol/secret-file.js';
 
 export const DEFAULT_LISTEN = '127.0.0.1:7543';
 export const DEFAULT_MAX_QUEUED_PER_CLIENT = 4096;
+/** Bytes (argv, environment, cwd) of one client's waiting jobs, at most. */
+export const DEFAULT_MAX_QUEUED_BYTES_PER_CLIENT = 64 * 1024 * 1024;
+/** Bytes of all clients' waiting jobs together, at most. */
+export const DEFAULT_MAX_QUEUED_BYTES = 256 * 1024 * 1024;
 
 /** `mpm agent` options as they come from the command line, not yet checked. */
 export interface RawAgentOptions {
@@ -20,6 +25,10 @@ export interface RawAgentOptions {
   insecure?: boolean | undefined;
   root?: string[] | string | undefined;
   maxQueuedPerClient?: string | number | undefined;
+  maxQueuedBytesPerClient?: string | number | undefined;
+  maxQueuedBytes?: string | number | undefined;
+  /** Connections still authenticating, in all. */
+  maxUnauthenticated?: string | number | undefined;
   /** Shut down when stdin reaches EOF: an agent started by a parent dies with it. */
   exitWithStdin?: boolean | undefined;
   /** TLS on every connection, keyed by the secret. */
@@ -44,6 +53,11 @@ export interface AgentOptions {
   /** Real paths of the directories a job's cwd must be under. */
   roots: string[];
   maxQueuedPerClient: number;
+  /** Byte budgets of waiting jobs: one client's, and everyone's together. */
+  maxQueuedBytesPerClient: number;
+  maxQueuedBytes: number;
+  /** Connections still authenticating, at most (the oldest are closed beyond it). */
+  maxHandshakes: number;
   /** TLS-PSK on every connection (needs `secret`); off when absent. */
   tls?: boolean;
   /** Networks clients may connect from; absent = any. */
@@ -87,6 +101,21 @@ function positiveInteger(value: string | number | undefined, option: string): nu
   return n;
 }
 
+/** A byte count: an integer, optionally with K, M or G (binary: 64M is 64 MiB). */
+function byteCount(value: string | number | undefined, option: string): number | undefined {
+  if (value === undefined) return undefined;
+  const text = String(value).trim();
+  const m = /^(\d+)\s*([KMG]?)(?:i?B)?$/i.exec(text);
+  const unit = { '': 1, K: 1024, M: 1024 ** 2, G: 1024 ** 3 }[(m?.[2] ?? '').toUpperCase()];
+  const n = m && unit !== undefined ? Number(m[1]) * unit : NaN;
+  if (!Number.isSafeInteger(n) || n < 1) {
+    throw new UsageError(
+      `${option} must be a positive number of bytes (e.g. 67108864 or 64M), got ${JSON.stringify(value)}`,
+    );
+  }
+  return n;
+}
+
 async function resolveRoot(dir: string): Promise<string> {
   if (!isAbsolute(dir)) throw new UsageError(`--root must be an absolute path, got ${dir}`);
   try {
@@ -109,6 +138,13 @@ export async function resolveAgentOptions(raw: RawAgentOptions): Promise<AgentOp
   const maxQueuedPerClient =
     positiveInteger(raw.maxQueuedPerClient, '--max-queued-per-client') ??
     DEFAULT_MAX_QUEUED_PER_CLIENT;
+  const maxQueuedBytesPerClient =
+    byteCount(raw.maxQueuedBytesPerClient, '--max-queued-bytes-per-client') ??
+    DEFAULT_MAX_QUEUED_BYTES_PER_CLIENT;
+  const maxQueuedBytes =
+    byteCount(raw.maxQueuedBytes, '--max-queued-bytes') ?? DEFAULT_MAX_QUEUED_BYTES;
+  const maxHandshakes =
+    positiveInteger(raw.maxUnauthenticated, '--max-unauthenticated') ?? DEFAULT_MAX_HANDSHAKES;
   if (raw.id !== undefined && raw.id.trim() === '')
     throw new UsageError('--name must not be empty');
   if (raw.secretFile === undefined && !raw.insecure && !isLoopbackHost(host)) {
@@ -142,6 +178,9 @@ export async function resolveAgentOptions(raw: RawAgentOptions): Promise<AgentOp
     secret,
     roots,
     maxQueuedPerClient,
+    maxQueuedBytesPerClient,
+    maxQueuedBytes,
+    maxHandshakes,
     tls: raw.tls === true,
     allow,
     runAs,

@@ -10,14 +10,11 @@ import { AgentSession, type AgentContext } from './agent-session.js';
 import { killGroup } from './job-process.js';
 import { JobScheduler } from './job-scheduler.js';
 import { LoadReporter } from './load-reporter.js';
+import { PendingConnections } from './pending-connections.js';
+import { QueueBudget } from './queue-budget.js';
 import { KILL_GRACE_MS, type RemoteJob } from './remote-job.js';
 
-/**
- * Connections from one address still authenticating, at most: a peer that
- * opens many and says nothing cannot pile up sessions (each is cut off
- * after AUTH_TIMEOUT_MS anyway).
- */
-export const MAX_HANDSHAKES_PER_ADDRESS = 32;
+export { MAX_HANDSHAKES_PER_ADDRESS } from './pending-connections.js';
 
 /**
  * An agent's name when `--name` is not given: its host name and listen
@@ -41,6 +38,8 @@ export function defaultName(host: string, listenHost: string, port: number): str
  */
 export class AgentServer {
   private readonly sessions = new Set<AgentSession>();
+  /** Sessions still authenticating, by source: bounded, oldest pushed out first. */
+  private readonly pending: PendingConnections<AgentSession>;
   private readonly scheduler: JobScheduler<RemoteJob>;
   private readonly reporter: LoadReporter;
   private readonly context: AgentContext;
@@ -56,6 +55,7 @@ export class AgentServer {
     agentVersion: string,
   ) {
     const cpus = availableParallelism();
+    this.pending = new PendingConnections<AgentSession>(options.maxHandshakes);
     this.scheduler = new JobScheduler<RemoteJob>(
       options.slots,
       (job) => job.start(),
@@ -82,6 +82,7 @@ export class AgentServer {
       agentVersion,
       cpus,
       scheduler: this.scheduler,
+      queueBudget: new QueueBudget(options.maxQueuedBytesPerClient, options.maxQueuedBytes),
       log,
       loadMessage,
     };
@@ -111,9 +112,13 @@ export class AgentServer {
   }
 
   /**
-   * Admits a connection: from an allowed network, not one too many from
-   * one address, wrapped in TLS when configured. A refused one is closed
-   * before a byte is read or written, and logged.
+   * Admits a connection: from an allowed network, wrapped in TLS when
+   * configured. A connection from elsewhere is closed before a byte is read
+   * or written, and logged. Connections still authenticating are bounded
+   * (per source and in all): the newcomer always gets in, and the oldest of
+   * its source, or of the source holding the most, is closed instead, so
+   * silent sockets cannot lock anyone out; authenticated ones are never
+   * touched.
    */
   private accept(socket: Socket, log: AgentLog): void {
     const address = socket.remoteAddress;
@@ -128,21 +133,26 @@ export class AgentServer {
       socket.destroy();
       return;
     }
-    let pending = 0;
-    for (const s of this.sessions) if (!s.isReady && s.address === address) pending++;
-    if (pending >= MAX_HANDSHAKES_PER_ADDRESS) {
-      log(
-        `refused connection from ${peer}: ${pending} connections from there still authenticating`,
-      );
-      socket.destroy();
-      return;
-    }
     const channelSocket = tls && secret ? acceptTls(socket, secret) : socket;
-    const session = new AgentSession(channelSocket, this.context, (s) => this.sessions.delete(s), {
-      address,
-      port: socket.remotePort,
-    });
+    const session = new AgentSession(
+      channelSocket,
+      this.context,
+      (s) => {
+        this.pending.remove(s);
+        this.sessions.delete(s);
+      },
+      { address, port: socket.remotePort },
+      (s) => this.pending.remove(s),
+    );
     this.sessions.add(session);
+    for (const old of this.pending.admit(session, address)) {
+      log(
+        `${old.peer}: closed to make room for ${peer}: ${this.pending.size} connections still ` +
+          `authenticating (limits: ${this.pending.perSource} per source, --max-unauthenticated ` +
+          `${this.pending.max} in all)`,
+      );
+      old.destroy();
+    }
   }
 
   get nodeId(): string {

@@ -17,14 +17,19 @@ import { isTlsError } from '../protocol/tls.js';
 import { printable, type AgentLog } from './agent-log.js';
 import { statusReply, trackClient, type StatusEntry } from './agent-status.js';
 import type { AgentOptions } from './agent-options.js';
-import { cwdRefusal, jobRefusal } from './job-check.js';
+import { cwdRefusal, jobBytes, jobRefusal } from './job-check.js';
+import type { QueueBudget } from './queue-budget.js';
 import { parseSignal } from './job-process.js';
 import type { JobScheduler } from './job-scheduler.js';
 import { probeAs } from './probe.js';
 import { RemoteJob } from './remote-job.js';
 
-/** A client must authenticate this soon after connecting. */
-export const AUTH_TIMEOUT_MS = 10_000;
+/**
+ * A client must authenticate this soon after connecting (mpmake gives up
+ * after its connect timeout, 3 s by default): a silent peer holds its
+ * place no longer.
+ */
+export const AUTH_TIMEOUT_MS = 5_000;
 /**
  * An authenticated client that says nothing for this long is gone (a cut
  * link, a hung or frozen client): its jobs are killed. Clients ping every
@@ -54,6 +59,8 @@ export interface AgentContext {
   readonly agentVersion: string;
   readonly cpus: number;
   readonly scheduler: JobScheduler<RemoteJob>;
+  /** Bytes of waiting jobs, per client and in all. */
+  readonly queueBudget: QueueBudget;
   readonly log: AgentLog;
   loadMessage(): LoadMessage;
 }
@@ -93,6 +100,8 @@ export class AgentSession {
     private readonly onClosed: (session: AgentSession) => void,
     /** Where the connection came from, when `socket` wraps another (TLS). */
     from?: { address: string | undefined; port: number | undefined },
+    /** Called once the client has authenticated. */
+    private readonly onReady?: (session: AgentSession) => void,
   ) {
     this.address = from ? from.address : socket.remoteAddress;
     this.peer = `${this.address}:${from ? from.port : socket.remotePort}`;
@@ -194,6 +203,7 @@ export class AgentSession {
   private onAuthenticated(auth: AuthMessage): void {
     clearTimeout(this.authTimer);
     this.state = 'ready';
+    this.onReady?.(this);
     this.channel.setMaxFrameBytes(DEFAULT_MAX_FRAME_BYTES);
     const c = auth.client;
     if (c.heartbeatTimeoutMs !== undefined && c.heartbeatTimeoutMs >= 250) {
@@ -259,6 +269,10 @@ export class AgentSession {
     // applied when they join the queue; this only bounds the backlog.
     else if (this.admitting >= options.maxQueuedPerClient + scheduler.slots) reason = tooMany;
     if (reason !== undefined) return this.refuseJob(id, reason);
+    // Held from here until the job starts or leaves: a bound on the memory
+    // one client, and all of them, can make the agent hold.
+    const reservation = this.ctx.queueBudget.reserve(this, jobBytes(message));
+    if (typeof reservation === 'string') return this.refuseJob(id, reservation);
     // MPMAKE_NODE tells a recipe (and a test) which node it runs on.
     const placed = { ...message, env: { ...message.env, MPMAKE_NODE: this.ctx.nodeId } };
     const job = new RemoteJob(
@@ -268,6 +282,7 @@ export class AgentSession {
       (j) => this.onJobFinished(j),
       options.runAs,
       options.roots,
+      reservation,
     );
     this.jobs.set(id, job);
     this.admitting++;
@@ -279,10 +294,10 @@ export class AgentSession {
       if (scheduler.queuedFor(this) >= options.maxQueuedPerClient) refusal ??= tooMany;
       if (this.state !== 'ready') return; // the connection is gone; the job never ran
       if (job.cancelSignal !== undefined) {
-        this.jobs.delete(id);
+        this.forget(job);
         this.sendCancelledExit(job, job.cancelSignal);
       } else if (refusal !== undefined) {
-        this.jobs.delete(id);
+        this.forget(job);
         this.refuseJob(id, refusal);
       } else {
         job.state = 'queued';
@@ -324,7 +339,7 @@ export class AgentSession {
         return;
       case 'queued':
         this.ctx.scheduler.removeQueued(this, job);
-        this.jobs.delete(job.id);
+        this.forget(job);
         this.sendCancelledExit(job, signal);
         return;
       case 'running':
@@ -340,8 +355,14 @@ export class AgentSession {
     const job = this.jobs.get(id);
     if (job?.state !== 'queued') return; // started (or over): it stays here
     this.ctx.scheduler.removeQueued(this, job);
-    this.jobs.delete(id);
+    this.forget(job);
     this.send({ type: 'withdrawn', id });
+  }
+
+  /** A job that leaves unstarted: no longer this connection's, its queue bytes freed. */
+  private forget(job: RemoteJob): void {
+    this.jobs.delete(job.id);
+    job.leaveQueue();
   }
 
   private sendCancelledExit(job: RemoteJob, signal: NodeJS.Signals): void {

@@ -5,12 +5,33 @@ import { SHELL_NAME } from './job-command.js';
 
 /** Limit on a job's environment, names and values together. */
 export const MAX_ENV_BYTES = 1024 * 1024;
+/**
+ * Limits on a job's argv, entries and bytes (each string with its NUL):
+ * what Linux's exec takes with the usual 8 MiB stack (ARG_MAX, 2 MiB for
+ * argv and environment together), so a job over them could never start.
+ */
+export const MAX_ARGV_ENTRIES = 128 * 1024;
+export const MAX_ARGV_BYTES = 2 * 1024 * 1024;
 /** Limits on a tty job's terminal size. */
 const MAX_TTY_SIDE = 10_000;
 
 const hasNul = (s: WireText): boolean => (typeof s === 'string' ? s.includes('\0') : s.includes(0));
 const byteLength = (s: WireText): number =>
   typeof s === 'string' ? Buffer.byteLength(s) : s.length;
+/** Bytes of `texts`, each with the NUL that ends it in exec. */
+const textBytes = (texts: readonly WireText[]): number =>
+  texts.reduce((n, t) => n + byteLength(t) + 1, 0);
+
+/**
+ * What a waiting job costs the agent, roughly: the bytes of its argv,
+ * environment and cwd (held until it starts).
+ */
+export function jobBytes(job: JobMessage): number {
+  let bytes = textBytes(job.argv) + byteLength(job.cwd);
+  for (const [name, value] of Object.entries(job.env))
+    bytes += byteLength(name) + byteLength(value) + 2;
+  return bytes;
+}
 
 /**
  * Why a job must be refused on its face (before touching the file system),
@@ -18,6 +39,13 @@ const byteLength = (s: WireText): number =>
  * refused here rather than failing inside spawn.
  */
 export function jobRefusal(job: JobMessage): string | undefined {
+  if (job.argv.length > MAX_ARGV_ENTRIES) {
+    return `argv has ${job.argv.length} entries, over the limit of ${MAX_ARGV_ENTRIES}`;
+  }
+  const argvBytes = textBytes(job.argv);
+  if (argvBytes > MAX_ARGV_BYTES) {
+    return `argv is ${argvBytes} bytes, over the limit of ${MAX_ARGV_BYTES}`;
+  }
   if (job.argv.some(hasNul)) return 'argv contains a NUL byte';
   if (hasNul(job.cwd)) return 'cwd contains a NUL byte';
   if (!Number.isInteger(job.umask) || job.umask < 0 || job.umask > 0o777) {

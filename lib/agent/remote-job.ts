@@ -10,6 +10,7 @@ import type { AgentLog } from './agent-log.js';
 import { revalidateInputs, seeFiles } from './file-seen.js';
 import { buildJobCommand } from './job-command.js';
 import { killGroup, type JobOutcome, type JobProcess } from './job-process.js';
+import type { Reservation } from './queue-budget.js';
 import type { RunAs } from './run-as.js';
 import { sharedSpawner } from './spawn-client.js';
 import { SpawnedJobProcess } from './spawned-job-process.js';
@@ -66,6 +67,8 @@ export class RemoteJob {
      * only files under them are stat'ed for the client.
      */
     private readonly roots: readonly string[] = [],
+    /** Its bytes in the agent's queue budget, released once it starts or ends. */
+    private readonly reservation?: Reservation,
   ) {}
 
   get id(): number {
@@ -81,8 +84,14 @@ export class RemoteJob {
     return this.state === 'running' || this.state === 'finished' ? this.startedAtMs : undefined;
   }
 
+  /** The job leaves this node unstarted (refused, cancelled, withdrawn): frees its queue bytes. */
+  leaveQueue(): void {
+    this.reservation?.release();
+  }
+
   /** Called by the scheduler when the job gets a slot. */
   start(): void {
+    this.reservation?.release();
     this.state = 'running';
     this.startedAtMs = Date.now();
     if (this.announcedQueued) this.sink.send({ type: 'started', id: this.id });
@@ -171,6 +180,7 @@ export class RemoteJob {
 
   /** The client is gone: kill the job's processes, send nothing more. */
   abort(): void {
+    this.reservation?.release();
     this.detached = true;
     this.updateFlow();
     this.signal('SIGTERM');

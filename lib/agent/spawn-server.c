@@ -131,19 +131,30 @@ static void child_fail(const char *what, const char *detail) {
   _exit(127);
 }
 
+/* Every SPAWN frame with an id is answered, a malformed one with -EINVAL
+   and one over the argv/env counts with -E2BIG: a job never waits for an
+   answer that does not come (and holds its slot forever). */
 static void spawn(unsigned char *p, unsigned char *end) {
-  if (end - p < 28) return;
-  uint32_t id = get_u32(p), mask = get_u32(p + 4), flags = get_u32(p + 8);
+  if (end - p < 4) return; /* no id: nothing can be answered */
+  uint32_t id = get_u32(p);
+  char **argv = NULL, **envp = NULL;
+  if (end - p < 28) goto bad;
+  uint32_t mask = get_u32(p + 4), flags = get_u32(p + 8);
   uint32_t uid = get_u32(p + 12), gid = get_u32(p + 16), ngroups = get_u32(p + 20);
   p += 24;
-  if (ngroups > 1024 || end - p < (long)(4 * ngroups + 8)) return;
+  if (ngroups > 1024 || end - p < (long)(4 * ngroups + 8)) goto bad;
   gid_t groups[1024];
   for (uint32_t i = 0; i < ngroups; i++, p += 4) groups[i] = get_u32(p);
   uint32_t argc = get_u32(p), envc = get_u32(p + 4);
   p += 8;
-  if (argc == 0 || argc > 1u << 20 || envc > 1u << 20) return;
+  if (argc == 0) goto bad;
+  if (argc > 1u << 20 || envc > 1u << 20) {
+    reply(1, id, -E2BIG, 0, 0);
+    goto done;
+  }
   char *out = next_str(&p, end), *err = next_str(&p, end), *cwd = next_str(&p, end);
-  char **argv = calloc(argc + 1, sizeof *argv), **envp = calloc(envc + 1, sizeof *envp);
+  argv = calloc(argc + 1, sizeof *argv);
+  envp = calloc(envc + 1, sizeof *envp);
   if (!out || !err || !cwd || !argv || !envp) goto bad;
   for (uint32_t i = 0; i < argc; i++)
     if (!(argv[i] = next_str(&p, end))) goto bad;

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { AgentServer } from '../agent/agent-server.js';
 import { packageVersion } from '../agent/package-root.js';
+import { DEFAULT_MAX_HANDSHAKES } from '../agent/pending-connections.js';
 import { closeSharedSpawner } from '../agent/spawn-client.js';
 import { tracer } from '../trace.js';
 import type { HostSpec } from './host-list.js';
@@ -27,6 +28,10 @@ export async function startLocalAgent(
       secret,
       roots: ['/'],
       maxQueuedPerClient: 1 << 20,
+      // Only this build's own client: its waiting jobs are bounded by make's -j.
+      maxQueuedBytesPerClient: Number.MAX_SAFE_INTEGER,
+      maxQueuedBytes: Number.MAX_SAFE_INTEGER,
+      maxHandshakes: DEFAULT_MAX_HANDSHAKES,
     },
     (line) => trace(`local agent: ${line}`),
     packageVersion(),

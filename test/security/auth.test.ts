@@ -274,21 +274,14 @@ t.test('one address cannot pile up unauthenticated connections', async (t) => {
     await c.waitFor((m) => m.type === 'hello');
     idle.push(c);
   }
-  const extra = await TestClient.connect(t, agent.port);
-  await extra.closed;
-  t.same(extra.messages, [], 'closed before hello');
-  await waitUntil(() => /still authenticating/.test(log.text()), 'the log line');
-  for (const c of idle) c.socket.destroy();
-  await Promise.all(idle.map((c) => c.closed));
-  await waitUntil(
-    () => (log.text().match(/connection closed/g) ?? []).length >= idle.length,
-    'the agent to see them go',
-  );
+  // One more from the same address gets in; the oldest silent one goes.
   const later = await TestClient.ready(t, agent.port, Buffer.from(SECRET));
+  await idle[0]!.closed;
+  await waitUntil(() => /closed to make room for/.test(log.text()), 'the log line');
   t.equal((await later.run('echo ok')).stdout.toString(), 'ok\n');
 });
 
-t.test('a client that never authenticates is cut off after 10 s', async (t) => {
+t.test('a client that never authenticates is cut off after 5 s', async (t) => {
   const dir = t.testdir();
   const agent = await startAgent(t, { slots: 1, secretFile: secretFile(dir, SECRET) });
   const log = agentLog(agent);
