@@ -33,7 +33,7 @@ export function noAnswer(timeoutMs: number, connected: boolean, tls: boolean): s
 
 /** The agent closed the connection before its hello, without a word. */
 export const CLOSED_BEFORE_HELLO =
-  "the agent closed the connection before its hello: this machine's address is not in its --allow list, or too many connections from here are still authenticating (the agent's log says which)";
+  "the agent closed the connection before its hello: this machine's address is not in its --allow list (the agent's log says so)";
 
 /** The agent refused our proof of the secret. */
 export function secretRefused(secretFrom: string | undefined): string {
