@@ -14,6 +14,7 @@ import {
 import { tracer } from '../trace.js';
 import type { HostSpec } from './host-list.js';
 import { NodeChannel, type NodeChannelOptions } from './node-channel.js';
+import { serverSkew, skewToServer } from './server-clock.js';
 import { identify, qualifiedId, sameAgentLine, type SameAgent } from './node-identity.js';
 
 const trace = tracer('placement');
@@ -145,6 +146,11 @@ export class Cluster extends EventEmitter<ClusterEvents> {
   private nextId = 1;
   private rotate = 0;
   private probe: { path: string; content: string } | undefined;
+  /**
+   * The file server's clock minus ours, ms, as a range: from the mtime it
+   * stamped on the probe file (whole seconds on sftp) and when we wrote it.
+   */
+  serverSkewMs: { lo: number; hi: number } | undefined;
   /** Nodes that passed the checks on their current connection. */
   private readonly checked = new Set<NodeChannel>();
   /** Nodes left out for good (failed a check, or another address of a listed agent). */
@@ -173,8 +179,11 @@ export class Cluster extends EventEmitter<ClusterEvents> {
     if (probeDir) {
       const path = join(probeDir, `.mpmake-probe-${process.pid}-${content.slice(0, 8)}`);
       try {
+        const before = Date.now();
         writeFileSync(path, content, { mode: 0o644 });
+        const after = Date.now();
         this.probe = { path, content };
+        this.serverSkewMs = serverSkew(path, before, after);
       } catch (err) {
         trace(
           `cannot write probe file in ${probeDir}: ${(err as Error).message}; skipping the check`,
@@ -277,6 +286,15 @@ export class Cluster extends EventEmitter<ClusterEvents> {
           return done(
             `its clock differs from ours by ${skew} ms (limit ${this.options.maxClockSkewMs}); make compares timestamps, so keep clocks in step (NTP)`,
           );
+        }
+        const server = this.serverSkewMs;
+        if (server) {
+          const vsServer = skewToServer(node.clockSkewMs, server, this.options.maxClockSkewMs);
+          if (vsServer !== undefined) {
+            return done(
+              `its clock differs from the file server's by ${vsServer} ms or more (the time the shared file system stamps on files, seen on the probe file; limit ${this.options.maxClockSkewMs}); make compares those times with files a job stamps, so keep the nodes' and the file server's clocks in step (NTP)`,
+            );
+          }
         }
         done(undefined);
       };

@@ -1,0 +1,138 @@
+// Incremental builds on the cluster test bed (issue 11), where the measured
+// bug lived: an object recompiled on a node, and make on the client, still
+// seeing the object's old mtime in its attribute cache, did not relink.
+// Each round edits a source (or a header every unit includes) through the
+// client's mount, builds with mpmake -j9, and must leave the same files as
+// plain make on a local copy given the same edits, and `make -q` satisfied
+// on the client once its caches have expired. Then a header generated on
+// one node and included on others, regenerated within the cache time.
+import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import t from 'tap';
+import { bedMissing, startBed } from '../helpers/cluster-bed.js';
+import { cleanEnv, describeEnd, runMake } from '../helpers/run.js';
+import { snapshotTree } from '../helpers/tree.js';
+import { bedTree, plainMake, writeFiles } from './bed-compare.js';
+
+const ROUNDS = 20;
+/** Past the bed's 3 s attribute and lookup caches. */
+const CACHE_EXPIRY_MS = 3500;
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** Round i's edit: a unit's seed, or (every fifth round) config.h, which every unit includes. */
+function edit(round: number): { file: string; sed: string } {
+  const hex = (0x1000 + round * 7919).toString(16);
+  if (round % 5 === 4) {
+    return { file: 'config.h', sed: `s/^#define CT_SEED .*/#define CT_SEED 0x${hex}UL/` };
+  }
+  const unit = `u${String((round * 7) % 24).padStart(3, '0')}`;
+  return { file: `${unit}.c`, sed: `s/^#define UNIT_SEED .*/#define UNIT_SEED 0x${hex}UL/` };
+}
+
+const GEN_MAKEFILE = `all: prog
+gen.h: gen.sh
+\tsh gen.sh > gen.h.tmp && mv gen.h.tmp gen.h
+%.o: %.c gen.h
+\t$(CC) -O2 -c -o $@ $<
+prog: a.o b.o c.o d.o main.o
+\t$(CC) -o $@ $^
+\t./prog > out.txt
+`;
+const genSh = (n: number): string =>
+  `echo '#define GEN ${n}UL'\necho '#define PAD "${'x'.repeat(n * 37)}"'\n`;
+const unitC = (name: string): string =>
+  `#include "gen.h"\nunsigned long ${name}(void) { return GEN * sizeof(PAD); }\n`;
+const GEN_FILES = new Map<string, string>([
+  ['Makefile', GEN_MAKEFILE],
+  ['gen.sh', genSh(1)],
+  ...['a', 'b', 'c', 'd'].map((u) => [`${u}.c`, unitC(u)] as [string, string]),
+  [
+    'main.c',
+    '#include <stdio.h>\n#include "gen.h"\nunsigned long a(void), b(void), c(void), d(void);\n' +
+      'int main(void) { printf("%lu\\n", a() + b() + c() + d() + GEN); return 0; }\n',
+  ],
+]);
+
+const missing = bedMissing();
+if (missing) {
+  t.plan(0, missing);
+} else {
+  const bed = await startBed(t);
+  // One after another: three Node starts at once can pass the bed's start
+  // timeout on a loaded 2-core machine.
+  for (const node of bed.nodes) await bed.startAgent(node);
+
+  t.test(`${ROUNDS} incremental rounds end as local builds, make -q satisfied`, async (t) => {
+    const name = 'incremental';
+    const tree = bedTree();
+    writeFiles(join(bed.exportDir, name), tree);
+    const bedDir = join(bed.mountPath, name);
+    // The local reference, at the same path as the bed's in this namespace.
+    const refDir = join(bed.mountPath, `${name}-ref`);
+    writeFiles(refDir, tree);
+    const report = join(bed.runDir, `${name}.report.json`);
+    const clean = await bed.mpmake(['-j9', '--mp-quiet'], { cwd: bedDir });
+    t.equal(describeEnd(clean), 'exit 0', `the clean build; stderr: ${clean.stderr}`);
+    t.equal(describeEnd(await plainMake(refDir, ['-j9'])), 'exit 0', 'the local clean build');
+    let lagged = 0;
+    for (let round = 0; round < ROUNDS; round++) {
+      // The last round ended past the caches; the first starts past them too
+      // and in another second than the clean build (sftp mtimes are whole seconds).
+      if (round === 0) await sleep(CACHE_EXPIRY_MS);
+      const { file, sed } = edit(round);
+      await bed.client.run('sed', ['-i', sed, file], { cwd: bedDir });
+      execFileSync('sed', ['-i', sed, file], { cwd: refDir });
+      const mp = await bed.mpmake(['-j9', '--mp-quiet', `--mp-report=${report}`], {
+        cwd: bedDir,
+      });
+      const plain = await plainMake(refDir, ['-j9']);
+      const what = `round ${round} (${file})`;
+      if (describeEnd(mp) !== 'exit 0' || describeEnd(plain) !== 'exit 0') {
+        t.fail(`${what}: mpmake ${describeEnd(mp)}, make ${describeEnd(plain)}: ${mp.stderr}`);
+        break;
+      }
+      const fs = (
+        JSON.parse(readFileSync(report, 'utf8')) as {
+          fs?: { targets: { retries: number } };
+        }
+      ).fs;
+      if ((fs?.targets.retries ?? 0) > 0) lagged++;
+      const same =
+        JSON.stringify(snapshotTree(join(bed.exportDir, name))) ===
+        JSON.stringify(snapshotTree(refDir));
+      t.ok(same, `${what}: the same files as the local build`);
+      await sleep(CACHE_EXPIRY_MS);
+      const q = await bed.client.run('make', ['-q'], { cwd: bedDir });
+      t.equal(describeEnd(q), 'exit 0', `${what}: make -q on the client is satisfied`);
+      if (!same || describeEnd(q) !== 'exit 0') break;
+    }
+    t.comment(`rounds where the client waited for a target to look as written: ${lagged}`);
+  });
+
+  t.test('a header generated on one node, included on the others', async (t) => {
+    const name = 'generated';
+    writeFiles(join(bed.exportDir, name), GEN_FILES);
+    const bedDir = join(bed.mountPath, name);
+    const refDir = join(bed.mountPath, `${name}-ref`);
+    writeFiles(refDir, GEN_FILES);
+    // Regenerated at once (within every host's cache time), three times.
+    for (let round = 1; round <= 3; round++) {
+      if (round > 1) {
+        await sleep(1100); // another second: sftp mtimes are whole seconds
+        await bed.client.run('sh', ['-c', `printf '%s' "$1" > gen.sh`, 'sh', genSh(round)], {
+          cwd: bedDir,
+        });
+        writeFiles(refDir, new Map([['gen.sh', genSh(round)]]));
+      }
+      const mp = await bed.mpmake(['-j9', '--mp-quiet', '--mp-local='], { cwd: bedDir });
+      const plain = await runMake(['-j9'], { cwd: refDir, env: cleanEnv() });
+      t.equal(describeEnd(mp), describeEnd(plain), `round ${round}: ended as make; ${mp.stderr}`);
+      t.same(
+        snapshotTree(join(bed.exportDir, name)),
+        snapshotTree(refDir),
+        `round ${round}: the same files (gen.h, objects, prog, out.txt) as the local build`,
+      );
+    }
+  });
+}
