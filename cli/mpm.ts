@@ -92,7 +92,7 @@ const agent: CommandModule = {
       .option('max-queued-bytes-per-client', {
         type: 'string',
         describe:
-          "bytes (argv, env, cwd) of one client's waiting jobs, K/M/G allowed (default: 64M)",
+          "bytes (argv, env, cwd) of one client's waiting jobs, K/M/G allowed (default: 32M)",
       })
       .option('max-unauthenticated', {
         type: 'string',
@@ -101,7 +101,7 @@ const agent: CommandModule = {
       })
       .option('max-queued-bytes', {
         type: 'string',
-        describe: "bytes of all clients' waiting jobs together, K/M/G allowed (default: 256M)",
+        describe: "bytes of all clients' waiting jobs together, K/M/G allowed (default: 128M)",
       })
       .option('tls', {
         type: 'boolean',

@@ -12,9 +12,9 @@ import { readSecretFile } from '../protocol/secret-file.js';
 export const DEFAULT_LISTEN = '127.0.0.1:7543';
 export const DEFAULT_MAX_QUEUED_PER_CLIENT = 4096;
 /** Bytes (argv, environment, cwd) of one client's waiting jobs, at most. */
-export const DEFAULT_MAX_QUEUED_BYTES_PER_CLIENT = 64 * 1024 * 1024;
+export const DEFAULT_MAX_QUEUED_BYTES_PER_CLIENT = 32 * 1024 * 1024;
 /** Bytes of all clients' waiting jobs together, at most. */
-export const DEFAULT_MAX_QUEUED_BYTES = 256 * 1024 * 1024;
+export const DEFAULT_MAX_QUEUED_BYTES = 128 * 1024 * 1024;
 
 /** `mpm agent` options as they come from the command line, not yet checked. */
 export interface RawAgentOptions {

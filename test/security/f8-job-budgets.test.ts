@@ -123,7 +123,7 @@ t.test('budget options: bad values are usage errors naming the option', async (t
   const ok = await resolveAgentOptions({ maxQueuedBytesPerClient: '64M', maxQueuedBytes: 1000 });
   t.match(ok, { maxQueuedBytesPerClient: 64 * MiB, maxQueuedBytes: 1000 });
   const dflt = await resolveAgentOptions({});
-  t.match(dflt, { maxQueuedBytesPerClient: 64 * MiB, maxQueuedBytes: 256 * MiB });
+  t.match(dflt, { maxQueuedBytesPerClient: 32 * MiB, maxQueuedBytes: 128 * MiB });
   await t.rejects(resolveAgentOptions({ maxQueuedBytes: 'lots' }), {
     code: 'MPM_ERR_USAGE',
     message:
