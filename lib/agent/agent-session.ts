@@ -13,6 +13,7 @@ import {
   type LoadMessage,
   type ProbeMessage,
 } from '../protocol/messages.js';
+import { leaseMsFor } from '../protocol/lease.js';
 import { isTlsError } from '../protocol/tls.js';
 import { printable, type AgentLog } from './agent-log.js';
 import { statusReply, trackClient, type StatusEntry } from './agent-status.js';
@@ -20,6 +21,7 @@ import type { AgentOptions } from './agent-options.js';
 import { cwdRefusal, jobBytes, jobRefusal } from './job-check.js';
 import type { QueueBudget } from './queue-budget.js';
 import { parseSignal } from './job-process.js';
+import { sharedLeaseBoard, type Lease } from './lease-board.js';
 import type { JobScheduler } from './job-scheduler.js';
 import { probeAs } from './probe.js';
 import { RemoteJob } from './remote-job.js';
@@ -86,6 +88,14 @@ export class AgentSession {
   private authTimer: NodeJS.Timeout | undefined;
   private silenceTimer: NodeJS.Timeout | undefined;
   private silenceMs = DEFAULT_CLIENT_SILENCE_MS;
+  /** The client's job lease (lease-board.ts): renewed by its heartbeats, revoked when it goes. */
+  private lease: Lease | undefined;
+  private leaseMs = leaseMsFor(DEFAULT_CLIENT_SILENCE_MS / 0.8);
+  /**
+   * The client stamps its heartbeats (mpmake, mpm exec): only they renew the
+   * lease. Until one comes (an older client), every message renews it.
+   */
+  private stampedHeartbeats = false;
   private client = '';
   /** Lists this connection in status replies once authenticated. */
   private status: StatusEntry | undefined;
@@ -160,7 +170,10 @@ export class AgentSession {
   }
 
   private onMessage(message: ClientToAgent): void {
-    if (this.state === 'ready') this.armSilenceTimer();
+    if (this.state === 'ready') {
+      this.armSilenceTimer();
+      if (!this.stampedHeartbeats) this.lease?.renewFor(this.leaseMs);
+    }
     switch (this.state) {
       case 'handshake':
         return this.onHandshake(message);
@@ -209,8 +222,10 @@ export class AgentSession {
     if (c.heartbeatTimeoutMs !== undefined && c.heartbeatTimeoutMs >= 250) {
       // At most what a timer holds (a larger delay would fire at once).
       this.silenceMs = Math.min(Math.floor(c.heartbeatTimeoutMs * 0.8), 0x7fffffff);
+      this.leaseMs = leaseMsFor(c.heartbeatTimeoutMs);
     }
     this.armSilenceTimer();
+    this.lease = sharedLeaseBoard().open(this.leaseMs);
     this.client = printable(`${c.user}@${c.host} pid ${c.pid} build ${c.build}`);
     this.ctx.log(`${this.peer}: authenticated (${this.client})`);
     this.status = trackClient(this.ctx, auth.client, this.jobs);
@@ -245,6 +260,11 @@ export class AgentSession {
       case 'probe':
         return this.probe(message);
       case 'ping':
+        // Stamped heartbeats keep this client's jobs alive (lease-board.ts).
+        if (message.sentMs !== undefined) {
+          this.stampedHeartbeats = true;
+          this.lease?.renewFromHeartbeat(message.sentMs, this.leaseMs);
+        }
         return this.send({ type: 'pong', seq: message.seq, clockMs: Date.now() });
       case 'status-request':
         return this.send(statusReply(this.ctx, message.id, this.status));
@@ -283,6 +303,7 @@ export class AgentSession {
       options.runAs,
       options.roots,
       reservation,
+      this.lease,
     );
     this.jobs.set(id, job);
     this.admitting++;
@@ -422,6 +443,8 @@ export class AgentSession {
   private release(): number {
     clearTimeout(this.authTimer);
     clearTimeout(this.silenceTimer);
+    // Every supervisor of this client's jobs kills its job at its next look.
+    this.lease?.revoke();
     this.status?.untrack();
     const count = this.jobs.size;
     this.ctx.scheduler.dropClient(this);

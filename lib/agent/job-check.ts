@@ -48,6 +48,7 @@ export function jobRefusal(job: JobMessage): string | undefined {
   }
   if (job.argv.some(hasNul)) return 'argv contains a NUL byte';
   if (hasNul(job.cwd)) return 'cwd contains a NUL byte';
+  if (job.produces?.some(hasNul)) return 'produces contains a NUL byte';
   if (!Number.isInteger(job.umask) || job.umask < 0 || job.umask > 0o777) {
     return `umask ${job.umask} is not between 0 and 0777`;
   }

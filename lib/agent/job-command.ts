@@ -24,6 +24,9 @@ export interface JobRequest {
   umask: number;
   tty?: TtySize | undefined;
   mergeOutput?: boolean | undefined;
+  /** The launcher's lease (`PATH:SLOT`, lease.h) and the job's target, when known. */
+  lease?: string | undefined;
+  target?: string | undefined;
 }
 
 /** What to spawn: the wrapper shell with string-only arguments and environment. */
@@ -112,6 +115,14 @@ export function envBlock(env: Record<string, WireText>): Buffer {
   return Buffer.concat(parts);
 }
 
+/** The launcher's lease and target settings (read and removed by job-exec.c). */
+function supervisorEnv(job: JobRequest): Record<string, string> {
+  const env: Record<string, string> = {};
+  if (job.lease !== undefined) env['MPMAKE_EXEC_LEASE'] = job.lease;
+  if (job.target !== undefined) env['MPMAKE_EXEC_TARGET'] = job.target;
+  return env;
+}
+
 let launcherPath: string | null | undefined;
 
 /** build/mpmake-exec, when it was built (`make build`); else the shell wrapper is used. */
@@ -159,7 +170,8 @@ export function launcherCommand(
       file: launcher,
       args: [...head, credsArg(runAs), ENV_FROM_FD, '--', ...argv],
       cwd: job.cwd,
-      env: {},
+      // Nothing of the client's: only the supervisor's own settings.
+      env: supervisorEnv(job),
       tty: job.tty,
       envInput: { block: envBlock(job.env), argIndex: head.length + 1 },
     };
@@ -174,6 +186,10 @@ export function launcherCommand(
     }
   }
   if (hexEnv.length) env['MPMAKE_EXEC_HEXENV'] = hexEnv.join(',');
+  // Only ours: a client's own values must not steer the supervisor.
+  delete env['MPMAKE_EXEC_LEASE'];
+  delete env['MPMAKE_EXEC_TARGET'];
+  Object.assign(env, supervisorEnv(job));
   return { file: launcher, args: [...head, '--', ...argv], cwd: job.cwd, env, tty: job.tty };
 }
 

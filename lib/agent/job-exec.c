@@ -32,10 +32,18 @@
  * MPMAKE_EXEC_HEXENV: comma-separated names of environment variables whose
  *         values are hex-encoded bytes; decoded, and the list removed.
  *
+ * MPMAKE_EXEC_LEASE=PATH:SLOT: the job's lease (lease.h), checked every
+ *         LEASE_POLL_MS; MPMAKE_EXEC_TARGET: the absolute path of the file
+ *         the job makes. Both are taken from our own environment at start
+ *         and removed.
+ *
  * It stays behind as the job's supervisor: it forks the job and waits for
  * it, and if the agent dies (even by SIGKILL, which the agent cannot catch)
- * the kernel tells it (PR_SET_PDEATHSIG) and it kills the job's whole
- * process group, so no job outlives its agent. It ends as the job ended:
+ * the kernel tells it (PR_SET_PDEATHSIG), or the job's lease lapses (the
+ * agent frozen, its client gone), it kills the job's whole process group,
+ * so no job outlives its agent or its lease; a target the killed job had
+ * changed is deleted, as make deletes the target of a recipe killed by a
+ * signal. It ends as the job ended:
  * the same exit status, or death by the same signal. No descriptor of the
  * agent's above 2 reaches the job.
  */
@@ -54,6 +62,8 @@
 #include <sys/wait.h>
 #include <termios.h>
 #include <unistd.h>
+
+#include "lease.h"
 
 static int hexval(char c) {
   if (c >= '0' && c <= '9') return c - '0';
@@ -94,11 +104,61 @@ static void die(const char *what, const char *detail) {
 }
 
 #define AGENT_DIED_SIGNAL (SIGRTMIN + 3)
+/* How long the cleaner waits for a killed group to be gone. */
+#define CLEAN_WAIT_MS 5000
+
+static char *lease_arg, *target_arg;
+static int lease_fd = -1;
+static uint32_t lease_slot;
+static struct target_state target;
+
+/*
+ * Kills our process group (the job, its children, and us). Its target must
+ * then go, once nothing of the group can write it any more: a cleaner,
+ * forked into a session of its own, waits for the group to be gone and
+ * deletes the target if the job changed it.
+ */
+static void kill_group_and_clean(void) {
+  pid_t group = getpgrp();
+  if (target.path && fork() == 0) {
+    setsid();
+    for (int i = 0; i < CLEAN_WAIT_MS / 10 && kill(-group, 0) == 0; i++) {
+      struct timespec ts = {0, 10 * 1000000L};
+      nanosleep(&ts, NULL);
+    }
+    target_remove_if_changed(&target);
+    _exit(0);
+  }
+  kill(0, SIGKILL);
+  _exit(137);
+}
 
 static void on_agent_died(int sig) {
   (void)sig;
-  kill(0, SIGKILL); /* our process group: the job, its children, and us */
-  _exit(137);
+  kill_group_and_clean();
+}
+
+static void on_child(int sig) {
+  (void)sig; /* only to cut nanosleep short */
+}
+
+/* Opens the lease named by MPMAKE_EXEC_LEASE (PATH:SLOT), if there was one. */
+static void open_lease(void) {
+  if (!lease_arg) return;
+  char *colon = strrchr(lease_arg, ':');
+  char *end;
+  if (!colon) die("bad lease", lease_arg);
+  errno = 0;
+  unsigned long slot = strtoul(colon + 1, &end, 10);
+  if (errno || *end || end == colon + 1 || slot > 0xfffffffeUL) die("bad lease", lease_arg);
+  *colon = '\0';
+  lease_fd = open(lease_arg, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+  if (lease_fd < 0) die(lease_arg, strerror(errno));
+  lease_slot = (uint32_t)slot;
+}
+
+static int lease_lapsed(void) {
+  return lease_fd >= 0 && lease_deadline(lease_fd, lease_slot) <= lease_now_ns();
 }
 
 #define MAX_GROUPS 1024
@@ -358,12 +418,24 @@ static int supervise(char **job) {
   sigaction(AGENT_DIED_SIGNAL, &sa, NULL);
   if (prctl(PR_SET_PDEATHSIG, AGENT_DIED_SIGNAL) != 0 || getppid() != agent) on_agent_died(0);
   close_inherited();
+  /* As the job's user: the lease file is readable by all (deadlines only). */
+  open_lease();
+  target_note(&target, target_arg);
+  /* A lapsed lease starts nothing: the client may run the job elsewhere. */
+  if (lease_lapsed()) die("the job's lease lapsed before it started", NULL);
+  struct sigaction child;
+  memset(&child, 0, sizeof child);
+  child.sa_handler = on_child;
+  sigemptyset(&child.sa_mask);
+  sigaction(SIGCHLD, &child, NULL);
 
   pid_t pid = fork();
   if (pid < 0) die("fork", strerror(errno));
   if (pid == 0) {
     signal(AGENT_DIED_SIGNAL, SIG_DFL);
+    signal(SIGCHLD, SIG_DFL);
     prctl(PR_SET_PDEATHSIG, 0);
+    if (lease_fd >= 0) close(lease_fd);
     execvp(job[0], job);
     exec_failed(job[0]);
   }
@@ -375,8 +447,15 @@ static int supervise(char **job) {
   signal(SIGQUIT, SIG_IGN);
   signal(SIGPIPE, SIG_IGN);
   int status;
-  while (waitpid(pid, &status, 0) < 0) {
-    if (errno != EINTR) die("waitpid", strerror(errno));
+  for (;;) {
+    pid_t r = waitpid(pid, &status, lease_fd >= 0 ? WNOHANG : 0);
+    if (r == pid) break;
+    if (r < 0 && errno != EINTR) die("waitpid", strerror(errno));
+    if (lease_lapsed()) kill_group_and_clean();
+    if (r == 0) {
+      struct timespec ts = {0, LEASE_POLL_MS * 1000000L};
+      nanosleep(&ts, NULL); /* SIGCHLD cuts it short */
+    }
   }
   if (WIFSIGNALED(status)) {
     int sig = WTERMSIG(status);
@@ -397,6 +476,11 @@ int main(int argc, char **argv) {
   static const char usage[] =
       "usage: mpmake-exec UMASK FLAGS HEXARGS ROOTS [CREDS ENVSRC] -- ARGV...";
   if (argc < 7) die(usage, NULL);
+  /* Ours, from the agent: taken before anything else, never the job's. */
+  if (getenv("MPMAKE_EXEC_LEASE")) lease_arg = strdup(getenv("MPMAKE_EXEC_LEASE"));
+  if (getenv("MPMAKE_EXEC_TARGET")) target_arg = strdup(getenv("MPMAKE_EXEC_TARGET"));
+  unsetenv("MPMAKE_EXEC_LEASE");
+  unsetenv("MPMAKE_EXEC_TARGET");
   const char *flags = argv[2];
   int as_user = strchr(flags, 'u') != NULL;
   int dashdash = as_user ? 7 : 5;

@@ -1,5 +1,7 @@
+import { isAbsolute } from 'node:path';
 import type {
   DataMessage,
+  ErrorMessage,
   ExitMessage,
   InputWait,
   JobMessage,
@@ -9,6 +11,7 @@ import { tracer } from '../trace.js';
 import type { AgentLog } from './agent-log.js';
 import { revalidateInputs, seeFiles } from './file-seen.js';
 import { buildJobCommand } from './job-command.js';
+import { sharedLeaseBoard, type Lease } from './lease-board.js';
 import { killGroup, type JobOutcome, type JobProcess } from './job-process.js';
 import type { Reservation } from './queue-budget.js';
 import type { RunAs } from './run-as.js';
@@ -27,7 +30,7 @@ export type RemoteJobState = 'admitting' | 'queued' | 'running' | 'finished';
 
 /** Where a job's messages go: its client's connection. */
 export interface JobSink {
-  send(message: DataMessage | ExitMessage | JobStateMessage): void;
+  send(message: DataMessage | ExitMessage | JobStateMessage | ErrorMessage): void;
 }
 
 /**
@@ -44,6 +47,8 @@ export class RemoteJob {
   announcedQueued = false;
   readonly queuedAtMs = Date.now();
   private startedAtMs = 0;
+  /** The lease's lapse count when the job started, or -1 when it had lapsed then. */
+  private lapsesAtStart = 0;
   private process: JobProcess | undefined;
   private unackedBytes = 0;
   private congested = false;
@@ -69,6 +74,8 @@ export class RemoteJob {
     private readonly roots: readonly string[] = [],
     /** Its bytes in the agent's queue budget, released once it starts or ends. */
     private readonly reservation?: Reservation,
+    /** The client's lease: the job's supervisor kills it when the lease lapses. */
+    private readonly lease?: Lease,
   ) {}
 
   get id(): number {
@@ -120,6 +127,11 @@ export class RemoteJob {
   private launch(): void {
     const { env } = this.message;
     const jobEnv = { ...env, MPMAKE_REMOTE: '1' };
+    // make's $@ (absolute): deleted by the supervisor if the job is killed half-way.
+    const produced = this.message.produces?.[0];
+    const targetPath = produced !== undefined && isAbsolute(produced) ? produced : undefined;
+    const lease = this.lease;
+    this.lapsesAtStart = lease === undefined ? 0 : lease.lapsed ? -1 : lease.lapses;
     // Plain pipe jobs of the agent's own user go through the spawner (a
     // small process that forks cheaply); tty jobs and jobs run as another
     // user, through node-pty or the launcher.
@@ -132,9 +144,20 @@ export class RemoteJob {
           cwd: this.message.cwd,
           umask: this.message.umask,
           mergeOutput: this.message.mergeOutput === true,
+          ...(lease ? { leaseSlot: lease.slot } : {}),
+          ...(targetPath !== undefined ? { target: targetPath } : {}),
         })
       : startJobProcess(
-          buildJobCommand({ ...this.message, env: jobEnv }, this.runAs, this.roots),
+          buildJobCommand(
+            {
+              ...this.message,
+              env: jobEnv,
+              lease: lease ? `${sharedLeaseBoard().path}:${lease.slot}` : undefined,
+              target: targetPath,
+            },
+            this.runAs,
+            this.roots,
+          ),
           this.log,
         );
     this.process = proc;
@@ -202,6 +225,22 @@ export class RemoteJob {
     this.state = 'finished';
     const now = Date.now();
     trace(`job ${this.id}: ended ${outcome.signal ?? `status ${outcome.code}`}`);
+    // 127: a supervisor refuses to start a job whose lease has lapsed.
+    const killedOrRefused = outcome.signal === 'SIGKILL' || outcome.code === 127;
+    const lease = this.lease;
+    const lapsed = lease !== undefined && (lease.lapsed || lease.lapses !== this.lapsesAtStart);
+    if (!this.detached && killedOrRefused && lapsed) {
+      // Killed by its supervisor: the lease lapsed while the client was
+      // still there (heartbeats late). Not a result: the client runs it again.
+      this.sink.send({
+        type: 'error',
+        code: 'MPM_ERR_LEASE_LAPSED',
+        id: this.id,
+        message: 'the job was killed when its lease lapsed (heartbeats came too late)',
+      });
+      this.onFinish(this);
+      return;
+    }
     const exit: ExitMessage = {
       type: 'exit',
       id: this.id,

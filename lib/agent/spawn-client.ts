@@ -3,6 +3,7 @@ import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { WireText } from '../protocol/messages.js';
+import { sharedLeaseBoard } from './lease-board.js';
 import { packageRoot } from './package-root.js';
 
 const NO_ID = 0xffffffff;
@@ -16,6 +17,10 @@ export interface SpawnRequest {
   uid?: number;
   gid?: number;
   groups?: number[];
+  /** The job's lease record (lease-board.ts); the job runs only while it holds. */
+  leaseSlot?: number;
+  /** Absolute path of the file the job makes: deleted if the job is killed half-way. */
+  target?: string;
 }
 
 /** What the spawner says about one job. */
@@ -46,7 +51,7 @@ export class SpawnClient {
 
   private constructor(binary: string) {
     this.dir = mkdtempSync(join(tmpdir(), 'mpm-agent-'));
-    this.child = spawn(binary, [], { stdio: ['pipe', 'pipe', 'inherit'] });
+    this.child = spawn(binary, [sharedLeaseBoard().path], { stdio: ['pipe', 'pipe', 'inherit'] });
     this.child.stdout!.on('data', (chunk: Buffer) => this.onData(chunk));
     this.child.on('exit', (code, signal) => {
       this.dead = new Error(`the job spawner exited (${signal ?? code})`);
@@ -78,12 +83,13 @@ export class SpawnClient {
     const out = join(this.dir, `${id}.out`);
     const err = req.mergeOutput ? undefined : join(this.dir, `${id}.err`);
     const groups = req.groups ?? [];
-    const head = Buffer.alloc(1 + 24 + 4 * groups.length + 8);
+    const head = Buffer.alloc(1 + 28 + 4 * groups.length + 8);
     let o = 0;
     head.writeUInt8(1, o++);
     head.writeUInt32BE(id, o);
     head.writeUInt32BE(req.umask & 0o777, (o += 4));
     head.writeUInt32BE(req.mergeOutput ? 1 : 0, (o += 4));
+    head.writeUInt32BE(req.leaseSlot ?? NO_ID, (o += 4));
     head.writeUInt32BE(req.uid ?? NO_ID, (o += 4));
     head.writeUInt32BE(req.gid ?? NO_ID, (o += 4));
     head.writeUInt32BE(groups.length, (o += 4));
@@ -102,6 +108,7 @@ export class SpawnClient {
       Buffer.from(out),
       Buffer.from(err ?? ''),
       Buffer.from(req.cwd),
+      Buffer.from(req.target ?? ''),
       ...req.argv.map(bytes),
       ...env,
     ]) {

@@ -5,12 +5,15 @@
  * once per agent; forking it costs microseconds. The agent sends it one
  * request per job over stdin and reads replies on stdout:
  *
+ *   mpmake-spawnd [LEASEFILE]
+ *
  * Frames: u32 big-endian length, then the payload.
  * SPAWN  (agent -> here): u8 1, u32 id, u32 umask, u32 flags (bit 0: stderr
- *        goes where stdout goes), u32 uid, u32 gid (0xffffffff: unchanged),
- *        u32 ngroups, u32 groups[ngroups], u32 argc, u32 envc, then
- *        NUL-terminated: stdout FIFO path, stderr FIFO path (empty when
- *        merged), cwd, argv..., env ("NAME=value")...
+ *        goes where stdout goes), u32 lease slot (0xffffffff: none), u32 uid,
+ *        u32 gid (0xffffffff: unchanged), u32 ngroups, u32 groups[ngroups],
+ *        u32 argc, u32 envc, then NUL-terminated: stdout FIFO path, stderr
+ *        FIFO path (empty when merged), cwd, target (absolute path of the
+ *        file the job makes, or empty), argv..., env ("NAME=value")...
  * OPENED (agent -> here): u8 2, u32 id: the agent has the FIFOs' read ends.
  * STARTED (here -> agent): u8 1, u32 id, i32 pid (or -errno).
  * EXITED  (here -> agent): u8 2, u32 id, i32 exit code (or -1), i32 signal.
@@ -20,6 +23,14 @@
  * own session and process group, stdin /dev/null. When the agent dies (even
  * by SIGKILL: PR_SET_PDEATHSIG) or closes stdin, every job's process group
  * is killed, so no job outlives its agent.
+ *
+ * Leases (lease.h): a job with a lease slot runs only while the agent keeps
+ * that slot's deadline in the future; this process checks it every
+ * LEASE_POLL_MS on its own, so a frozen agent cannot keep a job alive. A
+ * job killed for a lapsed lease, or because the agent went away, leaves no
+ * half-made target: as make does for a recipe killed by a signal, the
+ * target is deleted when it is a regular file that changed since the job
+ * started.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -35,6 +46,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "lease.h"
+
 #define MAX_FRAME (64u * 1024 * 1024)
 #define MAX_JOBS 65536
 #define NO_ID 0xffffffffu
@@ -48,10 +61,17 @@ struct job {
      and a quick job may be over before the agent gets to it. */
   int wo, we;
   int reaped, opened;
+  uint32_t lease;
+  /* Killed by us (lapsed lease, agent gone): its target must not look built. */
+  int killed;
+  struct target_state target;
 };
 
 static struct job jobs[MAX_JOBS];
 static int sigpipe_fds[2];
+static int lease_fd = -1;
+/* Jobs with a lease not yet killed: while any, leases are checked. */
+static int leased_jobs;
 
 static uint32_t get_u32(const unsigned char *p) {
   return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | p[3];
@@ -90,7 +110,28 @@ static void reply(uint8_t type, uint32_t id, int32_t a, int32_t b, int with_b) {
 static void kill_all_and_exit(int code) {
   for (int i = 0; i < MAX_JOBS; i++)
     if (jobs[i].pid > 0 && !jobs[i].reaped) kill(-jobs[i].pid, SIGKILL);
+  /* Then, once each is dead, its half-made target goes. */
+  for (int i = 0; i < MAX_JOBS; i++) {
+    if (jobs[i].pid <= 0 || jobs[i].reaped) continue;
+    while (waitpid(jobs[i].pid, NULL, 0) < 0 && errno == EINTR) {
+    }
+    target_remove_if_changed(&jobs[i].target);
+  }
   _exit(code);
+}
+
+/* Kills every job whose lease has lapsed (or was revoked). */
+static void check_leases(void) {
+  if (leased_jobs == 0) return;
+  uint64_t now = lease_now_ns();
+  for (int i = 0; i < MAX_JOBS && leased_jobs > 0; i++) {
+    struct job *j = &jobs[i];
+    if (j->pid <= 0 || j->reaped || j->killed || j->lease == NO_ID) continue;
+    if (lease_deadline(lease_fd, j->lease) > now) continue;
+    kill(-j->pid, SIGKILL);
+    j->killed = 1;
+    leased_jobs--;
+  }
 }
 
 static void on_signal(int sig) {
@@ -138,10 +179,11 @@ static void spawn(unsigned char *p, unsigned char *end) {
   if (end - p < 4) return; /* no id: nothing can be answered */
   uint32_t id = get_u32(p);
   char **argv = NULL, **envp = NULL;
-  if (end - p < 28) goto bad;
+  if (end - p < 32) goto bad;
   uint32_t mask = get_u32(p + 4), flags = get_u32(p + 8);
-  uint32_t uid = get_u32(p + 12), gid = get_u32(p + 16), ngroups = get_u32(p + 20);
-  p += 24;
+  uint32_t lease = get_u32(p + 12);
+  uint32_t uid = get_u32(p + 16), gid = get_u32(p + 20), ngroups = get_u32(p + 24);
+  p += 28;
   if (ngroups > 1024 || end - p < (long)(4 * ngroups + 8)) goto bad;
   gid_t groups[1024];
   for (uint32_t i = 0; i < ngroups; i++, p += 4) groups[i] = get_u32(p);
@@ -153,19 +195,29 @@ static void spawn(unsigned char *p, unsigned char *end) {
     goto done;
   }
   char *out = next_str(&p, end), *err = next_str(&p, end), *cwd = next_str(&p, end);
+  char *target = next_str(&p, end);
   argv = calloc(argc + 1, sizeof *argv);
   envp = calloc(envc + 1, sizeof *envp);
-  if (!out || !err || !cwd || !argv || !envp) goto bad;
+  if (!out || !err || !cwd || !target || !argv || !envp) goto bad;
   for (uint32_t i = 0; i < argc; i++)
     if (!(argv[i] = next_str(&p, end))) goto bad;
   for (uint32_t i = 0; i < envc; i++)
     if (!(envp[i] = next_str(&p, end))) goto bad;
 
+  /* A lease that has already lapsed starts nothing: the client may be
+     running this job elsewhere by now. */
+  if (lease != NO_ID && (lease_fd < 0 || lease_deadline(lease_fd, lease) <= lease_now_ns())) {
+    reply(1, id, -ETIMEDOUT, 0, 0);
+    goto done;
+  }
   int slot = -1;
   for (int i = 0; i < MAX_JOBS; i++)
     if (jobs[i].pid == 0) { slot = i; break; }
+  struct target_state before;
+  target_note(&before, target);
   if (slot < 0 || mkfifo(out, 0600) != 0 || (err[0] && mkfifo(err, 0600) != 0)) {
     reply(1, id, -(errno ? errno : EAGAIN), 0, 0);
+    free(before.path);
     goto done;
   }
   /* The job's ends are opened here, before the fork (O_RDWR does not wait
@@ -181,6 +233,7 @@ static void spawn(unsigned char *p, unsigned char *end) {
     if (we >= 0) close(we);
     unlink(out);
     if (err[0]) unlink(err);
+    free(before.path);
     goto done;
   }
   if (pid == 0) {
@@ -215,6 +268,9 @@ static void spawn(unsigned char *p, unsigned char *end) {
   jobs[slot].we = we;
   jobs[slot].out = strdup(out);
   jobs[slot].err = err[0] ? strdup(err) : NULL;
+  jobs[slot].lease = lease;
+  jobs[slot].target = before;
+  if (lease != NO_ID) leased_jobs++;
   reply(1, id, pid, 0, 0);
   goto done;
 bad:
@@ -227,6 +283,7 @@ done:
 static void release_slot(int i) {
   free(jobs[i].out);
   free(jobs[i].err);
+  free(jobs[i].target.path);
   memset(&jobs[i], 0, sizeof jobs[i]);
 }
 
@@ -256,6 +313,8 @@ static void reap(void) {
     if (pid <= 0) return;
     for (int i = 0; i < MAX_JOBS; i++) {
       if (jobs[i].pid != pid || jobs[i].reaped) continue;
+      if (jobs[i].killed) target_remove_if_changed(&jobs[i].target);
+      else if (jobs[i].lease != NO_ID) leased_jobs--;
       if (WIFSIGNALED(status)) reply(2, jobs[i].id, -1, WTERMSIG(status), 1);
       else reply(2, jobs[i].id, WEXITSTATUS(status), 0, 1);
       /* The FIFOs are the agent's to unlink, once it has opened them. */
@@ -266,7 +325,8 @@ static void reap(void) {
   }
 }
 
-int main(void) {
+int main(int argc, char **argv) {
+  if (argc > 1 && (lease_fd = open(argv[1], O_RDONLY | O_CLOEXEC | O_NOFOLLOW)) < 0) return 2;
   if (pipe(sigpipe_fds) != 0) return 2;
   fcntl(sigpipe_fds[0], F_SETFL, O_NONBLOCK);
   fcntl(sigpipe_fds[1], F_SETFL, O_NONBLOCK);
@@ -290,7 +350,9 @@ int main(void) {
   if (!buf) return 2;
   for (;;) {
     struct pollfd fds[2] = {{0, POLLIN, 0}, {sigpipe_fds[0], POLLIN, 0}};
-    if (poll(fds, 2, -1) < 0) {
+    int ready = poll(fds, 2, leased_jobs > 0 ? LEASE_POLL_MS : -1);
+    check_leases();
+    if (ready < 0) {
       if (errno == EINTR) continue;
       kill_all_and_exit(4);
     }

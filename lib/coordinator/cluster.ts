@@ -1,7 +1,4 @@
-import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
-import { unlinkSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
 import type { FileSeen, InputWait, JobMessage, TtySize, WireText } from '../protocol/messages.js';
 import {
   explain,
@@ -16,8 +13,12 @@ import type { HostSpec } from './host-list.js';
 import { NodeChannel, type NodeChannelOptions } from './node-channel.js';
 import { serverSkew, skewToServer } from './server-clock.js';
 import { identify, qualifiedId, sameAgentLine, type SameAgent } from './node-identity.js';
+import { ProbeFile } from './probe-file.js';
 
 const trace = tracer('placement');
+
+/** Lease lapses a job may suffer before it fails (see the job-error handler). */
+const MAX_LAPSES = 3;
 
 /** How long a node that went down is avoided after it comes back. */
 const PENALTY_MS = 10_000;
@@ -106,6 +107,8 @@ interface RunningJob {
   /** A withdraw was sent and not yet answered. */
   withdrawing: boolean;
   sentAtMs: number;
+  /** Times a node killed it because our heartbeats came late (not counted as attempts). */
+  lapses: number;
 }
 
 export interface ClusterOptions extends NodeChannelOptions {
@@ -145,7 +148,7 @@ export class Cluster extends EventEmitter<ClusterEvents> {
   private readonly jobs = new Map<number, RunningJob>();
   private nextId = 1;
   private rotate = 0;
-  private probe: { path: string; content: string } | undefined;
+  private probes: ProbeFile = new ProbeFile(undefined);
   /**
    * The file server's clock minus ours, ms, as a range: from the mtime it
    * stamped on the probe file (whole seconds on sftp) and when we wrote it.
@@ -158,6 +161,8 @@ export class Cluster extends EventEmitter<ClusterEvents> {
   private started = false;
   /** Nodes that failed recently: used only when nothing else is. */
   private readonly penalizedUntil = new Map<NodeChannel, number>();
+  /** Lost jobs waiting for their lease on the lost node to lapse. */
+  private readonly waiting = new Set<NodeJS.Timeout>();
 
   constructor(
     specs: readonly HostSpec[],
@@ -175,21 +180,10 @@ export class Cluster extends EventEmitter<ClusterEvents> {
    * clock must be within `maxClockSkewMs`. Nodes failing either are left out.
    */
   async start(probeDir: string | undefined): Promise<void> {
-    const content = randomBytes(16).toString('hex');
-    if (probeDir) {
-      const path = join(probeDir, `.mpmake-probe-${process.pid}-${content.slice(0, 8)}`);
-      try {
-        const before = Date.now();
-        writeFileSync(path, content, { mode: 0o644 });
-        const after = Date.now();
-        this.probe = { path, content };
-        this.serverSkewMs = serverSkew(path, before, after);
-      } catch (err) {
-        trace(
-          `cannot write probe file in ${probeDir}: ${(err as Error).message}; skipping the check`,
-        );
-      }
-    }
+    this.probes = new ProbeFile(probeDir);
+    // Held through the start checks; its server-stamped mtime gives the file server's clock.
+    const first = this.probes.acquire();
+    if (first) this.serverSkewMs = serverSkew(first.path, first.before, first.after);
     await Promise.all(this.nodes.map((n) => n.start()));
     this.identifyAll();
     await Promise.all(
@@ -203,6 +197,7 @@ export class Cluster extends EventEmitter<ClusterEvents> {
         }
       }),
     );
+    if (first) this.probes.release();
     this.started = true;
   }
 
@@ -266,13 +261,17 @@ export class Cluster extends EventEmitter<ClusterEvents> {
   }
 
   private check(node: NodeChannel): Promise<string | undefined> {
-    const probe = this.probe;
+    const probe = this.probes.acquire();
     return new Promise<string | undefined>((resolve) => {
       const timer = setTimeout(
         () => done(`no answer to the start checks within ${this.options.checkTimeoutMs} ms`),
         this.options.checkTimeoutMs,
       );
+      let over = false;
       const done = (r: string | undefined): void => {
+        if (over) return;
+        over = true;
+        if (probe) this.probes.release();
         clearTimeout(timer);
         node.off('probe-result', onProbe);
         node.off('state', onState);
@@ -410,6 +409,7 @@ export class Cluster extends EventEmitter<ClusterEvents> {
       queued: false,
       withdrawing: false,
       sentAtMs: 0,
+      lapses: 0,
     };
     this.dispatch(job, node);
     return {
@@ -491,6 +491,14 @@ export class Cluster extends EventEmitter<ClusterEvents> {
       const job = this.jobs.get(id);
       if (!job || job.node !== node) return;
       this.jobs.delete(id);
+      if (code === 'MPM_ERR_LEASE_LAPSED' && !job.cancelled && job.lapses < MAX_LAPSES) {
+        // The node killed it (our heartbeats came late, or we were frozen):
+        // not the job's fault, and it is certainly dead there.
+        job.lapses++;
+        job.attempts--;
+        this.rerun(job, node, 'its lease lapsed there', false);
+        return;
+      }
       job.sink.fail(code, `${node.nodeId}: ${message}`);
     });
     node.on('state', (state, reason) => {
@@ -503,6 +511,11 @@ export class Cluster extends EventEmitter<ClusterEvents> {
         this.jobs.delete(job.id);
         if (job.cancelled) {
           job.sink.exit(null, job.cancelled, node.nodeId, { queuedMs: 0, runMs: 0 });
+        } else if (node.lostByFreeze && job.lapses < MAX_LAPSES) {
+          // We were frozen: not an attempt the job used up.
+          job.lapses++;
+          job.attempts--;
+          this.rerun(job, node, reason ?? 'connection lost');
         } else if (job.attempts < 2) {
           this.rerun(job, node, reason ?? 'connection lost');
         } else {
@@ -537,37 +550,56 @@ export class Cluster extends EventEmitter<ClusterEvents> {
 
   /**
    * A job lost with its node (a fault, not a result) runs again, once: on
-   * another node, or on the client when none is left.
+   * another node, or on the client when none is left. Not before its lease
+   * on the lost node has certainly lapsed (lease + grace after our last
+   * heartbeat, on our clock): until then the node may be frozen or cut off
+   * with the job still running, and two copies must never write at once.
    */
-  private rerun(job: RunningJob, lost: NodeChannel, reason: string): void {
-    const choice = this.choose();
-    const next =
-      choice.kind === 'node' ? this.readyNodes.find((n) => n.address === choice.id) : undefined;
-    this.stats.retried++;
-    const last = job.spec.argv[job.spec.argv.length - 1] ?? '';
-    const command = typeof last === 'string' ? last : Buffer.from(last).toString('latin1');
-    this.stats.reruns.push({
-      command: command.slice(0, 200),
-      from: lost.nodeId,
-      to: next?.nodeId ?? 'local',
-      reason,
-    });
-    process.stderr.write(
-      `mpmake: lost ${lost.nodeId} (${reason}) while it ran a job; running it again ${next ? `on ${next.nodeId}` : 'locally'}\n`,
-    );
-    this.dispatch(job, next);
+  private rerun(job: RunningJob, lost: NodeChannel, reason: string, mayRun = true): void {
+    // mayRun false: the node told us it killed the job; nothing to wait for.
+    const waitMs = mayRun ? lost.leaseLapsesInMs() : 0;
+    const go = (): void => {
+      if (job.cancelled) {
+        job.sink.exit(null, job.cancelled, lost.nodeId, { queuedMs: 0, runMs: 0 });
+        return;
+      }
+      const choice = this.choose();
+      const next =
+        choice.kind === 'node' ? this.readyNodes.find((n) => n.address === choice.id) : undefined;
+      this.stats.retried++;
+      const last = job.spec.argv[job.spec.argv.length - 1] ?? '';
+      const command = typeof last === 'string' ? last : Buffer.from(last).toString('latin1');
+      this.stats.reruns.push({
+        command: command.slice(0, 200),
+        from: lost.nodeId,
+        to: next?.nodeId ?? 'local',
+        reason,
+      });
+      const lapse =
+        waitMs > 0
+          ? `after waiting ${(waitMs / 1000).toFixed(1)} s for its lease there to lapse`
+          : 'its lease there has lapsed';
+      process.stderr.write(
+        `mpmake: lost ${lost.nodeId} (${reason}) while it ran a job; running it again ${next ? `on ${next.nodeId}` : 'locally'} (${lapse})\n`,
+      );
+      this.dispatch(job, next);
+    };
+    // Even with nothing to wait for, on a timer: if this process was just
+    // frozen, the heartbeat timers (due long ago) first find out which
+    // nodes are gone, so the job is not sent into a dead connection.
+    trace(`job ${job.id}: lost with ${lost.nodeId}; its lease lapses in ${waitMs} ms`);
+    const timer = setTimeout(() => {
+      this.waiting.delete(timer);
+      go();
+    }, waitMs);
+    this.waiting.add(timer);
   }
 
   /** Closes every channel (agents kill whatever of ours still runs) and removes the probe file. */
   close(): void {
+    for (const timer of this.waiting) clearTimeout(timer);
+    this.waiting.clear();
     for (const node of this.nodes) node.close();
-    if (this.probe) {
-      try {
-        unlinkSync(this.probe.path);
-      } catch {
-        // gone already
-      }
-      this.probe = undefined;
-    }
+    this.probes.close();
   }
 }

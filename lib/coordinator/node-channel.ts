@@ -13,6 +13,7 @@ import {
   type LoadMessage,
   type ProbeResultMessage,
 } from '../protocol/messages.js';
+import { leaseGraceMs, leaseMsFor } from '../protocol/lease.js';
 import { connectTls, isTlsError } from '../protocol/tls.js';
 import { tracer } from '../trace.js';
 import { Backoff } from './backoff.js';
@@ -86,6 +87,11 @@ export class NodeChannel extends EventEmitter<NodeChannelEvents> {
   clockSkewMs = 0;
   /** Authentication failed: reconnecting will not help. */
   refused = false;
+  /**
+   * The last loss was our own doing: this process was frozen so long that
+   * the agent gave up on us. Not the node's fault, nor its jobs'.
+   */
+  lostByFreeze = false;
 
   private channel: Channel<AgentToClient, ClientToAgent> | undefined;
   private heartbeat: NodeJS.Timeout | undefined;
@@ -94,6 +100,10 @@ export class NodeChannel extends EventEmitter<NodeChannelEvents> {
   private pingSeq = 0;
   private pingSentMs = new Map<number, number>();
   private readonly backoff = new Backoff();
+  /** The job lease our heartbeats buy on the node (lib/protocol/lease.ts). */
+  readonly leaseMs: number;
+  /** When (our monotonic clock, ms) we last sent something that renews the lease. */
+  private lastLeaseSentMs = -Infinity;
 
   constructor(
     readonly spec: HostSpec,
@@ -102,6 +112,17 @@ export class NodeChannel extends EventEmitter<NodeChannelEvents> {
     super();
     this.nodeId = spec.address;
     this.slots = spec.slots ?? 1;
+    this.leaseMs = leaseMsFor(options.heartbeatTimeoutMs);
+  }
+
+  /**
+   * How long from now until every job we sent this node is certainly dead
+   * there, even if the node is frozen or cut off: our last lease renewal
+   * plus the lease plus a grace, all on our own clock (0 when past).
+   */
+  leaseLapsesInMs(): number {
+    const until = this.lastLeaseSentMs + this.leaseMs + leaseGraceMs(this.leaseMs);
+    return Math.max(0, Math.ceil(until - performance.now()));
   }
 
   get address(): string {
@@ -150,6 +171,7 @@ export class NodeChannel extends EventEmitter<NodeChannelEvents> {
 
   private connect(): void {
     if (!this.transition(this.state, 'connecting', undefined)) return;
+    this.lostByFreeze = false;
     const secret = this.spec.secret ?? this.options.secret;
     const tls = this.spec.tls === true;
     let socket: Socket;
@@ -208,6 +230,8 @@ export class NodeChannel extends EventEmitter<NodeChannelEvents> {
             return;
           }
           const proof = secret ? proveSecret(secret, m.challenge) : new Uint8Array(0);
+          // The agent opens our lease when it reads this.
+          this.lastLeaseSentMs = performance.now();
           channel.send({
             type: 'auth',
             version: PROTOCOL_VERSION,
@@ -334,16 +358,43 @@ export class NodeChannel extends EventEmitter<NodeChannelEvents> {
     }
   }
 
-  /** Sends one ping now; its pong refreshes the clock-skew estimate. */
+  /**
+   * Sends one ping now; its pong refreshes the clock-skew estimate, and it
+   * renews our jobs' lease on the node. Not while the node has been silent
+   * for longer than the heartbeat timeout less half the lease: then the
+   * lease is left to run out, so that when we give the node up, its jobs
+   * die within half a lease and run again without a long wait.
+   */
   ping(): void {
+    const silentMs = Date.now() - this.lastHeardMs;
+    if (silentMs > this.options.heartbeatTimeoutMs - this.leaseMs / 2) return;
+    if (this.state !== 'ready' || !this.channel) return;
     const seq = ++this.pingSeq;
     this.pingSentMs.set(seq, Date.now());
-    this.send({ type: 'ping', seq });
+    const sentMs = performance.now();
+    this.lastLeaseSentMs = sentMs;
+    this.channel.send({ type: 'ping', seq, sentMs });
   }
 
   private startHeartbeat(): void {
     clearInterval(this.heartbeat);
+    let lastTick = performance.now();
     this.heartbeat = setInterval(() => {
+      const tick = performance.now();
+      const frozenMs = tick - lastTick - this.options.heartbeatIntervalMs;
+      lastTick = tick;
+      // The agent hangs up on a client silent for 80% of our timeout.
+      if (frozenMs > this.options.heartbeatTimeoutMs * 0.8 - this.options.heartbeatIntervalMs) {
+        // We were stopped (or starved) so long that the agent has given up
+        // on us (and killed our jobs there). Start afresh.
+        this.lostByFreeze = true;
+        this.channel?.destroy(
+          new Error(
+            `this client was frozen for ${Math.round(frozenMs)} ms; the agent gave up on it`,
+          ),
+        );
+        return;
+      }
       if (Date.now() - this.lastHeardMs > this.options.heartbeatTimeoutMs) {
         this.channel?.destroy(new Error(`no heartbeat for ${this.options.heartbeatTimeoutMs} ms`));
         return;

@@ -156,9 +156,10 @@ export class RecipeRouter extends EventEmitter<BuildEvents> {
       env,
       umask: req.umask,
     };
+    // The node deletes it if the job is killed half-way (and stats it after).
+    if (targetPath !== undefined) spec.produces = [targetPath];
     if (writes) {
       spec.fsWaitMs = this.options.fsWaitMs;
-      if (targetPath !== undefined) spec.produces = [targetPath];
       const prereqs = prerequisites(
         typeof req.env['MPMAKE_PREREQS'] === 'string' ? req.env['MPMAKE_PREREQS'] : undefined,
       );

@@ -322,6 +322,11 @@ export type ProbeMessage = Static<typeof ProbeSchema>;
 const PingSchema = Type.Object({
   type: Type.Literal('ping'),
   seq: SafeInt,
+  /**
+   * The client's monotonic clock when sent (ms, any origin): a ping with it
+   * renews the client's job lease (see lib/protocol/lease.ts).
+   */
+  sentMs: Type.Optional(Num),
 });
 export type PingMessage = Static<typeof PingSchema>;
 
