@@ -17,7 +17,10 @@ export interface BuildReport {
     local: number;
     retried: number;
     failed: number;
-    /** Turned away as "cluster busy" (first-free placement only). */
+    /**
+     * Refusals: by an agent (queue limit, byte budget, root check; the job
+     * was placed again), or "cluster busy" under first-free placement.
+     */
     refused?: number;
     /** Taken back from a node's queue and placed on a node with a free slot. */
     moved?: number;

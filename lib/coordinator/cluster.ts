@@ -17,6 +17,9 @@ import { ProbeFile } from './probe-file.js';
 
 const trace = tracer('placement');
 
+/** Retries of a job refused for load, under --mp-no-fallback, before it fails. */
+const MAX_REFUSALS = 100;
+
 /** Lease lapses a job may suffer before it fails (see the job-error handler). */
 const MAX_LAPSES = 3;
 
@@ -87,8 +90,13 @@ export interface Rerun {
 }
 
 export interface ClusterStats {
+  /** Jobs that ended on a node (each counted once, where it finally ran). */
   remote: number;
+  /** Jobs given up on (sink.fail): never ran anywhere to the end. */
+  gaveUp: number;
   retried: number;
+  /** Refusals by agents (queue limit, byte budget, root check), each placed again. */
+  refused: number;
   perNode: Map<string, number>;
   reruns: Rerun[];
   /** Queued jobs taken back from a busy node and placed on one with a free slot. */
@@ -109,6 +117,9 @@ interface RunningJob {
   sentAtMs: number;
   /** Times a node killed it because our heartbeats came late (not counted as attempts). */
   lapses: number;
+  /** Nodes that refused it (MPM_ERR_JOB_REFUSED), and how often it was retried after. */
+  refusedBy: Set<NodeChannel>;
+  refusals: number;
 }
 
 export interface ClusterOptions extends NodeChannelOptions {
@@ -140,7 +151,9 @@ export class Cluster extends EventEmitter<ClusterEvents> {
   readonly sameAgent: SameAgent[] = [];
   readonly stats: ClusterStats = {
     remote: 0,
+    gaveUp: 0,
     retried: 0,
+    refused: 0,
     perNode: new Map(),
     reruns: [],
     moved: 0,
@@ -376,9 +389,10 @@ export class Cluster extends EventEmitter<ClusterEvents> {
     return this.nodes.find((n) => n.address === address)?.nodeId ?? address;
   }
 
-  choose(what = '', except?: NodeChannel): Choice {
+  choose(what = '', except?: NodeChannel, avoid?: ReadonlySet<NodeChannel>): Choice {
     const all = this.snapshot();
-    const others = except ? all.filter((n) => n.id !== except.address) : all;
+    const shunned = new Set([...(avoid ?? []), ...(except ? [except] : [])].map((n) => n.address));
+    const others = shunned.size ? all.filter((n) => !shunned.has(n.id)) : all;
     const snaps = others.length ? others : all;
     const choice =
       this.options.placement === 'first-free' ? pickFirstFree(snaps) : pick(snaps, this.rotate++);
@@ -410,6 +424,8 @@ export class Cluster extends EventEmitter<ClusterEvents> {
       withdrawing: false,
       sentAtMs: 0,
       lapses: 0,
+      refusedBy: new Set(),
+      refusals: 0,
     };
     this.dispatch(job, node);
     return {
@@ -424,7 +440,7 @@ export class Cluster extends EventEmitter<ClusterEvents> {
   private dispatch(job: RunningJob, node: NodeChannel | undefined): void {
     if (!node) {
       if (!job.sink.runLocally('no agent is reachable')) {
-        job.sink.fail('MPM_ERR_AGENT_LOST', 'no agent is reachable to run this job');
+        this.giveUp(job, 'MPM_ERR_AGENT_LOST', 'no agent is reachable to run this job');
       }
       return;
     }
@@ -439,8 +455,12 @@ export class Cluster extends EventEmitter<ClusterEvents> {
     const inputs = inputsFor?.(node.address);
     if (inputs && inputs.length > 0) msg.inputs = inputs;
     node.send(msg);
-    this.stats.remote++;
-    this.stats.perNode.set(node.nodeId, (this.stats.perNode.get(node.nodeId) ?? 0) + 1);
+  }
+
+  /** The job could not run anywhere: counted once, then its sink says why. */
+  private giveUp(job: RunningJob, code: string, message: string): void {
+    this.stats.gaveUp++;
+    job.sink.fail(code, message);
   }
 
   private wire(node: NodeChannel): void {
@@ -455,6 +475,8 @@ export class Cluster extends EventEmitter<ClusterEvents> {
       const job = this.jobs.get(m.id);
       if (!job || job.node !== node) return;
       this.jobs.delete(m.id);
+      this.stats.remote++;
+      this.stats.perNode.set(node.nodeId, (this.stats.perNode.get(node.nodeId) ?? 0) + 1);
       const files: FilesAtExit = { address: node.address };
       if (m.seen) files.seen = m.seen;
       if (m.inputWait) files.inputWait = m.inputWait;
@@ -476,8 +498,6 @@ export class Cluster extends EventEmitter<ClusterEvents> {
       if (!job || job.node !== node) return;
       this.jobs.delete(id);
       this.stats.moved++;
-      this.stats.remote--;
-      this.stats.perNode.set(node.nodeId, (this.stats.perNode.get(node.nodeId) ?? 1) - 1);
       job.attempts--; // moving is not a fault
       // Anywhere but back into the queue it just left.
       const choice = this.choose('', node);
@@ -499,7 +519,11 @@ export class Cluster extends EventEmitter<ClusterEvents> {
         this.rerun(job, node, 'its lease lapsed there', false);
         return;
       }
-      job.sink.fail(code, `${node.nodeId}: ${message}`);
+      if (code === 'MPM_ERR_JOB_REFUSED' && !job.cancelled) {
+        this.placeRefused(job, node, message);
+        return;
+      }
+      this.giveUp(job, code, `${node.nodeId}: ${message}`);
     });
     node.on('state', (state, reason) => {
       if (state === 'ready' && this.started) void this.admit(node);
@@ -519,10 +543,56 @@ export class Cluster extends EventEmitter<ClusterEvents> {
         } else if (job.attempts < 2) {
           this.rerun(job, node, reason ?? 'connection lost');
         } else {
-          job.sink.fail('MPM_ERR_AGENT_LOST', `lost ${node.nodeId} twice while running this job`);
+          this.giveUp(
+            job,
+            'MPM_ERR_AGENT_LOST',
+            `lost ${node.nodeId} twice while running this job`,
+          );
         }
       }
     });
+  }
+
+  /**
+   * An agent refused a job (its queue limit, a byte budget, its --root
+   * check): a placement decision, not a failure. The job goes to a node
+   * that has not refused it; else to the client (unless --mp-no-fallback);
+   * else, when the refusal is about load, back to the least loaded node
+   * after a pause, until a slot frees (at most MAX_REFUSALS tries).
+   */
+  private placeRefused(job: RunningJob, node: NodeChannel, message: string): void {
+    this.stats.refused++;
+    job.attempts--; // a refusal is not a fault
+    job.refusedBy.add(node);
+    trace(`job ${job.id}: ${node.nodeId} refused it: ${message}`);
+    const others = this.readyNodes.filter((n) => !job.refusedBy.has(n));
+    if (others.length > 0) {
+      const choice = this.choose('', undefined, job.refusedBy);
+      const next = choice.kind === 'node' ? others.find((n) => n.address === choice.id) : undefined;
+      if (next) return this.dispatch(job, next);
+    }
+    if (job.sink.runLocally(`every node refused a job (${node.nodeId}: ${message})`)) return;
+    const transient = /queued|budget|busy|slot/i.test(message);
+    if (!transient || ++job.refusals > MAX_REFUSALS) {
+      this.giveUp(job, 'MPM_ERR_JOB_REFUSED', `${node.nodeId}: ${message}`);
+      return;
+    }
+    const timer = setTimeout(
+      () => {
+        this.waiting.delete(timer);
+        if (job.cancelled) {
+          job.sink.exit(null, job.cancelled, node.nodeId, { queuedMs: 0, runMs: 0 });
+          return;
+        }
+        job.refusedBy.clear();
+        const choice = this.choose();
+        const next =
+          choice.kind === 'node' ? this.readyNodes.find((n) => n.address === choice.id) : node;
+        this.dispatch(job, next ?? (node.state === 'ready' ? node : undefined));
+      },
+      Math.min(1000, 50 * job.refusals),
+    );
+    this.waiting.add(timer);
   }
 
   /**

@@ -324,7 +324,7 @@ async function clusterMake(
 
       // The last shims' lag reports may still be on their way.
       await router.settled();
-      const dispatched = cluster.stats.remote - cluster.stats.retried;
+      // Each job once, where it finally ran (re-runs counted apart).
       const onClient = cluster.stats.perNode.get('local') ?? 0;
       const report: BuildReport = {
         version: 1,
@@ -333,13 +333,13 @@ async function clusterMake(
         wallMs: Date.now() - started,
         mode: 'cluster',
         jobs: {
-          total: dispatched + router.stats.local,
+          total: cluster.stats.remote + cluster.stats.gaveUp + router.stats.local,
           // Jobs on the client's own slots (the embedded agent) count as local.
-          remote: dispatched - onClient,
+          remote: cluster.stats.remote - onClient,
           local: router.stats.local + onClient,
           retried: cluster.stats.retried,
           failed: router.stats.failed + router.stats.errors,
-          refused: router.stats.refused,
+          refused: router.stats.refused + cluster.stats.refused,
           moved: cluster.stats.moved,
         },
         nodes: cluster.usable.map((n) => ({

@@ -21,6 +21,16 @@ for (const fault of FAULTS) {
       t.equal(r.strays, 0, 'no job process left anywhere');
       if (fault === 'stop-agent' || fault === 'kill-agent') {
         t.ok(r.copies > 4, 'the lost jobs ran again');
+        // Each job once, where it finally ran; re-runs apart.
+        const { jobs, nodes } = r.report;
+        t.equal(jobs.total, 4, 'four jobs, each counted once');
+        t.equal(jobs.remote + jobs.local, 4);
+        t.equal(
+          nodes.reduce((a, n) => a + n.jobs, 0),
+          jobs.remote,
+          'per-node counts add up to the remote jobs',
+        );
+        t.ok(jobs.retried >= 1, 're-runs counted apart');
         t.match(r.stderr, /running it again on ow-1 \((after waiting|its lease there)/);
       }
     }

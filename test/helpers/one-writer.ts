@@ -44,6 +44,11 @@ export interface FaultRun {
   strays: number;
   /** From the fault to the end of the build (for kill-client: of the second one). */
   afterFaultMs: number;
+  /** mpmake's --mp-report of the (last) build. */
+  report: {
+    jobs: { total: number; remote: number; local: number; retried: number };
+    nodes: Array<{ id: string; jobs: number }>;
+  };
 }
 
 function makefile(sleep: string): string {
@@ -202,6 +207,7 @@ export async function runFault(fault: Fault, opts: FaultOptions): Promise<FaultR
       leftovers,
       strays: sleepers(sleep).length,
       afterFaultMs,
+      report: JSON.parse(readText(join(dir, 'report.json')) || '{}') as FaultRun['report'],
     };
   } finally {
     for (const a of agents) tryKill(a.pid, 'SIGCONT');
