@@ -58,7 +58,9 @@ const missing = bedMissing();
 if (missing) {
   t.plan(0, missing);
 } else {
-  const bed = await startBed(t);
+  // Cloned machines: every node has the same host name (the measured
+  // summary read `vm:7543 26, vm:7543 26, vm:7543 26`).
+  const bed = await startBed(t, { sameHostname: true });
   // One after another: three Node starts at once can pass the bed's start
   // timeout on a loaded 2-core machine.
   for (const node of bed.nodes) await bed.startAgent(node);
@@ -72,8 +74,14 @@ if (missing) {
     const refDir = join(bed.mountPath, `${name}-ref`);
     writeFiles(refDir, tree);
     const report = join(bed.runDir, `${name}.report.json`);
-    const clean = await bed.mpmake(['-j9', '--mp-quiet'], { cwd: bedDir });
+    const clean = await bed.mpmake(['-j9', '--mp-quiet', `--mp-report=${report}`], {
+      cwd: bedDir,
+    });
     t.equal(describeEnd(clean), 'exit 0', `the clean build; stderr: ${clean.stderr}`);
+    const ids = (JSON.parse(readFileSync(report, 'utf8')) as { nodes: { id: string }[] }).nodes.map(
+      (n) => n.id,
+    );
+    t.equal(new Set(ids).size, 3, `three nodes with one host name, three ids: ${ids.join(', ')}`);
     t.equal(describeEnd(await plainMake(refDir, ['-j9'])), 'exit 0', 'the local clean build');
     let lagged = 0;
     for (let round = 0; round < ROUNDS; round++) {
