@@ -81,7 +81,7 @@ export async function startAgent(
   proc.child.stderr!.on('data', (b: Buffer) => (log += b.toString()));
   const line = await new Promise<string>((resolve, reject) => {
     const lines = createInterface({ input: proc.child.stdout! });
-    const timer = setTimeout(() => reject(new Error('no listening line within 15 s')), 15_000);
+    const timer = setTimeout(() => reject(new Error('no listening line within 60 s')), 60_000);
     lines.once('line', (l) => {
       clearTimeout(timer);
       proc.child.stdout!.resume();

@@ -18,7 +18,7 @@ import { execa } from 'execa';
 import { runCapture, type RunOptions, type RunResult } from '../run.js';
 
 /** How long a host, or a process started in it, may take to appear. */
-const START_TIMEOUT_MS = 10_000;
+const START_TIMEOUT_MS = 30_000;
 
 export interface ShOptions {
   cwd?: string;
