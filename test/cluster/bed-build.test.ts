@@ -5,6 +5,7 @@
 // directory of its own (new names: nothing cached anywhere) on the agents
 // it starts.
 import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import t from 'tap';
 import {
   bedMissing,
@@ -14,6 +15,8 @@ import {
   type AgentOptions,
   type Host,
 } from '../helpers/cluster-bed.js';
+import type { TreeFiles } from '../../fixtures/gen-tree.js';
+import { cleanEnv, runMake } from '../helpers/run.js';
 import {
   bedTree,
   placeTree,
@@ -21,7 +24,38 @@ import {
   referenceBuild,
   reportPath,
   sameAsPlain,
+  writeFiles,
 } from './bed-compare.js';
+
+/** gen.h (made from version.txt) included by main.c and c0..c8; each job logs its node. */
+function generatedHeaderTree(): TreeFiles {
+  const consumers = Array.from({ length: 9 }, (_, i) => `c${i}`);
+  const files: TreeFiles = new Map();
+  files.set('version.txt', 'one\n');
+  for (const c of consumers) {
+    files.set(`${c}.c`, `#include "gen.h"\nconst char *v_${c}(void) { return VERSION "/${c}"; }\n`);
+  }
+  files.set(
+    'main.c',
+    `#include <stdio.h>\n#include "gen.h"\n` +
+      consumers.map((c) => `const char *v_${c}(void);\n`).join('') +
+      `int main(void) {\n  puts(VERSION);\n` +
+      consumers.map((c) => `  puts(v_${c}());\n`).join('') +
+      `  return 0;\n}\n`,
+  );
+  // Outside the tree, so the files compared are make's alone.
+  const log = (what: string): string => `echo "${what} \$\${MPMAKE_NODE:-local}" >> "$$BED_LOG"`;
+  files.set(
+    'Makefile',
+    `CFLAGS = -O2\nOBJS = main.o ${consumers.map((c) => `${c}.o`).join(' ')}\n\n` +
+      `all: out.txt\n\n` +
+      `gen.h: version.txt\n\tsed 's/.*/#define VERSION "&"/' version.txt > gen.h && ${log('gen.h')}\n\n` +
+      `%.o: %.c gen.h\n\t$(CC) $(CFLAGS) -c -o $@ $< && ${log('$@')}\n\n` +
+      `prog: $(OBJS)\n\t$(CC) -o $@ $(OBJS)\n\n` +
+      `out.txt: prog\n\t./prog > $@\n\tcat $@\n`,
+  );
+  return files;
+}
 
 const missing = bedMissing();
 if (missing) {
@@ -61,6 +95,34 @@ if (missing) {
     t.same(report.leftOut, [], 'no node left out');
     t.equal(jobsOn.length, 3, `jobs ran on all three nodes: ${JSON.stringify(report.nodes)}`);
     t.equal(report.jobs.local, 0, 'no job ran on the client');
+  });
+
+  // On the agents the clean build left running.
+  t.test('a header generated on one node is included by jobs on the others', async (t) => {
+    const tree = generatedHeaderTree();
+    const ref = join(bed.mountPath, 'gen-plain');
+    writeFiles(ref, tree);
+    const plain = await runMake(['-j9'], {
+      cwd: ref,
+      env: cleanEnv({ BED_LOG: join(bed.runDir, 'gen-plain.log') }),
+    });
+    t.equal(plain.code, 0, 'plain make builds it');
+    const log = join(bed.runDir, 'gen.log');
+    const mp = await bed.mpmake(['-j9', '--mp-quiet', '--mp-local='], {
+      cwd: placeTree(bed, 'gen', tree),
+      env: { BED_LOG: log },
+    });
+    sameAsPlain(t, bed, 'gen', mp, { name: 'gen-plain', result: plain });
+    const where = readFileSync(log, 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => l.split(' ') as [string, string]);
+    const genNode = where.find(([what]) => what === 'gen.h')?.[1];
+    const others = where.filter(([what, node]) => what !== 'gen.h' && node !== genNode);
+    t.ok(
+      genNode !== undefined && genNode !== 'local' && others.length > 0,
+      `gen.h made on ${genNode}, included on other nodes too: ${JSON.stringify(where)}`,
+    );
   });
 
   t.test('TLS across the namespaces', async (t) => {
