@@ -18,11 +18,10 @@ import { tmpdir } from 'node:os';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { spawnLocalAgent, type LocalAgent } from '../lib/agent/spawn-agent.js';
-import { proveSecret } from '../lib/protocol/auth.js';
+import { authFor } from '../lib/client/agent-dial.js';
 import { Channel } from '../lib/protocol/channel.js';
 import {
   checkAgentMessage,
-  PROTOCOL_VERSION,
   type AgentToClient,
   type ClientToAgent,
   type JobMessage,
@@ -86,12 +85,8 @@ class BenchClient {
     const client = new BenchClient(new Channel(socket, { check: checkAgentMessage }));
     const hello = await client.next((m) => m.type === 'hello');
     if (hello.type !== 'hello') throw new Error('no hello');
-    client.channel.send({
-      type: 'auth',
-      version: PROTOCOL_VERSION,
-      proof: proveSecret(secret, hello.challenge),
-      client: { user: 'bench', host: 'bench', pid: process.pid, build: 'tls-cost' },
-    });
+    const who = { user: 'bench', host: 'bench', pid: process.pid, build: 'tls-cost' };
+    client.channel.send(authFor(secret, hello, socket, who).auth);
     await client.next((m) => m.type === 'welcome');
     return client;
   }

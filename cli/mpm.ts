@@ -52,7 +52,15 @@ const clusterOptions = (y: Argv): Argv =>
       type: 'string',
       describe: "the cluster's shared secret (default: MPMAKE_SECRET_FILE or the config file)",
     })
-    .option('config', { type: 'string', describe: 'mpmake config file (default: MPMAKE_CONFIG)' });
+    .option('config', { type: 'string', describe: 'mpmake config file (default: MPMAKE_CONFIG)' })
+    .option('tls', {
+      type: 'boolean',
+      describe: 'TLS to every agent, also on loopback (MPMAKE_TLS; default: off loopback)',
+    })
+    .option('insecure', {
+      type: 'boolean',
+      describe: 'plaintext to agents off loopback, run with --insecure (MPMAKE_INSECURE)',
+    });
 
 const agent: CommandModule = {
   command: 'agent',
@@ -78,7 +86,8 @@ const agent: CommandModule = {
       })
       .option('insecure', {
         type: 'boolean',
-        describe: 'allow a non-loopback --listen without --secret-file',
+        describe:
+          'off loopback: allow listening without --secret-file, and without TLS (default there: --tls)',
       })
       .option('root', {
         type: 'string',
@@ -105,7 +114,8 @@ const agent: CommandModule = {
       })
       .option('tls', {
         type: 'boolean',
-        describe: 'encrypt every connection: TLS 1.3 keyed by the secret (needs --secret-file)',
+        describe:
+          'encrypt every connection: TLS 1.3 keyed by the secret (needs --secret-file); the default off loopback',
       })
       .option('allow', {
         type: 'string',

@@ -1,5 +1,4 @@
 import { realpath, stat } from 'node:fs/promises';
-import { isIP } from 'node:net';
 import { availableParallelism } from 'node:os';
 import { isAbsolute } from 'node:path';
 import { UsageError } from '../errors.js';
@@ -8,6 +7,7 @@ import { nativeLauncher } from './job-command.js';
 import { DEFAULT_MAX_HANDSHAKES } from './pending-connections.js';
 import { lookupUser, unsafePathReason, type RunAs } from './run-as.js';
 import { readSecretFile } from '../protocol/secret-file.js';
+import { isLoopbackHost } from '../protocol/tls.js';
 
 export const DEFAULT_LISTEN = '127.0.0.1:7543';
 export const DEFAULT_MAX_QUEUED_PER_CLIENT = 4096;
@@ -60,6 +60,8 @@ export interface AgentOptions {
   maxHandshakes: number;
   /** TLS-PSK on every connection (needs `secret`); off when absent. */
   tls?: boolean;
+  /** Listening beyond loopback without TLS (`--insecure`): warned about at start. */
+  plaintextOffLoopback?: boolean;
   /** Networks clients may connect from; absent = any. */
   allow?: AllowList | undefined;
   /** Jobs run as this user; absent = as the agent's own user. */
@@ -78,18 +80,7 @@ export function parseListen(spec: string): { host: string; port: number } {
   return { host: (m[1] ?? m[2])!, port };
 }
 
-/** Whether `host` is a loopback address, reachable only from this machine. */
-export function isLoopbackHost(host: string): boolean {
-  if (host === 'localhost') return true;
-  switch (isIP(host)) {
-    case 4:
-      return host.startsWith('127.');
-    case 6:
-      return host === '::1' || /^::ffff:127\./i.test(host);
-    default:
-      return false;
-  }
-}
+export { isLoopbackHost };
 
 function positiveInteger(value: string | number | undefined, option: string): number | undefined {
   if (value === undefined) return undefined;
@@ -161,6 +152,17 @@ export async function resolveAgentOptions(raw: RawAgentOptions): Promise<AgentOp
   if (raw.tls && secret === undefined) {
     throw new UsageError('--tls needs --secret-file: the TLS key is derived from the secret');
   }
+  // Off loopback, TLS is the default: a plaintext handshake can be relayed
+  // or read on the way. `--insecure` (or --no-tls with it) opts out.
+  const loopback = isLoopbackHost(host);
+  if (raw.tls === false && secret !== undefined && !loopback && !raw.insecure) {
+    throw new UsageError(
+      `--no-tls on ${host}:${port}, which is not a loopback address: anyone on the network ` +
+        'path could read and change jobs. Drop --no-tls (TLS is the default off loopback), ' +
+        'or add --insecure on a network you trust',
+    );
+  }
+  const tls = raw.tls ?? (secret !== undefined && !loopback && !raw.insecure);
   const allowArgs = raw.allow === undefined ? [] : [raw.allow].flat();
   // Without a secret anyone who connects may run commands: loopback only, unless told.
   const allow =
@@ -181,7 +183,8 @@ export async function resolveAgentOptions(raw: RawAgentOptions): Promise<AgentOp
     maxQueuedBytesPerClient,
     maxQueuedBytes,
     maxHandshakes,
-    tls: raw.tls === true,
+    tls,
+    plaintextOffLoopback: !tls && !loopback,
     allow,
     runAs,
     allowRoot: raw.allowRoot === true,

@@ -1,5 +1,11 @@
 import type { Socket } from 'node:net';
-import { newChallenge, proveAgent, verifyProof } from '../protocol/auth.js';
+import {
+  endpointOf,
+  newChallenge,
+  proveAgent,
+  verifyClientProof,
+  type HandshakeBinding,
+} from '../protocol/auth.js';
 import { Channel } from '../protocol/channel.js';
 import { DEFAULT_MAX_FRAME_BYTES } from '../protocol/frame-codec.js';
 import {
@@ -103,6 +109,10 @@ export class AgentSession {
   readonly peer: string;
   /** The peer's address alone. */
   readonly address: string | undefined;
+  /** Our end of this connection, as the client must have dialled it (endpointOf). */
+  private readonly endpoint: string;
+  /** What both proofs cover, once the client's auth has come. */
+  private binding: HandshakeBinding | undefined;
 
   constructor(
     socket: Socket,
@@ -115,6 +125,7 @@ export class AgentSession {
   ) {
     this.address = from ? from.address : socket.remoteAddress;
     this.peer = `${this.address}:${from ? from.port : socket.remotePort}`;
+    this.endpoint = endpointOf(socket.localAddress, socket.localPort);
     socket.setKeepAlive(true, 30_000);
     this.channel = new Channel(socket, {
       check: checkClientMessage,
@@ -130,6 +141,7 @@ export class AgentSession {
       version: PROTOCOL_VERSION,
       challenge: this.challenge,
       authRequired: ctx.options.secret !== undefined,
+      nodeId: ctx.nodeId,
     });
     this.authTimer = setTimeout(() => {
       this.refuse('MPM_ERR_AUTH', 'no auth within the time limit', 'did not authenticate in time');
@@ -197,10 +209,35 @@ export class AgentSession {
       );
       return;
     }
-    const secret = this.ctx.options.secret;
-    if (secret !== undefined && !verifyProof(secret, this.challenge, message.proof)) {
-      this.refuse('MPM_ERR_AUTH', 'authentication failed', 'authentication failed');
-      return;
+    const { secret, tls } = this.ctx.options;
+    if (secret !== undefined) {
+      const { nonce, endpoint } = message;
+      if (nonce === undefined || endpoint === undefined) {
+        this.refuse(
+          'MPM_ERR_AUTH',
+          'authentication failed: the auth has no nonce or endpoint (an older client?)',
+          'authentication failed',
+        );
+        return;
+      }
+      const binding = { challenge: this.challenge, nonce, nodeId: this.ctx.nodeId, endpoint };
+      if (!verifyClientProof(secret, binding, message.proof)) {
+        this.refuse('MPM_ERR_AUTH', 'authentication failed', 'authentication failed');
+        return;
+      }
+      // In plaintext, the proof must have been made for this very agent:
+      // one made for another address was relayed (TLS binds the channel itself).
+      if (!tls && endpoint !== this.endpoint) {
+        this.refuse(
+          'MPM_ERR_AUTH',
+          `authentication failed: the client dialled ${printable(endpoint)}, ` +
+            `but this agent is ${this.endpoint}: a relayed handshake is refused ` +
+            '(through NAT, a proxy or a tunnel, use TLS)',
+          `authentication failed: proof made for ${printable(endpoint)}, a relay?`,
+        );
+        return;
+      }
+      this.binding = binding;
     }
     this.onAuthenticated(message);
   }
@@ -241,7 +278,7 @@ export class AgentSession {
       cpus: ctx.cpus,
       clockMs: Date.now(),
       // Mutual authentication: the client learns we hold the secret too.
-      ...(secret && auth.nonce ? { proof: proveAgent(secret, this.challenge, auth.nonce) } : {}),
+      ...(secret && this.binding ? { proof: proveAgent(secret, this.binding) } : {}),
     });
     this.send(ctx.loadMessage());
   }

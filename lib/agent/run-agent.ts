@@ -19,6 +19,12 @@ export async function runAgent(raw: RawAgentOptions): Promise<number> {
     `mpm agent listening on ${server.address} slots=${options.slots} id=${server.nodeId}\n`,
   );
   const { runAs, allow } = options;
+  if (options.plaintextOffLoopback) {
+    logToStderr(
+      `warning: listening on ${server.address} without TLS (--insecure): anyone on the network ` +
+        'path can read jobs and their environments, and relay or change them',
+    );
+  }
   logToStderr(
     `secret ${options.secret ? 'required' : 'NOT required'}; TLS ${options.tls ? 'on' : 'off'}; ` +
       `clients from ${allow ? allow.toString() : 'anywhere'}; ` +

@@ -1,7 +1,7 @@
 import { hostname, userInfo } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import { readSecretFile } from '../protocol/secret-file.js';
-import type { HostSpec } from '../coordinator/host-list.js';
+import type { HostSpec } from '../client/host-list.js';
 import { parseArgs } from '../coordinator/options.js';
 import { HostListError, UsageError } from '../errors.js';
 
@@ -11,6 +11,10 @@ export interface RawClusterOptions {
   secretFile?: string | undefined;
   /** The mpmake config file (else MPMAKE_CONFIG, else the default path). */
   config?: string | undefined;
+  /** TLS to every agent, also on loopback (else MPMAKE_TLS, config `tls`; default off loopback). */
+  tls?: boolean | undefined;
+  /** Plaintext to agents off loopback (else MPMAKE_INSECURE, config `insecure`). */
+  insecure?: boolean | undefined;
 }
 
 export interface ResolveClusterOptions {
@@ -53,6 +57,8 @@ export async function resolveClusterOptions(
   if (raw.hosts !== undefined) flags.push(`--mp-hosts=${raw.hosts}`);
   if (raw.secretFile !== undefined) flags.push(`--mp-secret-file=${raw.secretFile}`);
   if (raw.config !== undefined) flags.push(`--mp-config=${raw.config}`);
+  if (raw.tls === true) flags.push('--mp-tls');
+  if (raw.insecure === true) flags.push('--mp-insecure');
   let parsed;
   try {
     parsed = parseArgs(flags, env, (name) => `--${name}`);

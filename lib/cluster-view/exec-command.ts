@@ -1,6 +1,6 @@
 import { fstatSync } from 'node:fs';
 import { remoteEnv } from '../coordinator/remote-env.js';
-import type { NodeChannel } from '../coordinator/node-channel.js';
+import type { NodeChannel } from '../client/node-channel.js';
 import { MpmakeError, UsageError } from '../errors.js';
 import type { JobMessage } from '../protocol/messages.js';
 import { resolveClusterOptions, type RawClusterOptions } from './cluster-options.js';

@@ -1,8 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import { unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { parseHostList, type HostSpec } from '../coordinator/host-list.js';
-import { NodeChannel } from '../coordinator/node-channel.js';
+import { parseHostList, type HostSpec } from '../client/host-list.js';
+import { NodeChannel } from '../client/node-channel.js';
 import { MpmakeError } from '../errors.js';
 import { pick, type NodeSnapshot } from '../placement/placement.js';
 import { tracer } from '../trace.js';

@@ -1,12 +1,7 @@
-import { connect } from 'node:net';
-import type { HostSpec } from '../coordinator/host-list.js';
-import { proveSecret } from '../protocol/auth.js';
-import { Channel } from '../protocol/channel.js';
+import { dialAgent, type AgentChannel } from '../client/agent-dial.js';
+import type { HostSpec } from '../client/host-list.js';
 import {
-  checkAgentMessage,
-  PROTOCOL_VERSION,
   type AgentToClient,
-  type ClientToAgent,
   type LoadMessage,
   type StatusMessage,
   type WelcomeMessage,
@@ -51,7 +46,7 @@ interface Pending {
 export class StatusConnection {
   private phase: Phase = 'idle';
   private reason: string | null = null;
-  private channel: Channel<AgentToClient, ClientToAgent> | undefined;
+  private channel: AgentChannel | undefined;
   private welcome: WelcomeMessage | undefined;
   private load: LoadMessage | undefined;
   private last: NodeStatus;
@@ -103,94 +98,84 @@ export class StatusConnection {
     // The last welcome stays: a node that went down keeps its name in the view.
     this.load = undefined;
     this.answer = undefined;
-    const socket = connect({ host: this.spec.host, port: this.spec.port });
-    const channel = new Channel<AgentToClient, ClientToAgent>(socket, { check: checkAgentMessage });
-    this.channel = channel;
+    let channel: AgentChannel | undefined;
     const attempt = new Promise<void>((resolve) => {
       let settled = false;
       const settle = (): void => {
         if (settled) return;
         settled = true;
-        clearTimeout(timer);
         if (this.connecting === attempt) this.connecting = undefined;
         resolve();
       };
-      const timer = setTimeout(() => {
-        this.fail(channel, 'down', `no answer within ${this.options.timeoutMs} ms (timeout)`);
-      }, this.options.timeoutMs);
-      channel.on('protocol-error', (err) => {
-        this.fail(channel, 'refused', `it broke the protocol: ${err.message}`);
-      });
-      channel.on('message', (m) => {
-        if (this.onMessage(channel, m)) settle();
-      });
-      channel.on('close', (err) => {
-        if (this.channel === channel) {
-          clearInterval(this.keepalive);
-          this.channel = undefined;
-          if (this.phase === 'connecting' || this.phase === 'up') {
-            this.phase = 'down';
-            this.reason = describeClose(err, this.welcome !== undefined);
-          }
-          this.pending?.done();
-        }
+      // The same dial, TLS and proofs as mpmake's (lib/client/agent-dial.ts).
+      const dialed = dialAgent(
+        this.spec,
+        {
+          secret: this.options.secret,
+          client: this.options.client,
+          timeoutMs: this.options.timeoutMs,
+          expectNodeId: this.welcome?.nodeId,
+        },
+        {
+          ready: (welcome) => {
+            if (this.channel !== channel || !channel) return;
+            this.onWelcome(channel, welcome);
+            settle();
+          },
+          message: (m) => {
+            if (this.channel === channel && channel) this.onMessage(m);
+          },
+          closed: (err, { authed, refused }) => {
+            if (this.channel === channel) {
+              clearInterval(this.keepalive);
+              this.channel = undefined;
+              if (this.phase === 'connecting' || this.phase === 'up') {
+                this.phase = refused ? 'refused' : 'down';
+                this.reason = describeClose(err, authed);
+              }
+              this.pending?.done();
+            }
+            settle();
+          },
+        },
+      );
+      if ('refusal' in dialed) {
+        this.phase = 'refused';
+        this.reason = dialed.refusal;
         settle();
-      });
+        return;
+      }
+      channel = dialed.channel;
+      this.channel = channel;
     });
     this.connecting = attempt;
     return attempt;
   }
 
-  /** Handles one message; returns true once authenticated. */
-  private onMessage(channel: Channel<AgentToClient, ClientToAgent>, m: AgentToClient): boolean {
-    if (this.channel !== channel) return false;
+  private onWelcome(channel: AgentChannel, welcome: WelcomeMessage): void {
+    this.welcome = welcome;
+    this.phase = 'up';
+    this.reason = null;
+    clearInterval(this.keepalive);
+    this.keepalive = setInterval(() => {
+      // Negative sequence numbers: never taken for a status ping.
+      if (this.channel === channel) channel.send({ type: 'ping', seq: -++this.keepaliveSeq });
+    }, KEEPALIVE_MS);
+    this.keepalive.unref();
+  }
+
+  /** Handles one message after the welcome. */
+  private onMessage(m: AgentToClient): void {
     switch (m.type) {
-      case 'hello': {
-        if (m.version !== PROTOCOL_VERSION) {
-          this.fail(
-            channel,
-            'refused',
-            `it speaks protocol version ${m.version}, we speak ${PROTOCOL_VERSION}`,
-          );
-          return false;
-        }
-        const { secret } = this.options;
-        if (m.authRequired && !secret) {
-          this.fail(
-            channel,
-            'refused',
-            'auth failed: the agent requires the shared secret (--secret-file or MPMAKE_SECRET_FILE)',
-          );
-          return false;
-        }
-        channel.send({
-          type: 'auth',
-          version: PROTOCOL_VERSION,
-          proof: secret ? proveSecret(secret, m.challenge) : new Uint8Array(0),
-          client: this.options.client,
-        });
-        return false;
-      }
-      case 'welcome':
-        this.welcome = m;
-        this.phase = 'up';
-        this.reason = null;
-        clearInterval(this.keepalive);
-        this.keepalive = setInterval(() => {
-          // Negative sequence numbers: never taken for a status ping.
-          if (this.channel === channel) channel.send({ type: 'ping', seq: -++this.keepaliveSeq });
-        }, KEEPALIVE_MS);
-        this.keepalive.unref();
-        return true;
       case 'load':
         this.load = m;
-        return false;
+        return;
       case 'pong': {
         const p = this.pending;
         if (p && m.seq === p.statusId) {
           p.skewMs = m.clockMs - (p.pingSentMs + Date.now()) / 2;
         }
-        return false;
+        return;
       }
       case 'status': {
         const p = this.pending;
@@ -198,23 +183,17 @@ export class StatusConnection {
           p.status = m;
           p.done();
         }
-        return false;
+        return;
       }
       case 'error':
-        if (this.phase === 'connecting') {
-          const why =
-            m.code === 'MPM_ERR_AUTH'
-              ? `auth failed: ${m.message} (wrong secret?)`
-              : `${m.message} [${m.code}]`;
-          this.fail(channel, 'refused', why);
-        } else if (this.pending && m.id === undefined) {
+        if (this.pending && m.id === undefined) {
           // An agent that does not know status-request says so and hangs up.
-          this.pending.unsupported = `${m.message} [${m.code}]; is the agent an older version?`;
+          this.pending.unsupported = `${m.message} (${m.code}); is the agent an older version?`;
           this.pending.done();
         }
-        return false;
+        return;
       default:
-        return false;
+        return;
     }
   }
 
@@ -246,11 +225,7 @@ export class StatusConnection {
     });
   }
 
-  private fail(
-    channel: Channel<AgentToClient, ClientToAgent>,
-    state: NodeState,
-    why: string,
-  ): void {
+  private fail(channel: AgentChannel, state: NodeState, why: string): void {
     if (this.channel !== channel) return;
     trace(`${this.address}: ${state}: ${why}`);
     this.channel = undefined;
@@ -308,6 +283,14 @@ export class StatusConnection {
 export function describeClose(err: Error | undefined, authed: boolean): string {
   if (!err) return authed ? 'the agent closed the connection' : 'closed during the handshake';
   const code = (err as NodeJS.ErrnoException).code;
+  if (code === 'MPM_ERR_PROTOCOL') return `it broke the protocol: ${err.message}`;
+  if (/ \[MPM_ERR_AUTH\]$/.test(err.message)) {
+    return `auth failed: ${err.message.replace(/ \[MPM_ERR_AUTH\]$/, '')}`;
+  }
+  if (/^the agent requires a shared secret/.test(err.message)) {
+    return 'auth failed: the agent requires the shared secret (--secret-file or MPMAKE_SECRET_FILE)';
+  }
+  if (/^no answer within/.test(err.message)) return `${err.message} (timeout)`;
   switch (code) {
     case 'ECONNREFUSED':
       return 'connection refused (is `mpm agent` running there?)';

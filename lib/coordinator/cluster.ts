@@ -9,8 +9,8 @@ import {
   type PlacementPolicy,
 } from '../placement/placement.js';
 import { tracer } from '../trace.js';
-import type { HostSpec } from './host-list.js';
-import { NodeChannel, type NodeChannelOptions } from './node-channel.js';
+import type { HostSpec } from '../client/host-list.js';
+import { NodeChannel, type NodeChannelOptions } from '../client/node-channel.js';
 import { serverSkew, skewToServer } from './server-clock.js';
 import { identify, qualifiedId, sameAgentLine, type SameAgent } from './node-identity.js';
 import { ProbeFile } from './probe-file.js';

@@ -4,7 +4,7 @@ import { packageVersion } from '../agent/package-root.js';
 import { DEFAULT_MAX_HANDSHAKES } from '../agent/pending-connections.js';
 import { closeSharedSpawner } from '../agent/spawn-client.js';
 import { tracer } from '../trace.js';
-import type { HostSpec } from './host-list.js';
+import type { HostSpec } from '../client/host-list.js';
 
 const trace = tracer('coordinator');
 

@@ -3,7 +3,8 @@ import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { fileProblem, OutputPathError, UsageError } from '../errors.js';
 import { outputPathProblem } from '../output-file.js';
-import { parseHostList, type HostSpec } from './host-list.js';
+import { parseHostList, type HostSpec } from '../client/host-list.js';
+import { isLoopbackHost } from '../protocol/tls.js';
 
 /** mpmake's own options, after flags, environment and config file are merged. */
 export interface MpmakeOptions {
@@ -26,8 +27,13 @@ export interface MpmakeOptions {
   maxClockSkewMs: number;
   /** --mp-fs-wait: bound on waiting to see a file as its writer did; 0 = off. */
   fsWaitMs: number;
-  /** TLS to every agent (they run with `--tls`), keyed by the secret. */
-  tls: boolean;
+  /**
+   * TLS to every agent, keyed by the secret: true/false when set; undefined
+   * means the default, TLS to every host off loopback (each HostSpec.tls).
+   */
+  tls: boolean | undefined;
+  /** Plaintext to hosts off loopback allowed (agents run with --insecure). */
+  insecure: boolean;
   /** Names (or `*` patterns) shipped to nodes even when they look like secrets. */
   envAllow: string[];
   /** More name patterns held back from nodes. */
@@ -67,6 +73,7 @@ const SPEC: Record<string, { kind: Kind; env: string; key: string }> = {
   'max-clock-skew': { kind: 'ms', env: 'MPMAKE_MAX_CLOCK_SKEW', key: 'maxClockSkewMs' },
   'fs-wait': { kind: 'ms', env: 'MPMAKE_FS_WAIT', key: 'fsWaitMs' },
   tls: { kind: 'bool', env: 'MPMAKE_TLS', key: 'tls' },
+  insecure: { kind: 'bool', env: 'MPMAKE_INSECURE', key: 'insecure' },
   'env-allow': { kind: 'string', env: 'MPMAKE_ENV_ALLOW', key: 'envAllow' },
   'env-deny': { kind: 'string', env: 'MPMAKE_ENV_DENY', key: 'envDeny' },
   config: { kind: 'string', env: 'MPMAKE_CONFIG', key: 'config' },
@@ -239,7 +246,8 @@ export function parseArgs(
   const placement = oneOf(get('placement'), ['lowest-wait', 'first-free'] as const, 'lowest-wait');
   const style = oneOf(get('jobserver-style'), ['pipe', 'fifo'] as const, 'pipe');
   const local = get('local');
-  const tls = bool('tls');
+  const tls = get('tls') ? bool('tls') : undefined;
+  const insecure = bool('insecure');
   const secretFile = get('secret-file')?.value;
   if (tls && secretFile === undefined) {
     throw new UsageError(
@@ -247,9 +255,15 @@ export function parseArgs(
     );
   }
   const notes: string[] = [];
-  const parsedHosts = hosts ? parseHostList(hosts.value, hosts.from, notes) : [];
+  const parsedHosts = withTls(
+    hosts ? parseHostList(hosts.value, hosts.from, notes) : [],
+    tls,
+    insecure,
+    from,
+    notes,
+  );
   const options: MpmakeOptions = {
-    hosts: tls ? parsedHosts.map((h) => (h.local ? h : { ...h, tls: true })) : parsedHosts,
+    hosts: parsedHosts,
     secretFile,
     noFallback: bool('no-fallback'),
     quiet: bool('quiet'),
@@ -267,6 +281,7 @@ export function parseArgs(
     maxClockSkewMs: ms('max-clock-skew', 1000),
     fsWaitMs: fsWait(get('fs-wait')),
     tls,
+    insecure,
     envAllow: nameList(get('env-allow')),
     envDeny: nameList(get('env-deny')),
     help: flags.has('help'),
@@ -349,8 +364,11 @@ Options (environment variable; config file key):
   --mp-fs-wait=MS          wait at most this long to see a file as the machine that
                            wrote it in this build did (shared file system caches);
                            0: do not check (MPMAKE_FS_WAIT; fsWaitMs) [2000]
-  --mp-tls                 TLS to every agent (agents run with --tls); needs the
-                           secret (MPMAKE_TLS=1; tls)
+  --mp-tls                 TLS to every agent, also on loopback; needs the secret
+                           (MPMAKE_TLS=1; tls) [TLS to every host off loopback;
+                           MPMAKE_TLS=0 turns it off, with a warning]
+  --mp-insecure            plaintext to hosts off loopback (agents run with
+                           --insecure), with a warning (MPMAKE_INSECURE=1; insecure)
   --mp-env-allow=NAMES     ship these variables even though they look like
                            secrets: NAME or PATTERN, comma-separated
                            (MPMAKE_ENV_ALLOW; envAllow)
@@ -372,4 +390,31 @@ function outputPath(v: { value: string; from: string } | undefined): string | un
     );
   }
   return v.value;
+}
+
+/**
+ * Whether each agent is reached over TLS: as `--mp-tls` (or MPMAKE_TLS=0)
+ * says, else TLS to every host off loopback unless `--mp-insecure`. Plaintext
+ * beyond loopback gets a warning: a relay or wiretap there reads and changes
+ * everything.
+ */
+function withTls(
+  hosts: HostSpec[],
+  tls: boolean | undefined,
+  insecure: boolean,
+  from: Record<string, string>,
+  notes: string[],
+): HostSpec[] {
+  const out = hosts.map((h) =>
+    h.local ? h : { ...h, tls: tls ?? (!isLoopbackHost(h.host) && !insecure) },
+  );
+  const plain = out.filter((h) => !h.local && !h.tls && !isLoopbackHost(h.host));
+  if (plain.length > 0) {
+    const why = tls === false ? from['tls'] : from['insecure'];
+    notes.push(
+      `warning: no TLS to ${plain.map((h) => h.address).join(', ')} (${why}): anyone on the ` +
+        "network path can read the build's environment and output, and run commands as you",
+    );
+  }
+  return out;
 }

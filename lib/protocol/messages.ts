@@ -15,8 +15,11 @@ import { Type, type Static, type TObject } from '@sinclair/typebox';
 import { TypeCompiler, type TypeCheck } from '@sinclair/typebox/compiler';
 import { MAX_NONCE_BYTES } from './auth.js';
 
-/** Protocol version; an agent refuses a client with another major. */
-export const PROTOCOL_VERSION = 1;
+/**
+ * Protocol version; an agent refuses a client with another one. 2: proofs
+ * bind both nonces, the agent's name and the endpoint dialled (auth.ts).
+ */
+export const PROTOCOL_VERSION = 2;
 
 // ---- Building blocks -------------------------------------------------------
 
@@ -92,6 +95,8 @@ const HelloSchema = Type.Object({
   challenge: Type.Uint8Array({ minByteLength: 1, maxByteLength: MAX_NONCE_BYTES }),
   /** Whether the agent has a shared secret configured. */
   authRequired: Type.Boolean(),
+  /** The agent's name (its welcome's nodeId): both proofs cover it. */
+  nodeId: Name,
 });
 export type HelloMessage = Static<typeof HelloSchema>;
 
@@ -111,7 +116,7 @@ const WelcomeSchema = Type.Object({
   cpus: Count,
   /** Agent wall clock, ms since epoch, when sent. */
   clockMs: Num,
-  /** proveAgent(secret, challenge, auth.nonce): present when both are. */
+  /** proveAgent(secret, binding) (auth.ts): present when the agent has a secret. */
   proof: Type.Optional(Proof),
 });
 export type WelcomeMessage = Static<typeof WelcomeSchema>;
@@ -253,14 +258,21 @@ const ClientInfoSchema = Type.Object({
 const AuthSchema = Type.Object({
   type: Type.Literal('auth'),
   version: SafeInt,
-  /** HMAC-SHA256(secret, "mpmake-auth-v1" || challenge); empty when no secret. */
+  /** proveClient(secret, binding) (auth.ts); empty when no secret. */
   proof: Proof,
   client: ClientInfoSchema,
   /**
    * Fresh random bytes (at most MAX_NONCE_BYTES) the agent must sign in its
    * welcome, so the client knows it talks to a holder of the secret.
+   * Required when the agent has a secret.
    */
-  nonce: Type.Optional(Type.Uint8Array({ maxByteLength: MAX_NONCE_BYTES })),
+  nonce: Type.Optional(Type.Uint8Array({ minByteLength: 16, maxByteLength: MAX_NONCE_BYTES })),
+  /**
+   * The agent's `ADDRESS:PORT` as the client's socket sees it (endpointOf):
+   * covered by both proofs; a plaintext agent refuses one that is not its
+   * own (a relayed handshake). Required when the agent has a secret.
+   */
+  endpoint: Type.Optional(Type.String({ maxLength: 64 })),
 });
 export type AuthMessage = Static<typeof AuthSchema>;
 

@@ -7,7 +7,7 @@
  * decrypt traffic recorded earlier.
  */
 import { hkdfSync } from 'node:crypto';
-import type { Socket } from 'node:net';
+import { isIP, type Socket } from 'node:net';
 import {
   connect as tlsConnect,
   TLSSocket,
@@ -60,8 +60,13 @@ export function connectTls(host: string, port: number, secret: Buffer): TLSSocke
     ...TLS_VERSIONS,
     ciphers: TLS_CIPHERS,
     pskCallback: () => ({ psk, identity: TLS_PSK_IDENTITY }),
-    // The agent has no certificate: the PSK authenticates it.
-    checkServerIdentity: () => undefined,
+    // Only the PSK authenticates an agent. Node calls this only when the
+    // server presented a certificate instead (one that chains to a trusted
+    // CA): refuse it, whoever signed it (F3 of the 2026-12 audit).
+    checkServerIdentity: () =>
+      new Error(
+        'the agent presented a certificate: only the cluster secret (PSK) may authenticate it',
+      ),
   };
   return tlsConnect(options);
 }
@@ -74,4 +79,20 @@ export function isTlsError(err: Error): boolean {
     code.startsWith('ERR_TLS_') ||
     /\bSSL routines\b/.test(err.message)
   );
+}
+
+/**
+ * Whether `host` is a loopback address, reachable only from this machine:
+ * there TLS is optional; everywhere else it is the default, on both ends.
+ */
+export function isLoopbackHost(host: string): boolean {
+  if (host === 'localhost') return true;
+  switch (isIP(host)) {
+    case 4:
+      return host.startsWith('127.');
+    case 6:
+      return host === '::1' || /^::ffff:127\./i.test(host);
+    default:
+      return false;
+  }
 }

@@ -12,11 +12,10 @@ import {
   type SpawnLocalAgentOptions,
 } from '../../lib/agent/spawn-agent.js';
 import { localSecret } from '../../lib/agent/local-secret.js';
-import { proveSecret } from '../../lib/protocol/auth.js';
+import { authFor } from '../../lib/client/agent-dial.js';
 import { Channel } from '../../lib/protocol/channel.js';
 import {
   checkAgentMessage,
-  PROTOCOL_VERSION,
   type AgentToClient,
   type ClientToAgent,
   type ExitMessage,
@@ -196,12 +195,8 @@ export class TestClient {
    */
   async authenticate(secret: Buffer | null = localSecret().secret): Promise<WelcomeMessage> {
     const hello = await this.waitFor<HelloMessage>((m) => m.type === 'hello', 'hello');
-    this.send({
-      type: 'auth',
-      version: PROTOCOL_VERSION,
-      proof: secret === null ? new Uint8Array(0) : proveSecret(secret, hello.challenge),
-      client: { user: userInfo().username, host: 'test', pid: process.pid, build: 'test' },
-    });
+    const client = { user: userInfo().username, host: 'test', pid: process.pid, build: 'test' };
+    this.send(authFor(secret ?? undefined, hello, this.socket, client).auth);
     return this.waitFor<WelcomeMessage>((m) => m.type === 'welcome', 'welcome');
   }
 

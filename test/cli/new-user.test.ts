@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { createServer, type AddressInfo, type Socket } from 'node:net';
 import t from 'tap';
 import { spawnLocalAgent } from '../../lib/agent/spawn-agent.js';
-import { noAnswer } from '../../lib/coordinator/connect-problem.js';
+import { noAnswer } from '../../lib/client/connect-problem.js';
 import { parseArgs } from '../../lib/coordinator/options.js';
 import { deadPort } from '../cluster-view/mpm.js';
 import { cleanEnv, runMpmake } from '../helpers/run.js';

@@ -1,6 +1,6 @@
 import t from 'tap';
 import { availableParallelism } from 'node:os';
-import { parseHostList } from '../../lib/coordinator/host-list.js';
+import { parseHostList } from '../../lib/client/host-list.js';
 
 t.test('host entries', async (t) => {
   const hosts = parseHostList(

@@ -17,7 +17,8 @@ import { readdirSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { PRE_AUTH_MAX_FRAME_BYTES } from '../../lib/agent/agent-session.js';
-import { proveSecret } from '../../lib/protocol/auth.js';
+import { fuzzFrame, fuzzMessage } from './message-fuzz.js';
+import { endpointOf, proveClient, verifyClientProof } from '../../lib/protocol/auth.js';
 import { encodeFrame, FrameDecoder } from '../../lib/protocol/frame-codec.js';
 import { checkClientMessage, PROTOCOL_VERSION } from '../../lib/protocol/messages.js';
 
@@ -120,6 +121,10 @@ interface CaseContext {
   rng: Rng;
   id: number;
   challenge: Uint8Array;
+  /** The agent's name (hello) and its endpoint as we dialled it: both proofs cover them. */
+  nodeId: string;
+  endpoint: string;
+  nonce: Uint8Array;
   secret: Buffer;
   markerDir: string;
   jobs: number;
@@ -137,8 +142,10 @@ const jobMessage = (c: CaseContext): Record<string, unknown> => ({
 const authMessage = (c: CaseContext, proof?: Uint8Array): Record<string, unknown> => ({
   type: 'auth',
   version: PROTOCOL_VERSION,
-  proof: proof ?? proveSecret(c.secret, c.challenge),
+  proof: proof ?? proveClient(c.secret, c),
   client: { user: 'fuzz', host: 'fuzz', pid: 1, build: `case-${c.id}` },
+  nonce: c.nonce,
+  endpoint: c.endpoint,
 });
 
 const templates: ((c: CaseContext) => Record<string, unknown>)[] = [
@@ -252,6 +259,11 @@ export const KINDS: Record<string, Kind> = {
     }
     return { data: out };
   },
+  'schema-aware mutation': (c) => ({
+    data: Array.from({ length: 1 + int(c.rng, 3) }, () =>
+      fuzzFrame(c.rng, fuzzMessage(c.rng, 'clientToAgent')),
+    ),
+  }),
   'many small frames': (c) => ({
     data: [
       Buffer.concat(
@@ -274,8 +286,8 @@ function holdsValidAuth(sent: Buffer, c: CaseContext): boolean {
   }
   const m = first === undefined ? 'none' : checkClientMessage(first);
   if (typeof m === 'string' || m.type !== 'auth' || m.version !== PROTOCOL_VERSION) return false;
-  const expected = proveSecret(c.secret, c.challenge);
-  return Buffer.from(m.proof).equals(Buffer.from(expected));
+  if (m.nonce === undefined || m.endpoint !== c.endpoint) return false;
+  return verifyClientProof(c.secret, { ...c, nonce: m.nonce, endpoint: m.endpoint }, m.proof);
 }
 
 interface Conn {
@@ -350,8 +362,9 @@ export async function fuzzAgent(opts: FuzzOptions): Promise<FuzzResult> {
     result.byKind[label] = (result.byKind[label] ?? 0) + 1;
     const conn = open(host, opts.port);
     try {
-      const hello = (await conn.waitFor('hello', 3000)) as { challenge?: Uint8Array } | undefined;
-      if (!hello?.challenge) {
+      const hello = (await conn.waitFor('hello', 3000)) as
+        { challenge?: Uint8Array; nodeId?: string } | undefined;
+      if (!hello?.challenge || hello.nodeId === undefined) {
         result.noHello++;
         return;
       }
@@ -359,6 +372,9 @@ export async function fuzzAgent(opts: FuzzOptions): Promise<FuzzResult> {
         rng: caseRng,
         id,
         challenge: hello.challenge,
+        nodeId: hello.nodeId,
+        endpoint: endpointOf(conn.socket.remoteAddress, conn.socket.remotePort),
+        nonce: new Uint8Array(32).fill(7),
         secret: opts.secret,
         markerDir: opts.markerDir,
         jobs: 0,

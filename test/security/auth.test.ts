@@ -8,10 +8,11 @@ import { existsSync, readFileSync } from 'node:fs';
 import { createServer, type Socket } from 'node:net';
 import { join } from 'node:path';
 import t from 'tap';
+import { authFor } from '../../lib/client/agent-dial.js';
 import {
   newChallenge,
   proveAgent,
-  proveSecret,
+  proveClient,
   verifyAgentProof,
 } from '../../lib/protocol/auth.js';
 import { encodeFrame, FrameDecoder } from '../../lib/protocol/frame-codec.js';
@@ -44,12 +45,7 @@ t.test('a wrong or missing secret: closed, logged with the peer address', async 
     const port = c.socket.localPort;
     const hello = await c.waitFor<HelloMessage>((m) => m.type === 'hello');
     // The auth, and a job right behind it in the same write.
-    c.send({
-      type: 'auth',
-      version: PROTOCOL_VERSION,
-      proof: secret ? proveSecret(secret, hello.challenge) : new Uint8Array(0),
-      client,
-    });
+    c.send(authFor(secret, hello, c.socket, client).auth);
     c.submit({ argv: ['/bin/sh', '-c', `touch ${marker}`] });
     t.match(await c.waitFor<ErrorMessage>((m) => m.type === 'error'), { code: 'MPM_ERR_AUTH' });
     await c.closed;
@@ -72,12 +68,7 @@ t.test('a captured proof replayed on a new connection fails', async (t) => {
   const agent = await startAgent(t, { slots: 1, secretFile: secretFile(dir, SECRET) });
   const first = await TestClient.connect(t, agent.port);
   const hello1 = await first.waitFor<HelloMessage>((m) => m.type === 'hello');
-  const captured: AuthMessage = {
-    type: 'auth',
-    version: PROTOCOL_VERSION,
-    proof: proveSecret(Buffer.from(SECRET), hello1.challenge),
-    client,
-  };
+  const captured: AuthMessage = authFor(Buffer.from(SECRET), hello1, first.socket, client).auth;
   first.send(captured);
   await first.waitFor((m) => m.type === 'welcome');
 
@@ -104,44 +95,42 @@ t.test('mutual auth: the agent signs the client nonce', async (t) => {
   const agent = await startAgent(t, { slots: 1, secretFile: secretFile(dir, SECRET) });
   const c = await TestClient.connect(t, agent.port);
   const hello = await c.waitFor<HelloMessage>((m) => m.type === 'hello');
-  const nonce = newChallenge();
-  c.send({
-    type: 'auth',
-    version: PROTOCOL_VERSION,
-    proof: proveSecret(secret, hello.challenge),
-    client,
-    nonce,
-  });
+  const { auth, binding } = authFor(secret, hello, c.socket, client);
+  c.send(auth);
   const welcome = await c.waitFor<WelcomeMessage>((m) => m.type === 'welcome');
-  t.ok(verifyAgentProof(secret, hello.challenge, nonce, welcome.proof), 'the proof checks out');
+  t.ok(binding && verifyAgentProof(secret, binding, welcome.proof), 'the proof checks out');
+  if (!binding) return;
   t.notOk(
-    verifyAgentProof(secret, hello.challenge, newChallenge(), welcome.proof),
+    verifyAgentProof(secret, { ...binding, nonce: newChallenge() }, welcome.proof),
     'it answers this nonce only',
   );
   t.notOk(
-    verifyAgentProof(Buffer.from('other'), hello.challenge, nonce, welcome.proof),
+    verifyAgentProof(secret, { ...binding, endpoint: '127.0.0.1:1' }, welcome.proof),
+    'and this endpoint only',
+  );
+  t.notOk(
+    verifyAgentProof(Buffer.from('other'), binding, welcome.proof),
     'and only under this secret',
   );
   t.notOk(
-    verifyAgentProof(secret, hello.challenge, nonce, proveSecret(secret, hello.challenge)),
+    verifyAgentProof(secret, binding, proveClient(secret, binding)),
     "a client's proof never passes for an agent's",
   );
 
-  // Without a nonce (an older client), no proof is sent.
-  const old = await TestClient.ready(t, agent.port, secret);
-  const w = await old.waitFor<WelcomeMessage>((m) => m.type === 'welcome');
-  t.equal(w.proof, undefined);
+  // Without a nonce (an older client), the auth is refused: nothing binds it.
+  const old = await TestClient.connect(t, agent.port);
+  const ho = await old.waitFor<HelloMessage>((m) => m.type === 'hello');
+  const noNonce = { ...authFor(secret, ho, old.socket, client).auth };
+  delete noNonce.nonce;
+  old.send(noNonce);
+  t.match(await old.waitFor((m) => m.type === 'error'), { code: 'MPM_ERR_AUTH' });
+  await old.closed;
+  t.notOk(old.messages.some((m) => m.type === 'welcome'));
 
   // A nonce longer than the limit is a malformed auth.
   const greedy = await TestClient.connect(t, agent.port);
   const h = await greedy.waitFor<HelloMessage>((m) => m.type === 'hello');
-  greedy.send({
-    type: 'auth',
-    version: PROTOCOL_VERSION,
-    proof: proveSecret(secret, h.challenge),
-    client,
-    nonce: new Uint8Array(65),
-  });
+  greedy.send({ ...authFor(secret, h, greedy.socket, client).auth, nonce: new Uint8Array(65) });
   await greedy.closed;
   t.notOk(greedy.messages.some((m) => m.type === 'welcome'));
 });
@@ -167,6 +156,7 @@ async function fakeAgent(
         version: PROTOCOL_VERSION,
         challenge,
         authRequired: opts.authRequired,
+        nodeId: 'rogue',
       }),
     );
     socket.on('data', (chunk: Buffer) => {
@@ -209,7 +199,12 @@ t.test('mpmake sends nothing of a build to an agent that cannot prove the secret
       (a, c) => ({
         ...welcomeBase,
         clockMs: Date.now(),
-        proof: proveAgent(Buffer.from('guess'), c, a.nonce ?? new Uint8Array(0)),
+        proof: proveAgent(Buffer.from('guess'), {
+          challenge: c,
+          nonce: a.nonce ?? new Uint8Array(0),
+          nodeId: 'rogue',
+          endpoint: a.endpoint ?? '',
+        }),
       }),
     ],
     ['an agent without a secret', false, () => ({ ...welcomeBase, clockMs: Date.now() })],

@@ -10,13 +10,9 @@ import { readFileSync } from 'node:fs';
 import { createServer, type Socket } from 'node:net';
 import { join } from 'node:path';
 import t from 'tap';
-import { proveSecret } from '../../lib/protocol/auth.js';
+import { authFor } from '../../lib/client/agent-dial.js';
 import { encodeFrame } from '../../lib/protocol/frame-codec.js';
-import {
-  PROTOCOL_VERSION,
-  type ErrorMessage,
-  type HelloMessage,
-} from '../../lib/protocol/messages.js';
+import { type ErrorMessage, type HelloMessage } from '../../lib/protocol/messages.js';
 import { startAgent, TestClient, type Teardown } from '../agent/client.js';
 import { runMpm } from '../cluster-view/mpm.js';
 import { cleanEnv, runMpmake } from '../helpers/run.js';
@@ -70,14 +66,13 @@ t.test('F1 after auth: an object where auth.client wants a string is refused', a
   ]) {
     const c = await TestClient.connect(t, agent.port);
     const hello = await c.waitFor<HelloMessage>((m) => m.type === 'hello');
-    c.socket.write(
-      encodeFrame({
-        type: 'auth',
-        version: PROTOCOL_VERSION,
-        proof: proveSecret(Buffer.from(SECRET), hello.challenge),
-        client,
-      }),
-    );
+    const { auth } = authFor(Buffer.from(SECRET), hello, c.socket, {
+      user: 'u',
+      host: 'h',
+      pid: 1,
+      build: 'b',
+    });
+    c.socket.write(encodeFrame({ ...auth, client }));
     t.match(await c.waitFor<ErrorMessage>((m) => m.type === 'error'), {
       code: 'MPM_ERR_PROTOCOL',
       message: /^malformed auth: "\/client\//,
@@ -122,7 +117,7 @@ t.test('F1 client side: a rogue host in the list cannot crash mpmake or mpm stat
   t.equal(readFileSync(join(dir, 'out.txt'), 'utf8'), 'built\n');
   t.match(
     r.stderr.toString(),
-    new RegExp(`leaving out 127\\.0\\.0\\.1:${rogue}: .*unknown message type object`),
+    new RegExp(`leaving out 127\\.0\\.0\\.1:${rogue}: not an mpmake agent`),
   );
   t.notMatch(r.stderr.toString(), /TypeError/);
 
@@ -134,7 +129,7 @@ t.test('F1 client side: a rogue host in the list cannot crash mpmake or mpm stat
   t.notMatch(out, /TypeError/);
   t.match(
     out,
-    new RegExp(`127\\.0\\.0\\.1:${rogue}\\s+\\S*\\s*(refused|down).*unknown message type`),
+    new RegExp(`127\\.0\\.0\\.1:${rogue}\\s+\\S*\\s*(refused|down).*not an mpmake agent`),
   );
   t.match(out, new RegExp(`127\\.0\\.0\\.1:${agent.port}\\s+up`));
 });

@@ -1,11 +1,5 @@
 import { EventEmitter } from 'node:events';
-import { connect, type Socket } from 'node:net';
-import { AgentAuthError, FrameTooLargeError, ProtocolError, TlsError } from '../errors.js';
-import { Channel } from '../protocol/channel.js';
-import { newChallenge, proveSecret, verifyAgentProof } from '../protocol/auth.js';
 import {
-  checkAgentMessage,
-  PROTOCOL_VERSION,
   type AgentToClient,
   type ClientToAgent,
   type DataMessage,
@@ -14,16 +8,9 @@ import {
   type ProbeResultMessage,
 } from '../protocol/messages.js';
 import { leaseGraceMs, leaseMsFor } from '../protocol/lease.js';
-import { connectTls, isTlsError } from '../protocol/tls.js';
 import { tracer } from '../trace.js';
+import { dialAgent, type AgentChannel } from './agent-dial.js';
 import { Backoff } from './backoff.js';
-import {
-  CLOSED_BEFORE_HELLO,
-  lengthAsText,
-  noAnswer,
-  notAnAgent,
-  secretRefused,
-} from './connect-problem.js';
 import type { HostSpec } from './host-list.js';
 
 const trace = tracer('channel');
@@ -93,7 +80,7 @@ export class NodeChannel extends EventEmitter<NodeChannelEvents> {
    */
   lostByFreeze = false;
 
-  private channel: Channel<AgentToClient, ClientToAgent> | undefined;
+  private channel: AgentChannel | undefined;
   private heartbeat: NodeJS.Timeout | undefined;
   private reconnectTimer: NodeJS.Timeout | undefined;
   private lastHeardMs = 0;
@@ -172,92 +159,21 @@ export class NodeChannel extends EventEmitter<NodeChannelEvents> {
   private connect(): void {
     if (!this.transition(this.state, 'connecting', undefined)) return;
     this.lostByFreeze = false;
-    const secret = this.spec.secret ?? this.options.secret;
-    const tls = this.spec.tls === true;
-    let socket: Socket;
-    if (tls) {
-      if (!secret) {
-        this.refused = true;
-        const why = 'TLS needs the cluster secret: set MPMAKE_SECRET_FILE or --mp-secret-file';
-        this.transition('connecting', 'down', why);
-        return;
-      }
-      socket = connectTls(this.spec.host, this.spec.port, secret);
-    } else socket = connect({ host: this.spec.host, port: this.spec.port });
-    const channel = new Channel<AgentToClient, ClientToAgent>(socket, { check: checkAgentMessage });
-    this.channel = channel;
-    // Connected, but TLS not (yet) up: a close then is a failed handshake.
-    let tlsPending = false;
-    if (tls) {
-      socket.once('connect', () => (tlsPending = true));
-      socket.once('secureConnect', () => (tlsPending = false));
-    }
-    let hello: { challenge: Uint8Array } | undefined;
-    let connected = false;
-    socket.once('connect', () => (connected = true));
-    const timer = setTimeout(() => {
-      const why = hello
-        ? `no answer within ${this.options.connectTimeoutMs} ms`
-        : noAnswer(this.options.connectTimeoutMs, connected, tls);
-      channel.destroy(new Error(why));
-    }, this.options.connectTimeoutMs);
-    let authed = false;
-    // Our own challenge to the agent: it must sign it in its welcome.
-    const nonce = secret ? newChallenge() : undefined;
-    channel.on('message', (m) => {
-      this.lastHeardMs = Date.now();
-      if (!authed) {
-        if (m.type === 'hello') {
-          if (hello) {
-            channel.destroy(new Error('the agent sent a second hello [MPM_ERR_PROTOCOL]'));
-            return;
-          }
-          hello = m;
-          if (m.version !== PROTOCOL_VERSION) {
-            this.refused = true;
-            channel.destroy(
-              new Error(`agent speaks protocol ${m.version}, we speak ${PROTOCOL_VERSION}`),
-            );
-            return;
-          }
-          if (m.authRequired && !secret) {
-            this.refused = true;
-            channel.destroy(
-              new Error(
-                'the agent requires a shared secret: set MPMAKE_SECRET_FILE or --mp-secret-file',
-              ),
-            );
-            return;
-          }
-          const proof = secret ? proveSecret(secret, m.challenge) : new Uint8Array(0);
-          // The agent opens our lease when it reads this.
-          this.lastLeaseSentMs = performance.now();
-          channel.send({
-            type: 'auth',
-            version: PROTOCOL_VERSION,
-            proof,
-            client: { ...this.options.client, heartbeatTimeoutMs: this.options.heartbeatTimeoutMs },
-            ...(nonce ? { nonce } : {}),
-          });
-        } else if (m.type === 'welcome') {
-          if (!hello) {
-            channel.destroy(new Error('the agent sent welcome before hello [MPM_ERR_PROTOCOL]'));
-            return;
-          }
-          // Nothing of the build (jobs, environments, probes) goes to an
-          // agent that cannot prove it holds the secret.
-          if (secret && nonce && !verifyAgentProof(secret, hello.challenge, nonce, m.proof)) {
-            this.refused = true;
-            channel.destroy(
-              new AgentAuthError(
-                "the agent did not prove that it holds the cluster's secret: it is not one of " +
-                  'ours, or runs without --secret-file [MPM_ERR_AGENT_AUTH]',
-              ),
-            );
-            return;
-          }
-          authed = true;
-          clearTimeout(timer);
+    const dialed = dialAgent(
+      this.spec,
+      {
+        secret: this.options.secret,
+        secretFrom: this.options.secretFrom,
+        client: { ...this.options.client, heartbeatTimeoutMs: this.options.heartbeatTimeoutMs },
+        timeoutMs: this.options.connectTimeoutMs,
+        // After a loss, only the same agent may take this address's place.
+        expectNodeId: this.agentName,
+      },
+      {
+        // The agent opens our lease when it reads the auth.
+        authSent: () => (this.lastLeaseSentMs = performance.now()),
+        ready: (m) => {
+          this.lastHeardMs = Date.now();
           if (this.instance !== m.instance || this.agentName !== m.nodeId) this.nodeId = m.nodeId;
           this.agentName = m.nodeId;
           this.instance = m.instance;
@@ -267,54 +183,39 @@ export class NodeChannel extends EventEmitter<NodeChannelEvents> {
           this.backoff.reset();
           this.startHeartbeat();
           this.transition('connecting', 'ready', undefined);
-        } else if (m.type === 'error') {
-          if (m.code === 'MPM_ERR_AUTH') this.refused = true;
-          const wrongSecret = m.code === 'MPM_ERR_AUTH' && hello !== undefined && secret;
-          channel.destroy(
-            new Error(
-              wrongSecret ? secretRefused(this.options.secretFrom) : `${m.message} [${m.code}]`,
-            ),
-          );
-        }
-        return;
-      }
-      this.onMessage(m);
-    });
+        },
+        message: (m) => {
+          this.lastHeardMs = Date.now();
+          this.onMessage(m);
+        },
+        closed: (err, { authed, refused }) => {
+          clearInterval(this.heartbeat);
+          if (this.channel !== channel) return;
+          this.channel = undefined;
+          if (this.state === 'closed') return;
+          if (refused) this.refused = true;
+          this.transition(this.state, 'down', describe(err, authed));
+          this.scheduleReconnect();
+        },
+      },
+    );
+    if ('refusal' in dialed) {
+      this.refused = true;
+      this.transition('connecting', 'down', dialed.refusal);
+      return;
+    }
+    const { channel } = dialed;
+    this.channel = channel;
     channel.on('drain', () => this.emit('drain'));
-    channel.on('close', (err) => {
-      clearTimeout(timer);
-      clearInterval(this.heartbeat);
-      if (this.channel !== channel) return;
-      this.channel = undefined;
-      if (this.state === 'closed') return;
-      if (tlsPending || (err && !authed && isTlsError(err))) {
-        // Another secret, or TLS on one side only: trying again will not help.
-        this.refused = true;
-        const what = err ? ` (${err.message.split('\n')[0]?.trim()})` : '';
-        err = new TlsError(
-          `TLS handshake failed${what}: the agent has another secret, or does not run with --tls [MPM_ERR_TLS]`,
-          { cause: err },
-        );
-      }
-      if (!authed && !hello && !tls) {
-        // Not an agent's first frame, or a close without a word.
-        if (err instanceof FrameTooLargeError) {
-          this.refused = true;
-          err = new Error(notAnAgent(lengthAsText(err.length)));
-        } else if (err instanceof ProtocolError) {
-          this.refused = true;
-          err = new Error(notAnAgent(undefined));
-        } else if (!err && connected) err = new Error(CLOSED_BEFORE_HELLO);
-      }
-      const reason = describe(err, authed);
-      this.transition(this.state, 'down', reason);
-      if (this.options.reconnect && !this.refused) {
-        const delay = this.backoff.next();
-        trace(`${this.address}: reconnect in ${delay} ms`);
-        this.reconnectTimer = setTimeout(() => this.connect(), delay);
-        this.reconnectTimer.unref();
-      }
-    });
+  }
+
+  private scheduleReconnect(): void {
+    if (this.options.reconnect && !this.refused) {
+      const delay = this.backoff.next();
+      trace(`${this.address}: reconnect in ${delay} ms`);
+      this.reconnectTimer = setTimeout(() => this.connect(), delay);
+      this.reconnectTimer.unref();
+    }
   }
 
   private onMessage(m: AgentToClient): void {
