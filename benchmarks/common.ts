@@ -43,6 +43,8 @@ export function benchEnv(): NodeJS.ProcessEnv {
   env['XDG_CONFIG_HOME'] = join(tmpdir(), 'mpmake-bench-no-config');
   // The secret the bench agents listen with (spawnLocalAgent's default).
   env['MPMAKE_SECRET_FILE'] = localSecret().path;
+  // Every line to the nodes, as measured so far; cmake-short.ts turns learning on.
+  env['MPMAKE_NO_LEARN'] = '1';
   return env;
 }
 

@@ -24,6 +24,8 @@ export interface BuildReport {
     refused?: number;
     /** Taken back from a node's queue and placed on a node with a free slot. */
     moved?: number;
+    /** Of `local`: kept on the client as shorter than a round trip to a node. */
+    short?: number;
   };
   nodes: Array<{ id: string; address: string; slots: number; jobs: number }>;
   leftOut: LeftOut[];

@@ -91,3 +91,31 @@ export function splitMakeArgs(argv: readonly string[]): MakeArgs {
   }
   return { args, jobs };
 }
+
+/**
+ * Whether make is asked only to say what it would do (`-n`, `--just-print`,
+ * `--dry-run`, `--recon`) or whether the goals are up to date (`-q`,
+ * `--question`): no summary line then, and no history kept.
+ */
+export function isDryRun(args: readonly string[]): boolean {
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i]!;
+    if (a === '--') return false;
+    if (a.startsWith('--')) {
+      const name = a.slice(2).split('=')[0]!;
+      if (['just-print', 'dry-run', 'recon', 'question'].includes(name)) return true;
+      if (!a.includes('=') && LONG_WITH_ARG.has(name)) i++;
+      continue;
+    }
+    if (!a.startsWith('-') || a.length < 2) continue;
+    for (let k = 1; k < a.length; k++) {
+      const c = a[k]!;
+      if (c === 'n' || c === 'q') return true;
+      if (SHORT_WITH_ARG.has(c) || c === 'O' || c === 'l') {
+        if (SHORT_WITH_ARG.has(c) && k === a.length - 1) i++;
+        break;
+      }
+    }
+  }
+  return false;
+}

@@ -4,6 +4,8 @@ import { basename, dirname, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { NoAgentsError, UsageError } from '../errors.js';
 import { TokenAudit } from '../jobserver/token-audit.js';
+import { CommandTimes } from '../placement/command-times.js';
+import { historyFile, readHistory, writeHistory } from '../report/build-history.js';
 import { attachObservers } from '../report/observers.js';
 import { readSecretFile } from '../protocol/secret-file.js';
 import { installShim } from '../shim/install-shim.js';
@@ -13,7 +15,7 @@ import { Cluster } from './cluster.js';
 import { envFilter } from './env-filter.js';
 import { intendedShell, makefileArgs } from './intended-shell.js';
 import { makeLeaksJobserver, makeVersion, runMake, type MakeResult } from './make-process.js';
-import { splitMakeArgs, type JobsRequest } from './make-args.js';
+import { isDryRun, splitMakeArgs, type JobsRequest } from './make-args.js';
 import { setupMakePool, type MakePool } from './make-pool.js';
 import { checkOptionValues } from './option-checks.js';
 import { MPMAKE_HELP, parseArgs, type MpmakeOptions } from './options.js';
@@ -261,7 +263,15 @@ async function clusterMake(
     if (pool.warning) say(pool.warning);
     const topShell = options.shell ?? intendedShell(where.cwd, where.makefiles).shell;
     const shells = new ShellResolver(options.shell, say);
+    // What the last build of this tree and goals taught: how many lines, how
+    // long each kind of command runs. Not under -n/-q, which run nothing.
+    const dryRun = isDryRun(args);
+    const historyPath = historyFile(env, where.cwd, args);
+    const learn = !dryRun && !options.noLearn;
+    const history = learn ? readHistory(historyPath) : undefined;
+    const times = new CommandTimes(history?.times);
     const router = new RecipeRouter(cluster, shells, {
+      times: learn ? times : undefined,
       shimPath: shim.shellPath,
       color: options.color,
       fallback: !options.noFallback,
@@ -273,7 +283,8 @@ async function clusterMake(
     });
     const observers = attachObservers(router, cluster, {
       trace: options.trace,
-      progress: !options.quiet && process.stderr.isTTY === true,
+      progress: !options.quiet && !dryRun && process.stderr.isTTY === true,
+      expected: history?.ok ? { total: history.jobs, from: 'the last build' } : undefined,
     });
     const ends: JobEndEvent[] = [];
     router.on('job-end', (e) => {
@@ -341,6 +352,7 @@ async function clusterMake(
           failed: router.stats.failed + router.stats.errors,
           refused: router.stats.refused + cluster.stats.refused,
           moved: cluster.stats.moved,
+          short: router.stats.short,
         },
         nodes: cluster.usable.map((n) => ({
           id: n.nodeId,
@@ -368,7 +380,16 @@ async function clusterMake(
       if (options.report) writeReportQuietly(options.report, report);
       const held = heldBackLine(router.heldBackEnv);
       if (held !== undefined && !options.quiet) say(held);
-      if (!options.quiet) say(summaryLine(report));
+      if (!options.quiet && !dryRun) say(summaryLine(report));
+      if (learn && result.signal === null) {
+        writeHistory(historyPath, {
+          version: 2,
+          jobs: report.jobs.total,
+          wallMs: report.wallMs,
+          ok: result.code === 0,
+          times: times.toJSON(),
+        });
+      }
       return { ...result, report };
     } catch (err) {
       say(`mpmake: after the build: ${(err as Error).message}`);

@@ -12,6 +12,8 @@ export interface MpmakeOptions {
   secretFile: string | undefined;
   noFallback: boolean;
   quiet: boolean;
+  /** Keep no per-tree history and send every line to nodes (no short-line shortcut). */
+  noLearn: boolean;
   /** Commands the shim runs locally without a round trip. */
   local: string[];
   report: string | undefined;
@@ -59,6 +61,7 @@ const SPEC: Record<string, { kind: Kind; env: string; key: string }> = {
   'secret-file': { kind: 'string', env: 'MPMAKE_SECRET_FILE', key: 'secretFile' },
   'no-fallback': { kind: 'bool', env: 'MPMAKE_NO_FALLBACK', key: 'noFallback' },
   quiet: { kind: 'bool', env: 'MPMAKE_QUIET', key: 'quiet' },
+  'no-learn': { kind: 'bool', env: 'MPMAKE_NO_LEARN', key: 'noLearn' },
   local: { kind: 'string', env: 'MPMAKE_LOCAL', key: 'local' },
   report: { kind: 'string', env: 'MPMAKE_REPORT', key: 'report' },
   trace: { kind: 'string', env: 'MPMAKE_TRACE_FILE', key: 'trace' },
@@ -267,6 +270,7 @@ export function parseArgs(
     secretFile,
     noFallback: bool('no-fallback'),
     quiet: bool('quiet'),
+    noLearn: bool('no-learn'),
     local: local ? nameList(local, /^[^\s,'"\\$`;|&]+$/, 'command names') : DEFAULT_LOCAL,
     report: outputPath(get('report')),
     trace: outputPath(get('trace')),
@@ -342,6 +346,8 @@ Options (environment variable; config file key):
   --mp-no-fallback         fail instead of building locally when no agent works
                            (MPMAKE_NO_FALLBACK=1; noFallback)
   --mp-quiet               no summary line (MPMAKE_QUIET=1; quiet)
+  --mp-no-learn            keep no build history; send every line to nodes, even
+                           ones shorter than a round trip (MPMAKE_NO_LEARN=1; noLearn)
   --mp-local=LIST          commands run locally without a round trip
                            (MPMAKE_LOCAL; local) [${DEFAULT_LOCAL.join(' ')}]
   --mp-report=FILE         write a JSON report of the build (MPMAKE_REPORT; report)

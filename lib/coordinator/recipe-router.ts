@@ -9,6 +9,8 @@ import {
 import type { BuildEvents, JobEndEvent, JobStartEvent } from './build-events.js';
 import type { Cluster, FilesAtExit, JobSpec } from './cluster.js';
 import { SHIP_EVERYTHING, type EnvFilter } from './env-filter.js';
+import { commandKey, type CommandTimes } from '../placement/command-times.js';
+import type { Choice } from '../placement/placement.js';
 import { remoteEnv } from './remote-env.js';
 import type { Expectation, ShimConnection } from './shim-server.js';
 import { prerequisites, type WriteLog } from './write-log.js';
@@ -23,6 +25,8 @@ export interface RouterStats {
   errors: number;
   /** Lines turned away by first-free placement ("cluster busy"). */
   refused: number;
+  /** Of `local`: lines kept on the client because they are shorter than a round trip. */
+  short: number;
 }
 
 export interface RouterOptions {
@@ -45,6 +49,11 @@ export interface RouterOptions {
   writes?: WriteLog;
   /** Node addresses on the client itself (`localhost/N`): their jobs get every variable. */
   onClient?: ReadonlySet<string>;
+  /**
+   * What is known of each kind of command's run time and of a round trip:
+   * lines always shorter than a round trip stay on the client.
+   */
+  times?: CommandTimes;
 }
 
 /**
@@ -53,7 +62,7 @@ export interface RouterOptions {
  * output with flow control, and forwards a cancel.
  */
 export class RecipeRouter extends EventEmitter<BuildEvents> {
-  readonly stats: RouterStats = { local: 0, failed: 0, errors: 0, refused: 0 };
+  readonly stats: RouterStats = { local: 0, failed: 0, errors: 0, refused: 0, short: 0 };
   /** The variables held back from nodes so far, each with its rule (never their values). */
   readonly heldBackEnv = new Map<string, string>();
   private readonly live = new Set<ShimConnection>();
@@ -67,6 +76,14 @@ export class RecipeRouter extends EventEmitter<BuildEvents> {
     private readonly options: RouterOptions,
   ) {
     super();
+    const times = options.times;
+    if (times) {
+      this.on('job-end', (ev) => {
+        if (ev.nodeId === 'local' || ev.error !== undefined || ev.code === null) return;
+        const wallMs = ev.endedAtMs - ev.requestedAtMs - ev.queuedMs;
+        times.recordRemote(commandKey(ev.command), ev.runMs, wallMs);
+      });
+    }
   }
 
   private warnedGone = false;
@@ -105,7 +122,10 @@ export class RecipeRouter extends EventEmitter<BuildEvents> {
     const target = typeof rawTarget === 'string' && rawTarget !== '' ? rawTarget : undefined;
     const shell = this.shells.shellFor(req.ppid, target);
     const last = req.argv[req.argv.length - 1] ?? '';
-    const choice = this.cluster.choose(target ?? (typeof last === 'string' ? last : ''));
+    const line = typeof last === 'string' ? last : '';
+    const short = this.options.times?.shorterThanRoundTrip(commandKey(line)) === true;
+    const choice: Choice = short ? { kind: 'local' } : this.cluster.choose(target ?? line);
+    if (short) this.stats.short++;
     const start: JobStartEvent = {
       seq: ++this.seq,
       nodeId: choice.kind === 'node' ? this.cluster.nodeIdOf(choice.id) : 'local',

@@ -24,6 +24,8 @@ export interface ObserverOptions {
   trace: string | undefined;
   /** Progress line on stderr when it is a terminal and not --mp-quiet. */
   progress: boolean;
+  /** How many lines the build is expected to have, and where that figure comes from. */
+  expected?: { total: number; from: string } | undefined;
   /** The clock (ms since epoch); Date.now unless a test injects one. */
   now?: () => number;
 }
@@ -67,6 +69,7 @@ export function attachObservers(
       write: (text) => process.stderr.write(text),
       columns: () => process.stderr.columns ?? 80,
       nodes: () => cluster.nodeLoads(),
+      expected: options.expected,
     });
     events.on('job-start', onProgressStart);
     events.on('job-output', onProgressOutput);

@@ -12,6 +12,12 @@ export interface ProgressLineOptions {
   columns: () => number;
   /** The nodes' slots and last load reports. */
   nodes: () => ReadonlyArray<{ id: string; slots: number; running: number; queued: number }>;
+  /**
+   * How many lines the build is expected to have (make does not say), and
+   * where that figure comes from ("the last build"). Without it the line
+   * shows no total, percentage or time left.
+   */
+  expected?: { total: number; from: string } | undefined;
   /** Redraw only after this long without a job event. Default 150. */
   quietMs?: number;
   /** Redraw at most this often. Default 200. */
@@ -125,7 +131,7 @@ export class ProgressLine {
     }
     const span = Math.min(this.rateWindowMs, Math.max(1000, now - this.startedMs));
     const rate = (this.ends.length * 1000) / span;
-    const parts = [`mpmake: ${this.done} done`];
+    const parts = [`mpmake: ${this.progress(now)}`];
     if (this.failed > 0) parts.push(`${this.failed} failed`);
     parts.push(`${this.running} running`);
     const nodes = this.options
@@ -139,9 +145,36 @@ export class ProgressLine {
     return text.length > width ? text.slice(0, width) : text;
   }
 
+  /**
+   * `37 done`, or with an expected total `37/120 done (31%), ~12 s left
+   * (total from the last build)`: the time left at this build's pace so
+   * far. A build that outgrows the total shows `120/120+`.
+   */
+  private progress(now: number): string {
+    const expected = this.options.expected;
+    if (!expected || expected.total <= 0) return `${this.done} done`;
+    const { total } = expected;
+    if (this.done >= total) return `${this.done}/${total}+ done (100%, more than ${expected.from})`;
+    const pct = Math.floor((this.done * 100) / total);
+    let left = '';
+    if (this.done > 0) {
+      const leftMs = ((now - this.startedMs) * (total - this.done)) / this.done;
+      left = `, ~${formatDuration(leftMs)} left`;
+    }
+    return `${this.done}/${total} done (${pct}%${left}; total from ${expected.from})`;
+  }
+
   private erase(): void {
     if (!this.drawn) return;
     this.options.write(ERASE);
     this.drawn = false;
   }
+}
+
+/** `12 s`, `3 min 5 s`, `1 h 02 min`. */
+export function formatDuration(ms: number): string {
+  const s = Math.max(0, Math.round(ms / 1000));
+  if (s < 60) return `${s} s`;
+  if (s < 3600) return `${Math.floor(s / 60)} min ${s % 60} s`;
+  return `${Math.floor(s / 3600)} h ${String(Math.floor((s % 3600) / 60)).padStart(2, '0')} min`;
 }

@@ -1,7 +1,7 @@
 // Issue 16, what a new user runs into: every mpmake error before the build
 // says what was wrong, where the value came from and what to do, in one
 // format (`mpmake: MESSAGE [CODE]`), exits 2, and make never starts.
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createServer, type AddressInfo, type Socket } from 'node:net';
 import t from 'tap';
@@ -9,6 +9,7 @@ import { spawnLocalAgent } from '../../lib/agent/spawn-agent.js';
 import { noAnswer } from '../../lib/client/connect-problem.js';
 import { parseArgs } from '../../lib/coordinator/options.js';
 import { deadPort } from '../cluster-view/mpm.js';
+import { startCluster } from '../helpers/cluster.js';
 import { cleanEnv, runMpmake } from '../helpers/run.js';
 import { secretFile } from '../helpers/security.js';
 
@@ -200,4 +201,31 @@ t.test('issue-16: why an address in the host list is not an agent, and what to f
     await leftOut(fenced.hostSpec, { MPMAKE_SECRET_FILE: right }),
     `mpmake: leaving out ${fenced.hostSpec.replace(/\/\d+$/, '')}: the agent closed the connection before its hello: this machine's address is not in its --allow list (the agent's log says so)`,
   );
+});
+
+t.test('issue-16: no summary line under -n or -q; the history is kept per tree', async (t) => {
+  const cluster = await startCluster(t, 1, 2);
+  // `cp` is not on the local list: both lines reach the coordinator.
+  const dir = t.testdir({ Makefile: 'all: a b\na b:\n\t@cp Makefile $@\n' });
+  const cache = join(dir, 'cache');
+  const env = cleanEnv({
+    MPMAKE_HOSTS: cluster.hosts,
+    XDG_CACHE_HOME: cache,
+    MPMAKE_NO_LEARN: '0',
+  });
+  for (const flag of ['-n', '-q', '--dry-run']) {
+    const r = await runMpmake([flag], { cwd: dir, env });
+    t.notMatch(r.stderr.toString(), /^mpmake: \d+ jobs:/m, `${flag}: no summary line`);
+    t.notOk(existsSync(join(cache, 'mpmake')), `${flag}: no history kept`);
+  }
+  const built = await runMpmake(['-j2'], { cwd: dir, env });
+  t.equal(built.code, 0);
+  t.match(built.stderr.toString(), /^mpmake: 2 jobs: 2 remote/m, 'a build has its summary');
+  const files = readdirSync(join(cache, 'mpmake', 'history'));
+  t.equal(files.length, 1, 'one history file for this tree and goals');
+  const history = JSON.parse(readFileSync(join(cache, 'mpmake', 'history', files[0]!), 'utf8'));
+  t.match(history, { version: 2, jobs: 2, ok: true, times: { commands: { 'cp Makefile a': {} } } });
+  const quiet = await runMpmake(['-j2', '--mp-no-learn', 'B=1'], { cwd: dir, env });
+  t.equal(quiet.code, 0);
+  t.equal(readdirSync(join(cache, 'mpmake', 'history')).length, 1, '--mp-no-learn keeps none');
 });

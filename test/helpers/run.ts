@@ -81,6 +81,10 @@ export function cleanEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv 
   env['SHELL'] = '/bin/bash';
   env['XDG_CONFIG_HOME'] = emptyConfigHome;
   env['MPMAKE_SECRET_FILE'] = localSecret().path;
+  // Builds under test send every line to nodes and keep no history between
+  // tests; the tests of learning (test/cli/new-user.test.ts) turn it on.
+  env['XDG_CACHE_HOME'] = join(emptyConfigHome, 'cache');
+  env['MPMAKE_NO_LEARN'] = '1';
   return { ...env, ...extra };
 }
 

@@ -2,7 +2,12 @@
 // clock and writer; no timers, no timing assertions.
 import t from 'tap';
 import type { JobEndEvent, JobStartEvent } from '../../lib/coordinator/build-events.js';
-import { ERASE, ProgressLine, type ProgressLineOptions } from '../../lib/report/progress-line.js';
+import {
+  ERASE,
+  formatDuration,
+  ProgressLine,
+  type ProgressLineOptions,
+} from '../../lib/report/progress-line.js';
 
 interface Harness {
   line: ProgressLine;
@@ -157,4 +162,36 @@ t.test('finish erases it for good', async (t) => {
   const never = harness();
   never.line.finish();
   t.same(never.writes, [], 'a line never drawn is not erased');
+});
+
+t.test(
+  'issue-16: with a total from the last build, done/total, percentage, time left',
+  async (t) => {
+    const h = harness({ expected: { total: 8, from: 'the last build' }, nodes: () => [] });
+    t.equal(
+      h.line.render(),
+      'mpmake: 0/8 done (0%; total from the last build), 0 running | 0.0 jobs/s',
+    );
+    const jobs = [start(), start(), start()];
+    for (const j of jobs) h.line.jobStart(j);
+    h.advance(4000);
+    h.line.jobEnd(end(jobs[0]!));
+    h.line.jobEnd(end(jobs[1]!));
+    t.equal(
+      h.line.render(),
+      'mpmake: 2/8 done (25%, ~12 s left; total from the last build), 1 running | 0.5 jobs/s',
+      '2 lines in 4 s: 6 more take about 12 s',
+    );
+    for (let i = 0; i < 7; i++) h.line.jobEnd(end(start()));
+    t.match(h.line.render(), /^mpmake: 9\/8\+ done \(100%, more than the last build\),/);
+  },
+);
+
+t.test('issue-16: durations read as a person would say them', async (t) => {
+  t.same([0, 12_400, 185_000, 3_725_000].map(formatDuration), [
+    '0 s',
+    '12 s',
+    '3 min 5 s',
+    '1 h 02 min',
+  ]);
 });

@@ -1,0 +1,92 @@
+/**
+ * What a build has learnt about its commands: how long each kind of recipe
+ * line ran, and what a round trip to a node costs. Pure data, no clock of
+ * its own: the router feeds it measurements and asks it whether a line is
+ * worth sending. Kept per tree between builds (lib/report/build-history.ts).
+ */
+
+/** A command's kind: its program's base name and its first words (`cmake -E cmake_echo_color`). */
+export function commandKey(line: string): string {
+  let words = line.trim().split(/\s+/);
+  // `cd DIR && cmd …` (CMake's recipes): the command is what follows.
+  while (words[0] === 'cd' && words[2] === '&&') words = words.slice(3);
+  while (words[0] !== undefined && /^@|^-$|^\+$/.test(words[0]) && words[0].length === 1)
+    words = words.slice(1);
+  const [first, ...rest] = words;
+  if (first === undefined) return '';
+  const key = [first.slice(first.lastIndexOf('/') + 1)];
+  for (const w of rest.slice(0, 2)) {
+    // Stop at what differs between lines of one kind: paths, values, quotes.
+    if (/[/=."'$]/.test(w) || w.length > 24) break;
+    key.push(w);
+  }
+  return key.join(' ');
+}
+
+/** What is kept of one kind of command. */
+export interface CommandStats {
+  /** Runs seen. */
+  n: number;
+  /** The last few run times, ms (their median is the command's typical run). */
+  recentMs: number[];
+}
+
+/** How many run times are kept per kind of command. */
+const RECENT_RUNS = 9;
+
+function medianOf(values: readonly number[]): number | undefined {
+  if (values.length === 0) return undefined;
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.floor(sorted.length / 2)];
+}
+
+export interface CommandTimesData {
+  /** A round trip's cost, ms: a remote line's wall time beyond its run time. */
+  roundTripMs: number | undefined;
+  commands: Record<string, CommandStats>;
+}
+
+/** How many round trips are averaged. */
+const ROUND_TRIP_WINDOW = 32;
+
+export class CommandTimes {
+  private readonly commands: Map<string, CommandStats>;
+  private readonly trips: number[] = [];
+  private roundTripFromHistory: number | undefined;
+
+  constructor(data?: CommandTimesData) {
+    this.commands = new Map(Object.entries(data?.commands ?? {}));
+    this.roundTripFromHistory = data?.roundTripMs;
+  }
+
+  /**
+   * A line ran remotely: `runMs` on the node, `wallMs` from request to exit
+   * here, less its time in the node's queue.
+   */
+  recordRemote(key: string, runMs: number, wallMs: number): void {
+    const prev = this.commands.get(key);
+    const recentMs = [...(prev?.recentMs ?? []), Math.round(runMs)].slice(-RECENT_RUNS);
+    this.commands.set(key, { n: (prev?.n ?? 0) + 1, recentMs });
+    this.trips.push(Math.max(0, wallMs - runMs));
+    if (this.trips.length > ROUND_TRIP_WINDOW) this.trips.shift();
+  }
+
+  /** The median round trip of this build, else the last build's; undefined before any. */
+  get roundTripMs(): number | undefined {
+    return medianOf(this.trips) ?? this.roundTripFromHistory;
+  }
+
+  /**
+   * Whether a line of this kind is better run on the client: its typical
+   * (median) run so far is shorter than a round trip to a node.
+   */
+  shorterThanRoundTrip(key: string): boolean {
+    const typical = medianOf(this.commands.get(key)?.recentMs ?? []);
+    const trip = this.roundTripMs;
+    return typical !== undefined && trip !== undefined && key !== '' && typical < trip;
+  }
+
+  toJSON(): CommandTimesData {
+    return { roundTripMs: this.roundTripMs, commands: Object.fromEntries(this.commands) };
+  }
+}
