@@ -5,6 +5,7 @@ NODE_MODULES := node_modules/.package-lock.json
 SHIM         := build/mpmake-shim
 EXEC         := build/mpmake-exec
 SPAWND       := build/mpmake-spawnd
+PRELOAD      := build/mpmake-preload.so
 TSBUILD      := dist/.built
 CC          ?= cc
 TS_SOURCES   := $(shell find lib cli test benchmarks fixtures -name '*.ts' -not -path '*/node_modules/*' 2>/dev/null)
@@ -13,7 +14,7 @@ TS_SOURCES   := $(shell find lib cli test benchmarks fixtures -name '*.ts' -not 
 
 all: build
 
-build: $(TSBUILD) $(SHIM) $(EXEC) $(SPAWND)
+build: $(TSBUILD) $(SHIM) $(EXEC) $(SPAWND) $(PRELOAD)
 
 $(NODE_MODULES): package.json
 	npm install --no-audit --no-fund
@@ -21,6 +22,7 @@ $(NODE_MODULES): package.json
 
 $(TSBUILD): $(NODE_MODULES) tsconfig.json $(TS_SOURCES)
 	npx tsc -p tsconfig.json
+	@chmod +x dist/cli/*.js
 	@touch $@
 
 # The native shim: one C file, no dependencies. Where no C compiler works,
@@ -29,6 +31,14 @@ $(SHIM): lib/shim/shim.c
 	@mkdir -p build
 	$(CC) -O2 -Wall -Wextra -std=c99 -D_GNU_SOURCE -o $@ $< || \
 	  { echo "mpmake: no working C compiler; the slower TypeScript shim will be used" >&2; rm -f $@; }
+
+# What lets make reach the shim with nothing on its command line: loaded
+# into make (LD_PRELOAD), it starts the shim in place of each program make
+# runs. Without it mpmake gives make SHELL=<shim> (visible in MAKEFLAGS).
+$(PRELOAD): lib/shim/preload.c
+	@mkdir -p build
+	$(CC) -O2 -Wall -Wextra -std=gnu99 -D_GNU_SOURCE -shared -fPIC -o $@ $< -ldl || \
+	  { echo "mpmake: could not build the make interposer; makefiles will see SHELL=<shim>" >&2; rm -f $@; }
 
 # The agent's job launcher and supervisor (lib/agent/job-exec.c). Without
 # it the agent falls back to a /bin/sh wrapper, and jobs may outlive an

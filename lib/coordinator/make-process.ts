@@ -34,9 +34,11 @@ export function runMake(
   args: string[],
   env: NodeJS.ProcessEnv,
   extraFds: number[],
+  /** make's argv[0], from which it takes $(MAKE), MAKE_COMMAND and its name in messages. */
+  argv0?: string,
 ): { child: ChildProcess; done: Promise<MakeResult> } {
   const stdio: StdioOptions = ['inherit', 'inherit', 'inherit', ...extraFds];
-  const child = spawn(make, args, { stdio, env });
+  const child = spawn(make, args, argv0 !== undefined ? { stdio, env, argv0 } : { stdio, env });
   const handlers = new Map<NodeJS.Signals, () => void>();
   for (const sig of FORWARDED) {
     const h = (): void => {

@@ -51,7 +51,9 @@ export function cleanMakeflagsForRemote(
   });
   // A `--` left with no variables after it is noise.
   if (kept[kept.length - 1] === '--') kept.pop();
-  return kept.join(' ');
+  // make writes a leading blank when there is no word of single-letter flags.
+  const lead = /^[ \t]/.test(flags) && kept.length > 0 ? ' ' : '';
+  return lead + kept.join(' ');
 }
 
 /**

@@ -8,12 +8,13 @@ import { CommandTimes } from '../placement/command-times.js';
 import { historyFile, readHistory, writeHistory } from '../report/build-history.js';
 import { attachObservers } from '../report/observers.js';
 import { readSecretFile } from '../protocol/secret-file.js';
-import { installShim } from '../shim/install-shim.js';
+import { installShim, nativeShimPath, preloadPath } from '../shim/install-shim.js';
 import { tracer } from '../trace.js';
 import { heldBackLine, writeReportQuietly, summaryLine, type BuildReport } from './build-report.js';
 import { Cluster } from './cluster.js';
 import { envFilter } from './env-filter.js';
 import { intendedShell, makefileArgs } from './intended-shell.js';
+import { findOuterBuild, typedCommand, type BuildLink } from './make-command.js';
 import { makeLeaksJobserver, makeVersion, runMake, type MakeResult } from './make-process.js';
 import { isDryRun, splitMakeArgs, type JobsRequest } from './make-args.js';
 import { setupMakePool, type MakePool } from './make-pool.js';
@@ -85,8 +86,10 @@ export async function runMpmake(
   }
   const outerSock = env['MPMAKE_SOCK'];
   if (outerSock && env['MPMAKE_REMOTE'] !== '1' && existsSync(outerSock)) {
-    return nestedMake(options, args, jobs, env, outerSock);
+    return nestedMake(options, args, jobs, env, { sock: outerSock });
   }
+  const outer = env['MPMAKE_REMOTE'] !== '1' ? findOuterBuild() : undefined;
+  if (outer) return nestedMake(options, args, jobs, env, { sock: outer['__MPMAKE_SOCK']!, outer });
 
   if (options.hosts.length === 0) {
     if (options.noFallback) {
@@ -158,7 +161,7 @@ async function nestedMake(
   args: string[],
   jobs: JobsRequest,
   env: NodeJS.ProcessEnv,
-  sock: string,
+  { sock, outer }: { sock: string; outer?: BuildLink },
 ): Promise<MpmakeResult> {
   trace(`nested under the coordinator at ${sock}`);
   const runDir = makeRunDir();
@@ -171,6 +174,17 @@ async function nestedMake(
       style: options.jobserverStyle,
     });
     if (pool.warning) say(pool.warning);
+    const preload = outer?.['__MPMAKE_PRELOAD'];
+    if (outer && preload) {
+      const link: BuildLink = { ...outer };
+      if (pool.textual) link['__MPMAKE_TEXTUAL'] = '1';
+      else delete link['__MPMAKE_TEXTUAL'];
+      const makeEnv = linkedMakeEnv(withMakeflags(env, pool), link, preload);
+      const { done } = runMake(options.make, args, makeEnv, pool.fds, typedCommand());
+      const result = await done;
+      pool.own?.close();
+      return result;
+    }
     const makeEnv: NodeJS.ProcessEnv = { ...env, MAKEFLAGS: pool.makeflags };
     if (pool.textual) makeEnv['MPMAKE_JOBSERVER_TEXTUAL'] = '1';
     else delete makeEnv['MPMAKE_JOBSERVER_TEXTUAL'];
@@ -261,7 +275,11 @@ async function clusterMake(
       style: options.jobserverStyle,
     });
     if (pool.warning) say(pool.warning);
-    const topShell = options.shell ?? intendedShell(where.cwd, where.makefiles).shell;
+    // With the interposer, make keeps its own SHELL: no pre-pass needed.
+    const preload = shim.native ? preloadPath() : undefined;
+    const topShell = preload
+      ? '/bin/sh'
+      : (options.shell ?? intendedShell(where.cwd, where.makefiles).shell);
     const shells = new ShellResolver(options.shell, say);
     // What the last build of this tree and goals taught: how many lines, how
     // long each kind of command runs. Not under -n/-q, which run nothing.
@@ -280,6 +298,7 @@ async function clusterMake(
       fsWaitMs: options.fsWaitMs,
       writes: new WriteLog(started),
       onClient: inProcess,
+      forcedShell: options.shell,
     });
     const observers = attachObservers(router, cluster, {
       trace: options.trace,
@@ -295,35 +314,30 @@ async function clusterMake(
     await server.listen(sock);
 
     const makeName = basename(options.make);
-    const makeEnv: NodeJS.ProcessEnv = {
-      ...env,
-      MAKEFLAGS: pool.makeflags,
-      MPMAKE_SOCK: sock,
-      MPMAKE_REAL_SHELL: topShell,
-      MPMAKE_LOCAL: options.local.join(' '),
-      MPMAKE_MAKE_NAME: makeName,
-    };
-    delete makeEnv['MFLAGS'];
-    delete makeEnv['MPMAKE_JOBSERVER_TEXTUAL'];
-    // A build submitted to a node (`mpm exec --on node -- mpmake`) runs
-    // where MPMAKE_REMOTE=1; its own recipes must still go to the cluster.
-    delete makeEnv['MPMAKE_REMOTE'];
     // Without fds to look at, or with a make that leaks the pool's fds to
     // every child, the shim knows a recursive line by its text instead.
-    if (pool.textual || (pool.own && makeLeaksJobserver(options.make, pool.own.fd, env))) {
-      makeEnv['MPMAKE_JOBSERVER_TEXTUAL'] = '1';
-    }
+    const textual =
+      pool.textual ||
+      (pool.own !== undefined && makeLeaksJobserver(options.make, pool.own.fd, env));
     const stopFollowing = followCluster(pool, cluster, makeName);
-    trace(`make ${args.join(' ')}: jobserver ${pool.kind}, MAKEFLAGS=${makeEnv['MAKEFLAGS']}`);
-    // MPMAKE_TARGET=$@ is expanded per target when make exports it to a
-    // recipe: the coordinator learns each line's target (for target-specific
-    // SHELLs, and to name jobs in traces) at no cost.
-    const { done } = runMake(
-      options.make,
-      [...args, `SHELL=${shim.shellPath}`, 'MPMAKE_TARGET=$@', MPMAKE_PREREQS],
-      makeEnv,
-      pool.fds,
-    );
+    let done: Promise<MakeResult>;
+    if (preload) {
+      // make reads its makefiles untouched; the interposer starts the shim
+      // in place of each program make runs (see lib/shim/preload.c).
+      const link: BuildLink = {
+        __MPMAKE_SOCK: sock,
+        __MPMAKE_SHIM: nativeShimPath(),
+        __MPMAKE_PRELOAD: preload,
+        __MPMAKE_LOCAL: options.local.join(' '),
+        __MPMAKE_MAKE_NAME: makeName,
+      };
+      if (textual) link['__MPMAKE_TEXTUAL'] = '1';
+      const makeEnv = linkedMakeEnv(withMakeflags(env, pool), link, preload);
+      trace(`make ${args.join(' ')}: jobserver ${pool.kind}, MAKEFLAGS=${makeEnv['MAKEFLAGS']}`);
+      done = runMake(options.make, args, makeEnv, pool.fds, typedCommand()).done;
+    } else {
+      done = legacyMake(options, args, env, pool, shim.shellPath, sock, topShell, textual);
+    }
     const result = await done;
     // Nothing after the build may turn make's status into another one.
     try {
@@ -402,6 +416,76 @@ async function clusterMake(
     cluster.close();
     runDir.remove();
   }
+}
+
+/**
+ * Without the interposer: make gets the shim as `SHELL=` and each line's
+ * target as `MPMAKE_TARGET=$@` on its command line (visible in MAKEFLAGS),
+ * and the makefile's own shell from a pre-pass (intended-shell.ts).
+ */
+function legacyMake(
+  options: MpmakeOptions,
+  args: string[],
+  env: NodeJS.ProcessEnv,
+  pool: MakePool,
+  shimPath: string,
+  sock: string,
+  topShell: string,
+  textual: boolean,
+): Promise<MakeResult> {
+  const makeEnv: NodeJS.ProcessEnv = {
+    ...env,
+    MAKEFLAGS: pool.makeflags,
+    MPMAKE_SOCK: sock,
+    MPMAKE_REAL_SHELL: topShell,
+    MPMAKE_LOCAL: options.local.join(' '),
+    MPMAKE_MAKE_NAME: basename(options.make),
+  };
+  delete makeEnv['MFLAGS'];
+  delete makeEnv['MPMAKE_JOBSERVER_TEXTUAL'];
+  // A build submitted to a node (`mpm exec --on node -- mpmake`) runs
+  // where MPMAKE_REMOTE=1; its own recipes must still go to the cluster.
+  delete makeEnv['MPMAKE_REMOTE'];
+  if (textual) makeEnv['MPMAKE_JOBSERVER_TEXTUAL'] = '1';
+  trace(`make ${args.join(' ')}: jobserver ${pool.kind}, MAKEFLAGS=${makeEnv['MAKEFLAGS']}`);
+  // MPMAKE_TARGET=$@ (and MPMAKE_PREREQS) are expanded per target when make
+  // exports them to a recipe: the coordinator learns each line's target.
+  return runMake(
+    options.make,
+    [...args, `SHELL=${shimPath}`, 'MPMAKE_TARGET=$@', MPMAKE_PREREQS],
+    makeEnv,
+    pool.fds,
+  ).done;
+}
+
+/** The user's environment with the pool's MAKEFLAGS (none when there is nothing to say). */
+function withMakeflags(env: NodeJS.ProcessEnv, pool: MakePool): NodeJS.ProcessEnv {
+  const out = { ...env };
+  if (pool.kind === 'none' && env['MAKEFLAGS'] === undefined && pool.makeflags.trim() === '')
+    delete out['MAKEFLAGS'];
+  else out['MAKEFLAGS'] = pool.makeflags;
+  return out;
+}
+
+/**
+ * The environment of a make linked to a build through the interposer: the
+ * user's own, plus LD_PRELOAD naming the interposer first (the user's own
+ * LD_PRELOAD after it, and kept in __MPMAKE_LD_PRELOAD so the interposer
+ * puts it back) and the private variables. The interposer takes all of
+ * that out before make's main() runs.
+ */
+function linkedMakeEnv(
+  env: NodeJS.ProcessEnv,
+  link: BuildLink,
+  preload: string,
+): NodeJS.ProcessEnv {
+  const out: NodeJS.ProcessEnv = {};
+  for (const [k, v] of Object.entries(env)) if (!k.startsWith('__MPMAKE_')) out[k] = v;
+  const user = env['LD_PRELOAD'];
+  out['LD_PRELOAD'] = user ? `${preload} ${user}` : preload;
+  if (user !== undefined) out['__MPMAKE_LD_PRELOAD'] = user;
+  for (const [k, v] of Object.entries(link)) if (k !== '__MPMAKE_LD_PRELOAD') out[k] = v;
+  return out;
 }
 
 function closeQuietly(fd: number): void {

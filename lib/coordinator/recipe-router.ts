@@ -1,6 +1,6 @@
 import { EventEmitter } from 'node:events';
 import { resolve } from 'node:path';
-import type { ShimRequest } from '../shim/shim-protocol.js';
+import type { ShimRequest, ShimText } from '../shim/shim-protocol.js';
 import {
   SHIM_FLAG_SAME_OUTPUT,
   SHIM_FLAG_STDERR_TTY,
@@ -54,7 +54,22 @@ export interface RouterOptions {
    * lines always shorter than a round trip stay on the client.
    */
   times?: CommandTimes;
+  /** --mp-shell: the shell for every shell line, whatever make chose. */
+  forcedShell?: string | undefined;
 }
+
+const SHELL_NAMES = new Set(['sh', 'bash', 'dash', 'ksh', 'mksh', 'zsh', 'ash', 'posh', 'yash']);
+
+/** A shell run with a -c flag (make's SHELL and .SHELLFLAGS), as opposed to a program make ran itself. */
+function isShellLine(argv: readonly ShimText[]): boolean {
+  const first = argv[0];
+  if (typeof first !== 'string' || !SHELL_NAMES.has(first.slice(first.lastIndexOf('/') + 1)))
+    return false;
+  return argv.slice(1, -1).some((w) => typeof w === 'string' && /^-[^-]*c/.test(w));
+}
+
+const asText = (t: ShimText | undefined): string =>
+  t === undefined ? '' : typeof t === 'string' ? t : Buffer.from(t).toString('latin1');
 
 /**
  * Turns one shim request into a job: picks where it runs, rebuilds argv
@@ -118,18 +133,28 @@ export class RecipeRouter extends EventEmitter<BuildEvents> {
 
   handle(req: ShimRequest, conn: ShimConnection): void {
     const requestedAtMs = Date.now();
-    const rawTarget = req.env['MPMAKE_TARGET'];
+    // Started through the interposer (lib/shim/preload.c): argv is exactly
+    // what make would exec, a shell line or make's own fast path.
+    const execMode = req.env['__MPMAKE_EXEC'] !== undefined;
+    const rawTarget = req.env[execMode ? '__MPMAKE_TARGET' : 'MPMAKE_TARGET'];
     const target = typeof rawTarget === 'string' && rawTarget !== '' ? rawTarget : undefined;
-    const shell = this.shells.shellFor(req.ppid, target);
+    const shellLine = !execMode || isShellLine(req.argv);
+    const forced = this.options.forcedShell;
+    // In exec mode, '' tells the shim to run its own program.
+    const shell = execMode
+      ? shellLine && forced !== undefined
+        ? forced
+        : ''
+      : this.shells.shellFor(req.ppid, target);
     const last = req.argv[req.argv.length - 1] ?? '';
-    const line = typeof last === 'string' ? last : '';
-    const short = this.options.times?.shorterThanRoundTrip(commandKey(line)) === true;
-    const choice: Choice = short ? { kind: 'local' } : this.cluster.choose(target ?? line);
+    const command = shellLine ? asText(last) : req.argv.map(asText).join(' ');
+    const short = this.options.times?.shorterThanRoundTrip(commandKey(command)) === true;
+    const choice: Choice = short ? { kind: 'local' } : this.cluster.choose(target ?? command);
     if (short) this.stats.short++;
     const start: JobStartEvent = {
       seq: ++this.seq,
       nodeId: choice.kind === 'node' ? this.cluster.nodeIdOf(choice.id) : 'local',
-      command: typeof last === 'string' ? last : Buffer.from(last).toString('latin1'),
+      command,
       cwd: req.cwd,
       requestedAtMs,
     };
@@ -171,7 +196,7 @@ export class RecipeRouter extends EventEmitter<BuildEvents> {
     const env = remoteEnv(req.env, filter, this.heldBackEnv);
     if (env['SHELL'] === this.options.shimPath) delete env['SHELL'];
     const spec: JobSpec = {
-      argv: [shell, ...req.argv.slice(1)],
+      argv: shell === '' ? req.argv : [shell, ...req.argv.slice(1)],
       cwd: req.cwd,
       env,
       umask: req.umask,
@@ -180,9 +205,8 @@ export class RecipeRouter extends EventEmitter<BuildEvents> {
     if (targetPath !== undefined) spec.produces = [targetPath];
     if (writes) {
       spec.fsWaitMs = this.options.fsWaitMs;
-      const prereqs = prerequisites(
-        typeof req.env['MPMAKE_PREREQS'] === 'string' ? req.env['MPMAKE_PREREQS'] : undefined,
-      );
+      const rawPrereqs = req.env[execMode ? '__MPMAKE_PREREQS' : 'MPMAKE_PREREQS'];
+      const prereqs = prerequisites(typeof rawPrereqs === 'string' ? rawPrereqs : undefined);
       if (prereqs.length > 0) {
         spec.inputsFor = (address) => writes.inputsFor(address, req.cwd, prereqs);
       }

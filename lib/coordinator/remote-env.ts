@@ -2,7 +2,7 @@ import type { WireText } from '../protocol/messages.js';
 import { DEFAULT_ENV_FILTER, type EnvFilter } from './env-filter.js';
 import { cleanMakeflagsForRemote } from './makeflags.js';
 
-/** Variables that only make sense on the client, never shipped to a node. */
+/** Variables that only make sense on the client, never shipped to a node (and every `__MPMAKE_*`). */
 const CLIENT_ONLY = new Set([
   'MPMAKE_SOCK',
   'MPMAKE_REAL_SHELL',
@@ -35,7 +35,7 @@ export function remoteEnv(
     return rule !== undefined;
   };
   for (const [k, v] of Object.entries(env)) {
-    if (CLIENT_ONLY.has(k)) continue;
+    if (CLIENT_ONLY.has(k) || k.startsWith('__MPMAKE_')) continue;
     const makeflags = k === 'MAKEFLAGS' || k === 'MFLAGS';
     // MAKEFLAGS is judged word by word: one definition in it must not hold back all of it.
     if (dropVariable(k, makeflags ? undefined : v)) continue;

@@ -89,3 +89,18 @@ export function installShim(dir: string, options: InstallShimOptions = {}): Inst
   fs.chmodSync(shellPath, 0o755); // the umask may have cut the mode
   return { shellPath, native: false };
 }
+
+/**
+ * The built make interposer, <package root>/build/mpmake-preload.so, when
+ * it was built and its path can go into LD_PRELOAD (no spaces or colons);
+ * else undefined, and mpmake gives make the shim as SHELL instead.
+ */
+export function preloadPath(): string | undefined {
+  const p = fileURLToPath(new URL('../../../build/mpmake-preload.so', import.meta.url));
+  if (/[\s:]/.test(p)) return undefined;
+  try {
+    return fs.statSync(p).isFile() ? p : undefined;
+  } catch {
+    return undefined;
+  }
+}

@@ -496,11 +496,10 @@ static int contains_word(const char *line, const char *word) {
   return 0;
 }
 
-static int is_recursive(const char *line, const char *make_name) {
+static int is_recursive(const char *line, const char *make_name, const char *textual) {
   /* A nested mpmake is a sub-make too: it must run here, where it finds
      this build's coordinator and pool, whether or not make marked it. */
   if (contains_word(line, "mpmake") || strstr(line, "/mpmake.js") != NULL) return 1;
-  const char *textual = getenv("MPMAKE_JOBSERVER_TEXTUAL");
   int rfd = -1;
   if (!(textual != NULL && strcmp(textual, "1") == 0) &&
       jobserver_read_fd(getenv("MAKEFLAGS"), &rfd)) {
@@ -511,8 +510,7 @@ static int is_recursive(const char *line, const char *make_name) {
 }
 
 /* MPMAKE_LOCAL: the first word is listed and the line is a simple command. */
-static int is_local_command(const char *line) {
-  const char *list = getenv("MPMAKE_LOCAL");
+static int is_local_command(const char *line, const char *list) {
   if (list == NULL || list[0] == '\0') return 0;
   if (strpbrk(line, ";|&`\n") != NULL || strstr(line, "$(") != NULL) return 0;
   const char *w = line;
@@ -904,9 +902,22 @@ static void finish_exit(const unsigned char *p, size_t n) {
   _exit(code & 0xff);
 }
 
+static void exec_program(int rearm, char **argv);
+static int exec_mode;
+
 static void run_local(const unsigned char *p, size_t n, char **argv) {
   note_signals();
   if (die_signal != 0) die_by_signal(die_signal);
+  if (exec_mode && n == 0) {
+    close(sock_fd);
+    restore_signals();
+    exec_program(0, argv);
+  }
+  if (exec_mode) {
+    unsetenv("__MPMAKE_EXEC");
+    unsetenv("__MPMAKE_TARGET");
+    unsetenv("__MPMAKE_PREREQS");
+  }
   char *shell = malloc(n + 1);
   if (shell == NULL) lost("out of memory");
   memcpy(shell, p, n);
@@ -1006,7 +1017,11 @@ static void relay(char **argv) {
 
 /* ------------------------------------------------------------------ */
 
+static int exec_mode_main(int argc, char **argv);
+
 int main(int argc, char **argv) {
+  /* Started by mpmake-preload in place of the program make runs. */
+  if (getenv("__MPMAKE_EXEC") != NULL) return exec_mode_main(argc, argv);
   const char *shell = env_or("MPMAKE_REAL_SHELL", "/bin/sh");
   const char *sock = getenv("MPMAKE_SOCK");
   const char *remote = getenv("MPMAKE_REMOTE");
@@ -1025,9 +1040,9 @@ int main(int argc, char **argv) {
   if (is_shell_function(ppid)) exec_shell(shell, argv);
   const char *line = argv[argc - 1];
   /* 5. recursive make: the sub-make must join our jobserver pool here */
-  if (is_recursive(line, make_name)) exec_shell(shell, argv);
+  if (is_recursive(line, make_name, getenv("MPMAKE_JOBSERVER_TEXTUAL"))) exec_shell(shell, argv);
   /* 6. cheap commands on MPMAKE_LOCAL */
-  if (is_local_command(line)) exec_shell(shell, argv);
+  if (is_local_command(line, getenv("MPMAKE_LOCAL"))) exec_shell(shell, argv);
 
   /* 7. ask the coordinator */
   char *cwd = getcwd(NULL, 0);
@@ -1045,6 +1060,171 @@ int main(int argc, char **argv) {
   unsigned char *req = build_request(argc, argv, cwd, &reqlen);
   if (req == NULL) lost("the job's argv and environment are too large to send");
   if (got_signal != 0) die_by_signal(got_signal); /* nothing was started */
+  int e = sock_send_all(req, reqlen);
+  if (e != 0) lost("send: %s", strerror(e));
+  free(req);
+  free(cwd);
+  relay(argv);
+  return 127;
+}
+
+/* ------------------------------------------------------------------ */
+/* Exec mode: started by mpmake-preload (preload.c) in place of the     */
+/* program make runs, with make's argv and make's environment for the   */
+/* job plus private variables:                                          */
+/*   __MPMAKE_EXEC      the program make asked for (a path)             */
+/*   __MPMAKE_TARGET    the target, when the preload found it           */
+/*   __MPMAKE_PREREQS   its prerequisites ($^ $|), with the target        */
+/*   __MPMAKE_SOCK, __MPMAKE_LOCAL, __MPMAKE_MAKE_NAME, __MPMAKE_TEXTUAL */
+/*   __MPMAKE_SHIM, __MPMAKE_PRELOAD  (and __MPMAKE_LD_PRELOAD)         */
+/* Nothing runs with them: they are taken out first (EXEC and TARGET    */
+/* travel to the coordinator with the request, which drops them).      */
+/* The job is "exec PROGRAM with ARGV": a shell line (make's SHELL with */
+/* its flags) or a line make execs itself (its fast path) alike, so     */
+/* exit statuses, signal deaths and errors are those of that program.   */
+/* ------------------------------------------------------------------ */
+
+static char *xm_prog;
+static char **xm_priv; /* private variables given back to a sub-make */
+
+static char *dup_env(const char *name) {
+  const char *v = getenv(name);
+  return v != NULL ? strdup(v) : NULL;
+}
+
+/* Runs the program here, as make would have; with rearm, a sub-make in it
+ * gets the preload again (and so sends its own lines to the coordinator). */
+static int is_shell_name(const char *path);
+static int is_make_name(const char *path);
+
+static void exec_program(int rearm, char **argv) {
+  unsetenv("__MPMAKE_EXEC");
+  unsetenv("__MPMAKE_TARGET");
+  unsetenv("__MPMAKE_PREREQS");
+  /* Only a shell (that may start make) or make itself gets the preload
+     back; another program (a nested mpmake) finds the build by itself. */
+  if (!is_shell_name(xm_prog) && !is_make_name(xm_prog)) rearm = 0;
+  const char *preload = NULL;
+  for (char **p = xm_priv; rearm && p != NULL && *p != NULL; p++)
+    if (strncmp(*p, "__MPMAKE_PRELOAD=", 17) == 0) preload = *p + 17;
+  if (preload != NULL) {
+    const char *user = getenv("LD_PRELOAD");
+    if (user != NULL && user[0] != '\0') {
+      size_t n = strlen(preload) + strlen(user) + 2;
+      char *both = malloc(n);
+      if (both != NULL) {
+        snprintf(both, n, "%s %s", preload, user);
+        setenv("__MPMAKE_LD_PRELOAD", user, 1);
+        setenv("LD_PRELOAD", both, 1);
+      }
+    } else {
+      if (user != NULL) setenv("__MPMAKE_LD_PRELOAD", user, 1);
+      setenv("LD_PRELOAD", preload, 1);
+    }
+    for (char **p = xm_priv; *p != NULL; p++) putenv(*p);
+  }
+  /* execvp with a path runs it, and a file without #! through /bin/sh, as
+     make's exec (and its posix_spawn fallback) would. */
+  execvp(xm_prog, argv);
+  int e = errno;
+  say("mpmake: cannot run %s: %s\n", xm_prog, strerror(e));
+  _exit(e == ENOENT ? 127 : 126);
+}
+
+static int is_shell_name(const char *path) {
+  static const char *const shells[] = {"sh",  "bash", "dash", "ksh",  "mksh",    "zsh",
+                                       "ash", "posh", "yash", "lksh", "busybox", NULL};
+  const char *b = strrchr(path, '/');
+  b = b != NULL ? b + 1 : path;
+  for (size_t i = 0; shells[i] != NULL; i++)
+    if (strcmp(b, shells[i]) == 0) return 1;
+  return 0;
+}
+
+static const char *xm_make_name = "make";
+
+static int is_make_name(const char *path) {
+  const char *b = strrchr(path, '/');
+  b = b != NULL ? b + 1 : path;
+  return strcmp(b, "make") == 0 || strcmp(b, "gmake") == 0 || strcmp(b, xm_make_name) == 0;
+}
+
+static int exec_mode_main(int argc, char **argv) {
+  exec_mode = 1;
+  xm_prog = dup_env("__MPMAKE_EXEC");
+  const char *sock = dup_env("__MPMAKE_SOCK");
+  const char *local = dup_env("__MPMAKE_LOCAL");
+  const char *textual = dup_env("__MPMAKE_TEXTUAL");
+  const char *make_name = dup_env("__MPMAKE_MAKE_NAME");
+  if (make_name == NULL) make_name = "make";
+  xm_make_name = make_name;
+  size_t n = 0;
+  for (char **e = environ; *e != NULL; e++)
+    if (strncmp(*e, "__MPMAKE_", 9) == 0) n++;
+  xm_priv = calloc(n + 1, sizeof *xm_priv);
+  if (xm_prog == NULL || xm_priv == NULL) {
+    say("mpmake: out of memory\n");
+    _exit(127);
+  }
+  size_t k = 0;
+  for (char **e = environ; *e != NULL && k < n; e++) {
+    if (strncmp(*e, "__MPMAKE_", 9) != 0) continue;
+    if (strncmp(*e, "__MPMAKE_EXEC=", 14) == 0 || strncmp(*e, "__MPMAKE_TARGET=", 16) == 0 ||
+        strncmp(*e, "__MPMAKE_PREREQS=", 17) == 0 ||
+        strncmp(*e, "__MPMAKE_LD_PRELOAD=", 20) == 0)
+      continue;
+    xm_priv[k++] = strdup(*e);
+  }
+  /* Out of the job's environment (kept: EXEC and TARGET, for the request). */
+  for (size_t i = 0; i < k; i++) {
+    char *eq = xm_priv[i] != NULL ? strchr(xm_priv[i], '=') : NULL;
+    if (eq == NULL) continue;
+    *eq = '\0';
+    unsetenv(xm_priv[i]);
+    *eq = '=';
+  }
+  unsetenv("__MPMAKE_LD_PRELOAD");
+
+  if (sock == NULL || sock[0] == '\0') exec_program(0, argv);
+  /* $(shell ...) */
+  if (is_shell_function(getppid())) exec_program(0, argv);
+  /* The line's text: a shell's -c argument, else the command itself. */
+  const char *line = NULL;
+  char *joined = NULL;
+  if (is_shell_name(argv[0]) && is_c_invocation(argc, argv)) {
+    line = argv[argc - 1];
+  } else {
+    size_t len = 1;
+    for (int i = 0; i < argc; i++) len += strlen(argv[i]) + 1;
+    joined = malloc(len);
+    if (joined == NULL) exec_program(0, argv);
+    joined[0] = '\0';
+    for (int i = 0; i < argc; i++) {
+      if (i > 0) strcat(joined, " ");
+      strcat(joined, argv[i]);
+    }
+    line = joined;
+  }
+  /* A sub-make joins our pool here, and gets the preload back. */
+  if (is_recursive(line, make_name, textual)) exec_program(1, argv);
+  if (is_local_command(line, local)) exec_program(0, argv);
+  free(joined);
+
+  char *cwd = getcwd(NULL, 0);
+  if (cwd == NULL) exec_program(0, argv);
+  sock_path = sock;
+  install_signals();
+  int err = 0;
+  const char *what = "";
+  sock_fd = connect_coordinator(sock, &err, &what);
+  if (sock_fd < 0) {
+    note_signals();
+    lost("%s: %s", what, strerror(err));
+  }
+  size_t reqlen = 0;
+  unsigned char *req = build_request(argc, argv, cwd, &reqlen);
+  if (req == NULL) lost("the job's argv and environment are too large to send");
+  if (got_signal != 0) die_by_signal(got_signal);
   int e = sock_send_all(req, reqlen);
   if (e != 0) lost("send: %s", strerror(e));
   free(req);

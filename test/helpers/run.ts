@@ -28,6 +28,8 @@ export interface RunOptions {
   detached?: boolean;
   /** Called once the child is spawned (e.g. to signal it later). */
   onSpawn?: (child: ChildProcess) => void;
+  /** The program's argv[0] (what the user typed), when not `file`. */
+  argv0?: string;
 }
 
 export interface RunResult {
@@ -117,15 +119,18 @@ export async function runCapture(
   const mode = options.stdio ?? 'separate';
   let cmd = file;
   let argv = args;
+  let argv0 = options.argv0;
   if (options.umask !== undefined) {
-    cmd = '/bin/sh';
+    const exec = argv0 !== undefined ? `exec -a ${argv0} "$@"` : 'exec "$@"';
+    cmd = argv0 !== undefined ? '/bin/bash' : '/bin/sh';
     argv = [
       '-c',
-      `umask ${options.umask.toString(8).padStart(3, '0')} && exec "$@"`,
+      `umask ${options.umask.toString(8).padStart(3, '0')} && ${exec}`,
       'sh',
       file,
       ...args,
     ];
+    argv0 = undefined;
   }
   const pipeDir = mkdtempSync(join(tmpdir(), 'mpmake-test-pipes-'));
   try {
@@ -136,6 +141,7 @@ export async function runCapture(
     let child: ChildProcess;
     try {
       child = spawn(cmd, argv, {
+        ...(argv0 !== undefined ? { argv0 } : {}),
         cwd: options.cwd,
         env: options.env ?? cleanEnv(),
         stdio: ['ignore', out.writeFd, err ? err.writeFd : out.writeFd],
@@ -182,9 +188,13 @@ export function runMake(args: string[], options: RunOptions): Promise<RunResult>
   return runCapture('make', args, options);
 }
 
-/** The built mpmake CLI under this Node. */
+/**
+ * The built mpmake CLI under this Node, called as `make` (its argv[0]), as
+ * a drop-in installed under make's name would be: make's messages and
+ * $(MAKE) then read as plain make's do.
+ */
 export function runMpmake(args: string[], options: RunOptions): Promise<RunResult> {
-  return runCapture(process.execPath, [mpmakeCli, ...args], options);
+  return runCapture(process.execPath, [mpmakeCli, ...args], { argv0: 'make', ...options });
 }
 
 /** A fresh private directory outside any test tree (reports, scratch). */

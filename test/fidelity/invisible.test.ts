@@ -1,0 +1,35 @@
+// Issue 14: nothing about mpmake shows in what a makefile or a recipe can
+// read, and lines make execs itself (its fast path) end as make's own.
+// Each case is named after the cause it guards against.
+import t from 'tap';
+import { startCluster } from '../helpers/cluster.js';
+import { fidelityCase } from '../helpers/fidelity.js';
+import { fidelityCaseDir as caseDir } from '../helpers/paths.js';
+
+const cluster = await startCluster(t, 2, 2);
+const c = () => cluster;
+
+// MAKEFLAGS once read `s -- MPMAKE_TARGET=$$@ SHELL=/tmp/…/sh`.
+fidelityCase(t, c, 'makeflags-visible', caseDir('makeflags-visible'), [
+  { label: 'plain', args: [] },
+  { label: 'silent-keep-going-var', args: ['-s', '-k', 'V=1'] },
+  { label: 'gnumakeflags', args: [], env: { GNUMAKEFLAGS: '--no-print-directory' } },
+  { label: 'eval', args: ['--eval=X:=1'] },
+]);
+
+// A command-line SHELL= changed $(origin SHELL) and $(flavor SHELL).
+fidelityCase(t, c, 'shell-origin-flavor', caseDir('shell-origin'), [{ args: [] }]);
+
+// A command-line SHELL= hid the makefile's own error.
+fidelityCase(t, c, 'shell-recursive-error', caseDir('shell-recursive-error'), [
+  { args: [], expectRemote: false },
+]);
+
+// A /bin/sh sat between make and the program: "/bin/sh: 1: ./foo: not found",
+// "Error 143" for SIGTERM, "Error 134" for SIGABRT, targets kept.
+fidelityCase(t, c, 'fast-path-missing-command-sigterm-sigabrt', caseDir('fast-path'), [
+  { args: ['-k'] },
+]);
+
+// $(MAKE) and MAKE_COMMAND named the real make, not the command typed.
+fidelityCase(t, c, 'make-value', caseDir('make-var'), [{ args: [] }]);
