@@ -71,6 +71,11 @@ test: build deps
 test-cluster: build deps
 	npx tap --disable-coverage --reporter=base --timeout=300 'dist/test/cluster/*.test.js'
 
+# GNU make's own test suite (make-dfsg 4.3 and 4.4.1, fetched with apt-get
+# source) through plain make and through mpmake; figures in benchmarks/results/.
+test-gnumake: build
+	bash benchmarks/gnumake-suite.sh
+
 check: $(NODE_MODULES)
 	npx tsc -p tsconfig.json --noEmit
 	npx eslint lib cli test benchmarks fixtures

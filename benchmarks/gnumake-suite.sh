@@ -79,22 +79,23 @@ make_for() { # VERSION SOURCE -> prints a GNU make of that version
 
 # --- agents --------------------------------------------------------------
 agent_pids=()
-agent_fifos=()
+agent_fifos=() # their output files
 stop_agents() {
   for p in "${agent_pids[@]}"; do kill "$p" 2>/dev/null || true; done
   for f in "${agent_fifos[@]}"; do rm -f "$f"; done
 }
 trap stop_agents EXIT
 
-start_agent() { # -> prints HOST:PORT
+start_agent() { # -> sets $agent_addr (not in a subshell: the pid must reach stop_agents)
   local out="$work/agent-$$-${#agent_pids[@]}.out"
   local extra=()
   [ "$(id -u)" = 0 ] && extra=(--allow-root)
   node "$root/dist/cli/mpm.js" agent --listen 127.0.0.1:0 --slots 4 "${extra[@]}" > "$out" 2>/dev/null &
   agent_pids+=($!)
-  for _ in $(seq 100); do
+  agent_fifos+=("$out")
+  for _ in $(seq 300); do
     if grep -q 'listening on' "$out" 2>/dev/null; then
-      sed -n 's/.*listening on \([^ ]*\).*/\1/p' "$out"; return
+      agent_addr="$(sed -n 's/.*listening on \([^ ]*\).*/\1/p' "$out")"; return
     fi
     sleep 0.1
   done
@@ -145,8 +146,8 @@ md="# GNU make's test suite through mpmake\n\nTwo loopback agents (4 slots each)
 json_parts=()
 
 [ -x "$root/build/mpmake-shim" ] || { say "run make build first"; exit 2; }
-h1="$(start_agent)"
-h2="$(start_agent)"
+start_agent; h1="$agent_addr"
+start_agent; h2="$agent_addr"
 hosts="$h1,$h2"
 say "agents at $hosts"
 
