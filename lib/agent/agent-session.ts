@@ -103,6 +103,8 @@ export class AgentSession {
    */
   private stampedHeartbeats = false;
   private client = '';
+  /** Whose share this connection's jobs take: the scheduler is fair per user. */
+  private fairUser = '';
   /** Lists this connection in status replies once authenticated. */
   private status: StatusEntry | undefined;
   /** The peer's address and port, for logs. */
@@ -264,6 +266,7 @@ export class AgentSession {
     this.armSilenceTimer();
     this.lease = sharedLeaseBoard().open(this.leaseMs);
     this.client = printable(`${c.user}@${c.host} pid ${c.pid} build ${c.build}`);
+    this.fairUser = `${c.user}@${c.host}`;
     this.ctx.log(`${this.peer}: authenticated (${this.client})`);
     this.status = trackClient(this.ctx, auth.client, this.jobs);
     const { ctx } = this;
@@ -360,7 +363,7 @@ export class AgentSession {
       } else {
         job.state = 'queued';
         if (this.congested) job.setCongested(true);
-        scheduler.submit(this, job);
+        scheduler.submit(this, job, this.fairUser);
         // Still waiting: say so, so the client may take it back for a
         // node with a free slot (RemoteJob.start says `started` later).
         if (job.state === 'queued') {

@@ -39,11 +39,20 @@ class ClientQueue<J> {
   }
 }
 
+/** One user's clients (connections) in round-robin order. */
+class UserRing<J> {
+  clients: ClientQueue<J>[] = [];
+  next = 0;
+
+  constructor(readonly user: string) {}
+}
+
 /**
  * The node's slots and its fair queue. At most `slots` jobs run at once;
  * beyond that jobs wait, never refused for being busy. A freed slot goes to
- * the clients round-robin, FIFO within a client, so a client with 500 jobs
- * queued cannot starve one with 5.
+ * the users round-robin, then to that user's clients (builds) round-robin,
+ * FIFO within a client: a user with two builds gets one user's share, and
+ * a client with 500 jobs queued cannot starve one with 5.
  *
  * `start` is called synchronously when a job gets a slot; the job keeps the
  * slot until `release(job)`, which may be called from inside `start`.
@@ -52,8 +61,10 @@ class ClientQueue<J> {
 export class JobScheduler<J> {
   private readonly running = new Set<J>();
   private readonly queues = new Map<object, ClientQueue<J>>();
-  /** Clients in round-robin order; `next` is the one whose turn is next. */
-  private ring: ClientQueue<J>[] = [];
+  private readonly owners = new Map<ClientQueue<J>, UserRing<J>>();
+  private readonly users = new Map<string, UserRing<J>>();
+  /** Users in round-robin order; `next` is the one whose turn is next. */
+  private ring: UserRing<J>[] = [];
   private next = 0;
   private waiting = 0;
   private pumping = false;
@@ -84,16 +95,29 @@ export class JobScheduler<J> {
     return this.queues.get(client)?.length ?? 0;
   }
 
-  /** Queues `job` for `client`; it starts at once when a slot is free. */
-  submit(client: object, job: J): void {
+  /**
+   * Queues `job` for `client`, which belongs to `user` (its first job
+   * decides; default: a user of its own); it starts at once when a slot is free.
+   */
+  submit(client: object, job: J, user?: string): void {
     let queue = this.queues.get(client);
     if (!queue) {
       queue = new ClientQueue<J>(client);
       this.queues.set(client, queue);
-      // A newcomer joins just before the client whose turn is next, so it
-      // waits one full round, like everyone else.
-      this.ring.splice(this.next, 0, queue);
-      this.next = (this.next + 1) % this.ring.length;
+      const key = user ?? queue;
+      let owner = typeof key === 'string' ? this.users.get(key) : undefined;
+      if (!owner) {
+        owner = new UserRing<J>(typeof key === 'string' ? key : '');
+        if (typeof key === 'string') this.users.set(key, owner);
+        // A newcomer joins just before the user whose turn is next, so it
+        // waits one full round, like everyone else.
+        this.ring.splice(this.next, 0, owner);
+        this.next = (this.next + 1) % this.ring.length;
+      }
+      // The same within a user: a new build waits for the user's next turn.
+      owner.clients.splice(owner.next, 0, queue);
+      owner.next = (owner.next + 1) % owner.clients.length;
+      this.owners.set(queue, owner);
     }
     queue.push(job);
     this.waiting++;
@@ -121,10 +145,13 @@ export class JobScheduler<J> {
     const queue = this.queues.get(client);
     if (!queue) return [];
     this.queues.delete(client);
-    const at = this.ring.indexOf(queue);
-    this.ring.splice(at, 1);
-    if (at < this.next) this.next--;
-    if (this.next >= this.ring.length) this.next = 0;
+    const owner = this.owners.get(queue)!;
+    this.owners.delete(queue);
+    owner.next = removeFromRing(owner.clients, queue, owner.next);
+    if (owner.clients.length === 0) {
+      this.users.delete(owner.user);
+      this.next = removeFromRing(this.ring, owner, this.next);
+    }
     const dropped = queue.drain();
     this.waiting -= dropped.length;
     if (dropped.length > 0) this.onChange();
@@ -134,11 +161,16 @@ export class JobScheduler<J> {
   private takeNext(): J | undefined {
     for (let i = 0; i < this.ring.length; i++) {
       const at = (this.next + i) % this.ring.length;
-      const job = this.ring[at]!.shift();
-      if (job !== undefined) {
-        this.next = (at + 1) % this.ring.length;
-        this.waiting--;
-        return job;
+      const owner = this.ring[at]!;
+      for (let k = 0; k < owner.clients.length; k++) {
+        const c = (owner.next + k) % owner.clients.length;
+        const job = owner.clients[c]!.shift();
+        if (job !== undefined) {
+          owner.next = (c + 1) % owner.clients.length;
+          this.next = (at + 1) % this.ring.length;
+          this.waiting--;
+          return job;
+        }
       }
     }
     return undefined;
@@ -159,4 +191,13 @@ export class JobScheduler<J> {
     }
     this.onChange();
   }
+}
+
+/** Removes `item` from a round-robin ring; returns whose turn is next now. */
+function removeFromRing<T>(list: T[], item: T, next: number): number {
+  const at = list.indexOf(item);
+  if (at < 0) return next;
+  list.splice(at, 1);
+  if (at < next) next--;
+  return next >= list.length ? 0 : next;
 }

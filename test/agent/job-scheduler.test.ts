@@ -80,3 +80,25 @@ t.test('removeQueued and dropClient', async (t) => {
   t.same(started, ['a1', 'b2']);
   t.throws(() => new JobScheduler(0, () => {}));
 });
+
+t.test('fair per user: two builds of one user share one turn', async (t) => {
+  const { s, started } = harness(1);
+  const alice1 = {};
+  const alice2 = {};
+  const bob = {};
+  s.submit(alice1, 'x0', 'alice'); // takes the slot
+  for (let i = 1; i <= 3; i++) s.submit(alice1, `a${i}`, 'alice');
+  for (let i = 1; i <= 3; i++) s.submit(alice2, `A${i}`, 'alice');
+  for (let i = 1; i <= 4; i++) s.submit(bob, `b${i}`, 'bob');
+  while (s.runningCount > 0) s.release(started[started.length - 1]!);
+  // Users alternate; alice's turns alternate between her two builds.
+  // bob, a newcomer, waits one round (alice's turn was next).
+  t.same(started, ['x0', 'a1', 'b1', 'A1', 'b2', 'a2', 'b3', 'A2', 'b4', 'a3', 'A3']);
+  const bobJobs = started.slice(1, 9).filter((j) => j.startsWith('b')).length;
+  t.equal(bobJobs, 4, 'bob got every other slot while both waited');
+  s.dropClient(alice1);
+  s.dropClient(alice2);
+  s.dropClient(bob);
+  s.submit(bob, 'b5', 'bob');
+  t.equal(started[started.length - 1], 'b5', 'dropped users leave no trace');
+});
