@@ -31,7 +31,7 @@ t.test('F12: mpm status speaks TLS by --tls, MPMAKE_TLS=1 and config tls', async
   for (const [what, args, env] of [
     ['--tls', ['--tls', '--hosts', host, '--secret-file', secret], cleanEnv()],
     ['MPMAKE_TLS=1', ['--hosts', host, '--secret-file', secret], cleanEnv({ MPMAKE_TLS: '1' })],
-    ['config tls', ['--config', config], cleanEnv()],
+    ['config tls', ['--config', config, '--secret-file', secret], cleanEnv()],
   ] as const) {
     const r = await runMpm(['status', ...args], { cwd: dir, env });
     t.match(r.stdout.toString(), up, `${what}: the TLS agent is up`);
