@@ -64,12 +64,12 @@ deps:
 	@bash deploy/install-deps.sh
 
 test: build deps
-	npx tap --disable-coverage --reporter=base --timeout=300 'dist/test/**/*.test.js'
+	npx tap --disable-coverage --reporter=base --timeout=600 'dist/test/**/*.test.js'
 
 # Only the cluster test bed's tests (namespaces, sshfs; root). They skip,
 # with one line saying what is missing, where the machine cannot run them.
 test-cluster: build deps
-	npx tap --disable-coverage --reporter=base --timeout=300 'dist/test/cluster/*.test.js'
+	npx tap --disable-coverage --reporter=base --timeout=600 'dist/test/cluster/*.test.js'
 
 # GNU make's own test suite (make-dfsg 4.3 and 4.4.1, fetched with apt-get
 # source) through plain make and through mpmake; figures in benchmarks/results/.
