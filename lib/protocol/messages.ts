@@ -283,7 +283,8 @@ const JobSchema = Type.Object({
   argv: Type.Array(WireTextSchema, { minItems: 1 }),
   cwd: Type.String(),
   env: Type.Record(Type.String(), WireTextSchema),
-  umask: Type.Integer({ minimum: 0, maximum: 0o777 }),
+  /** Any integer here: a value out of 0..0777 refuses the job (job-check.ts), not the connection. */
+  umask: Type.Integer(),
   /** Present when the job must run under a pseudo-terminal. */
   tty: Type.Optional(TtySizeSchema),
   /**

@@ -184,6 +184,7 @@ async function fakeAgent(
 const welcomeBase = {
   type: 'welcome',
   nodeId: 'rogue',
+  instance: 'rogue-instance',
   hostname: 'rogue',
   agentVersion: '0',
   slots: 4,

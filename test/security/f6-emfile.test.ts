@@ -15,7 +15,8 @@ const skip =
   (nativeLauncher() ? false : 'needs build/mpmake-exec (make build)') ||
   (has('prlimit') ? false : 'needs prlimit');
 
-const LIMIT = 64;
+// Room for the agent to start (it loads ~100 modules), not for the flood below.
+const LIMIT = 160;
 
 t.test('F6: a job that cannot be spawned (EMFILE) does not end the agent', { skip }, async (t) => {
   const user = await makeTestUser(t, 'mpf6');
