@@ -43,7 +43,7 @@ $(PRELOAD): lib/shim/preload.c
 # The agent's job launcher and supervisor (lib/agent/job-exec.c). Without
 # it the agent falls back to a /bin/sh wrapper, and jobs may outlive an
 # agent that is killed.
-$(EXEC): lib/agent/job-exec.c lib/agent/lease.h
+$(EXEC): lib/agent/job-exec.c lib/agent/lease.h lib/agent/exec-failed.h
 	@mkdir -p build
 	$(CC) -O2 -Wall -Wextra -std=c99 -D_GNU_SOURCE -o $@ $< || \
 	  { echo "mpmake: no working C compiler; agents use the /bin/sh job wrapper" >&2; rm -f $@; }
@@ -51,7 +51,7 @@ $(EXEC): lib/agent/job-exec.c lib/agent/lease.h
 # The agent's job spawner (lib/agent/spawn-server.c): forking a small
 # process per job instead of the agent itself. Without it jobs are started
 # with Node's child_process (slower per job).
-$(SPAWND): lib/agent/spawn-server.c lib/agent/lease.h
+$(SPAWND): lib/agent/spawn-server.c lib/agent/lease.h lib/agent/exec-failed.h
 	@mkdir -p build
 	$(CC) -O2 -Wall -Wextra -std=c99 -D_GNU_SOURCE -o $@ $< || \
 	  { echo "mpmake: no working C compiler; agents spawn jobs with Node" >&2; rm -f $@; }

@@ -63,6 +63,7 @@
 #include <termios.h>
 #include <unistd.h>
 
+#include "exec-failed.h"
 #include "lease.h"
 
 static int hexval(char c) {
@@ -85,18 +86,6 @@ static int unhex(char *s) {
   return 0;
 }
 
-/* A command that could not be executed ends as a shell reports it: 127
-   when there is no such command, 126 when it exists but cannot run. */
-static void exec_failed(const char *name) {
-  int e = errno;
-  if (e == ENOENT || e == ENOTDIR) {
-    dprintf(2, "mpm agent: %s: %s\n", name,
-            strchr(name, '/') ? "No such file or directory" : "command not found");
-    _exit(127);
-  }
-  dprintf(2, "mpm agent: %s: %s\n", name, strerror(e));
-  _exit(126);
-}
 
 static void die(const char *what, const char *detail) {
   fprintf(stderr, "mpm agent: %s%s%s\n", what, detail ? ": " : "", detail ? detail : "");

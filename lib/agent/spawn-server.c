@@ -46,6 +46,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "exec-failed.h"
 #include "lease.h"
 
 #define MAX_FRAME (64u * 1024 * 1024)
@@ -154,18 +155,6 @@ static char *next_str(unsigned char **p, unsigned char *end) {
   return (char *)s;
 }
 
-/* A command that could not be executed ends as a shell reports it: 127
-   when there is no such command, 126 when it exists but cannot run. */
-static void exec_failed(const char *name) {
-  int e = errno;
-  if (e == ENOENT || e == ENOTDIR) {
-    dprintf(2, "mpm agent: %s: %s\n", name,
-            strchr(name, '/') ? "No such file or directory" : "command not found");
-    _exit(127);
-  }
-  dprintf(2, "mpm agent: %s: %s\n", name, strerror(e));
-  _exit(126);
-}
 
 static void child_fail(const char *what, const char *detail) {
   dprintf(2, "mpm agent: %s: %s\n", what, detail);
