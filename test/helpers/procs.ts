@@ -3,7 +3,7 @@
  * running: recipes run a `sleep` with a duration unique to the test (a
  * marker), and the test looks for that command line.
  */
-import { readdirSync, readFileSync } from 'node:fs';
+import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 
 /** A sleep duration no other test or process uses, e.g. "37.4182". */
 export function markerSeconds(base = 30): string {
@@ -11,12 +11,13 @@ export function markerSeconds(base = 30): string {
 }
 
 /** Pids of live processes whose argv satisfies `match`. */
-function processesWhere(match: (argv: string[]) => boolean): number[] {
+function processesWhere(match: (argv: string[], pid: number) => boolean): number[] {
   const out: number[] = [];
   for (const d of readdirSync('/proc')) {
     if (!/^\d+$/.test(d)) continue;
     try {
-      if (match(readFileSync(`/proc/${d}/cmdline`, 'utf8').split('\0'))) out.push(Number(d));
+      if (match(readFileSync(`/proc/${d}/cmdline`, 'utf8').split('\0'), Number(d)))
+        out.push(Number(d));
     } catch {
       // gone
     }
@@ -26,7 +27,23 @@ function processesWhere(match: (argv: string[]) => boolean): number[] {
 
 /** Pids whose command line is `sleep SECONDS`. */
 export function sleepers(seconds: string): number[] {
-  return processesWhere((argv) => argv[0]?.endsWith('sleep') === true && argv[1] === seconds);
+  return processesWhere(
+    (argv, pid) => argv[0]?.endsWith('sleep') === true && argv[1] === seconds && !isShim(argv, pid),
+  );
+}
+
+/**
+ * Whether a process is an mpmake shim: the native one keeps make's argv
+ * (`/bin/sh -c LINE`, or the program itself on make's fast path), so it is
+ * known by its executable; the SHELL= fallback by its `<run dir>/sh` name.
+ */
+function isShim(argv: string[], pid: number): boolean {
+  if (/\/mpmake-[^/]+\/sh$/.test(argv[0] ?? '')) return true;
+  try {
+    return readlinkSync(`/proc/${pid}/exe`).endsWith('/mpmake-shim');
+  } catch {
+    return false;
+  }
 }
 
 /** Resident memory of `pid` in bytes (0 once it is gone). */
@@ -49,10 +66,7 @@ export async function eventually(check: () => boolean, ms: number): Promise<bool
   }
 }
 
-/** Pids of mpmake shims (`<run dir>/sh -c LINE`) whose line contains `fragment`. */
+/** Pids of mpmake shims whose command line contains `fragment`. */
 export function shims(fragment: string): number[] {
-  return processesWhere(
-    (argv) =>
-      /\/mpmake-[^/]+\/sh$/.test(argv[0] ?? '') && argv.slice(1).some((a) => a.includes(fragment)),
-  );
+  return processesWhere((argv, pid) => isShim(argv, pid) && argv.join(' ').includes(fragment));
 }
