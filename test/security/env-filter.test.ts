@@ -105,7 +105,7 @@ t.test('allow beats deny and the rules; deny adds patterns', async (t) => {
 t.test('remoteEnv holds back variables and their MAKEFLAGS definitions', async (t) => {
   t.equal(
     cleanMakeflagsForRemote(' -j4 -- API_TOKEN=abc OK=1 DB_PASS:=x', (n) => n !== 'OK'),
-    '-j4 -- OK=1',
+    ' -j4 -- OK=1',
   );
   const held = new Map<string, string>();
   const env = remoteEnv(
@@ -118,7 +118,7 @@ t.test('remoteEnv holds back variables and their MAKEFLAGS definitions', async (
     envFilter(),
     held,
   );
-  t.same(env, { PATH: '/bin', MAKEFLAGS: '-- VISIBLE=yes', MPMAKE_REMOTE: '1' });
+  t.same(env, { PATH: '/bin', MAKEFLAGS: ' -- VISIBLE=yes', MPMAKE_REMOTE: '1' });
   t.same([...held.keys()].sort(), ['DEPLOY_TOKEN', 'GITHUB_TOKEN']);
   t.same(remoteEnv({ AWS_SECRET_ACCESS_KEY: 'k' }), { MPMAKE_REMOTE: '1' }, 'the rules by default');
   t.equal(heldBackLine(new Map()), undefined);
