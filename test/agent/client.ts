@@ -193,10 +193,21 @@ export class TestClient {
    * Answers the hello with a proof under `secret` (default: the test agents'
    * one); null sends an empty proof, as a client without a secret does.
    */
-  async authenticate(secret: Buffer | null = localSecret().secret): Promise<WelcomeMessage> {
+  /**
+   * `dialledPort`: the agent's own port when the test reaches it through a
+   * passive tap on loopback (the proof binds the address the client dialled).
+   */
+  async authenticate(
+    secret: Buffer | null = localSecret().secret,
+    dialledPort?: number,
+  ): Promise<WelcomeMessage> {
     const hello = await this.waitFor<HelloMessage>((m) => m.type === 'hello', 'hello');
     const client = { user: userInfo().username, host: 'test', pid: process.pid, build: 'test' };
-    this.send(authFor(secret ?? undefined, hello, this.socket, client).auth);
+    const peer =
+      dialledPort === undefined
+        ? this.socket
+        : ({ remoteAddress: this.socket.remoteAddress, remotePort: dialledPort } as Socket);
+    this.send(authFor(secret ?? undefined, hello, peer, client).auth);
     return this.waitFor<WelcomeMessage>((m) => m.type === 'welcome', 'welcome');
   }
 

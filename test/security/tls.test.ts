@@ -69,7 +69,7 @@ t.test('a client with the secret: TLS 1.3, and nothing readable on the wire', as
   const client = await TestClient.attach(t, socket, 'secureConnect');
   t.equal(socket.getProtocol(), 'TLSv1.3');
   t.match(socket.getCipher().name, /^TLS_(AES_128_GCM|CHACHA20_POLY1305)_SHA256$/);
-  await client.authenticate(secret);
+  await client.authenticate(secret, agent.port);
   const marker = 'wire-marker-5c1b7e';
   const r = await client.run('echo "out-$VALUE"; echo "$0" >/dev/null', {
     env: { PATH: process.env['PATH'] ?? '/usr/bin:/bin', VALUE: `${marker}-env` },
@@ -85,7 +85,7 @@ t.test('a client with the secret: TLS 1.3, and nothing readable on the wire', as
   const plain = await startAgent(t, { slots: 1, secretFile: secretFile(dir, SECRET, 's2') });
   const tap2 = await wiretap(t, plain.port);
   const c2 = await TestClient.attach(t, connect({ host: '127.0.0.1', port: tap2.port }));
-  await c2.authenticate(secret);
+  await c2.authenticate(secret, plain.port);
   await c2.run(`echo ${marker}`);
   t.ok(tap2.seen().toString('latin1').includes(marker), 'without TLS the output is readable');
 });
