@@ -417,15 +417,21 @@ static int spawn_common(int search, pid_t *pid, const char *file,
   return r;
 }
 
+/* Keeps the caller's callee-saved registers in this frame for target_of:
+   used at the top of each interposed posix_spawn entry. */
+#if defined(__x86_64__)
+#define KEEP_CALLER_REGISTERS() __asm__ volatile("" ::: "rbx", "r12", "r13", "r14", "r15", "memory")
+#elif defined(__aarch64__)
+#define KEEP_CALLER_REGISTERS()                                                              \
+  __asm__ volatile("" ::: "x19", "x20", "x21", "x22", "x23", "x24", "x25", "x26", "x27", "x28", \
+                   "memory")
+#else
+#define KEEP_CALLER_REGISTERS() ((void)0)
+#endif
+
 int posix_spawn(pid_t *pid, const char *path, const posix_spawn_file_actions_t *fa,
                 const posix_spawnattr_t *attr, char *const argv[], char *const envp[]) {
-  /* Keeps the caller's callee-saved registers in this frame for target_of. */
-#if defined(__x86_64__)
-  __asm__ volatile("" ::: "rbx", "r12", "r13", "r14", "r15", "memory");
-#elif defined(__aarch64__)
-  __asm__ volatile("" ::: "x19", "x20", "x21", "x22", "x23", "x24", "x25", "x26", "x27", "x28",
-                   "memory");
-#endif
+  KEEP_CALLER_REGISTERS();
   if (!armed) {
     if (real_spawn == NULL) return ENOSYS;
     return real_spawn(pid, path, fa, attr, argv, envp);
@@ -435,12 +441,7 @@ int posix_spawn(pid_t *pid, const char *path, const posix_spawn_file_actions_t *
 
 int posix_spawnp(pid_t *pid, const char *file, const posix_spawn_file_actions_t *fa,
                  const posix_spawnattr_t *attr, char *const argv[], char *const envp[]) {
-#if defined(__x86_64__)
-  __asm__ volatile("" ::: "rbx", "r12", "r13", "r14", "r15", "memory");
-#elif defined(__aarch64__)
-  __asm__ volatile("" ::: "x19", "x20", "x21", "x22", "x23", "x24", "x25", "x26", "x27", "x28",
-                   "memory");
-#endif
+  KEEP_CALLER_REGISTERS();
   if (!armed) {
     if (real_spawnp == NULL) return ENOSYS;
     return real_spawnp(pid, file, fa, attr, argv, envp);
