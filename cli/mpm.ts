@@ -7,7 +7,9 @@
 import yargs, { type Argv, type CommandModule } from 'yargs';
 import { hideBin } from 'yargs/helpers';
 
-/** Usage errors exit 2, like other Unix tools; every other failure 1. */
+/** Usage errors and unreadable input files exit 2, like other Unix tools; every other failure 1. */
+const EXIT_2 = new Set(['MPM_ERR_USAGE', 'MPM_ERR_TRACE']);
+
 async function run(name: string, work: () => Promise<number>): Promise<never> {
   let status: number;
   try {
@@ -16,7 +18,7 @@ async function run(name: string, work: () => Promise<number>): Promise<never> {
     const e = err as Error & { code?: string };
     const code = e.code?.startsWith('MPM_ERR_') ? ` [${e.code}]` : '';
     process.stderr.write(`mpm ${name}: ${e.message}${code}\n`);
-    status = e.code === 'MPM_ERR_USAGE' ? 2 : 1;
+    status = e.code !== undefined && EXIT_2.has(e.code) ? 2 : 1;
   }
   process.exit(status);
 }

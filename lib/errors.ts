@@ -118,6 +118,14 @@ export class OutputPathError extends MpmakeError {
   }
 }
 
+/** `mpm trace`: its trace file is missing, unreadable or not a trace. */
+export class TraceFileError extends MpmakeError {
+  constructor(message: string) {
+    super('MPM_ERR_TRACE', message);
+    this.name = 'TraceFileError';
+  }
+}
+
 /**
  * What went wrong with a file, in words for the user instead of Node's
  * errno text (`ENOENT: no such file or directory, stat '…'`).

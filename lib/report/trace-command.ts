@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { writeFileAtomic } from '../output-file.js';
-import { UsageError } from '../errors.js';
+import { fileProblem, TraceFileError, UsageError } from '../errors.js';
 import { analyseTrace, saturationNote } from './trace-analysis.js';
 import { readTraceModel } from './trace-model.js';
 import { renderTraceSvg } from './trace-svg.js';
@@ -38,19 +38,37 @@ export function traceSummary(json: unknown): string {
   return lines.join('\n') + '\n';
 }
 
+const WHAT_TO_GIVE = 'give the file a build wrote with mpmake --mp-trace=FILE';
+
+/** The trace file's JSON; a clear error (MPM_ERR_TRACE) naming the file when there is none. */
+function readTraceFile(file: string): unknown {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new TraceFileError(`the trace file ${file} ${fileProblem(err)}; ${WHAT_TO_GIVE}`);
+  }
+  try {
+    return JSON.parse(text);
+  } catch {
+    throw new TraceFileError(`the trace file ${file} is not JSON; ${WHAT_TO_GIVE}`);
+  }
+}
+
 /**
  * `mpm trace FILE [--svg OUT]`: prints what the trace says (parallelism,
  * critical path) and, with --svg, draws it. Resolves to the exit status.
  */
 export async function runTraceCommand(options: TraceCommandOptions): Promise<number> {
   if (options.svg === '') throw new UsageError('--svg needs a file name');
-  let json: unknown;
+  const json = readTraceFile(options.file);
+  let summary: string;
   try {
-    json = JSON.parse(readFileSync(options.file, 'utf8'));
+    summary = traceSummary(json);
   } catch (err) {
-    throw new Error(`cannot read the trace ${options.file}: ${(err as Error).message}`);
+    throw new TraceFileError(`${options.file} is ${(err as Error).message}; ${WHAT_TO_GIVE}`);
   }
-  process.stdout.write(traceSummary(json));
+  process.stdout.write(summary);
   if (options.svg !== undefined) {
     const svg = renderTraceSvg(json);
     writeFileAtomic(options.svg, svg);
