@@ -1,5 +1,6 @@
 import { EventEmitter } from 'node:events';
 import { resolve } from 'node:path';
+import { MAX_FILES_SEEN } from '../protocol/messages.js';
 import type { ShimRequest, ShimText } from '../shim/shim-protocol.js';
 import {
   SHIM_FLAG_SAME_OUTPUT,
@@ -66,6 +67,13 @@ function isShellLine(argv: readonly ShimText[]): boolean {
   if (typeof first !== 'string' || !SHELL_NAMES.has(first.slice(first.lastIndexOf('/') + 1)))
     return false;
   return argv.slice(1, -1).some((w) => typeof w === 'string' && /^-[^-]*c/.test(w));
+}
+
+/** `target` (absolute) and the other targets the interposer found its recipe makes, once each. */
+function madePaths(req: ShimRequest, target: string): string[] {
+  const also = req.env['__MPMAKE_ALSO'];
+  const paths = [target, ...prerequisites(typeof also === 'string' ? also : undefined)];
+  return [...new Set(paths.map((p) => resolve(req.cwd, p)))];
 }
 
 const asText = (t: ShimText | undefined): string =>
@@ -174,11 +182,14 @@ export class RecipeRouter extends EventEmitter<BuildEvents> {
       this.warnGone('no agent is reachable');
     }
     const targetPath = target === undefined ? undefined : resolve(req.cwd, target);
+    // Every file this run of the recipe makes: $@ first, then the other
+    // targets of a grouped (`a b &:`) or multi-target pattern rule.
+    const made = targetPath === undefined ? [] : madePaths(req, targetPath);
     const writes = this.options.fsWaitMs > 0 ? this.options.writes : undefined;
     if (choice.kind !== 'node') {
       this.stats.local++;
       this.emit('job-start', start);
-      if (targetPath !== undefined) writes?.wroteOnClient(targetPath);
+      for (const p of made) writes?.wroteOnClient(p);
       conn.runLocally(shell);
       // The line runs in the shim now; its end is not seen here.
       this.emit('job-end', {
@@ -201,8 +212,8 @@ export class RecipeRouter extends EventEmitter<BuildEvents> {
       env,
       umask: req.umask,
     };
-    // The node deletes it if the job is killed half-way (and stats it after).
-    if (targetPath !== undefined) spec.produces = [targetPath];
+    // The node deletes $@ if the job is killed half-way, and stats each after.
+    if (made.length > 0) spec.produces = made.slice(0, MAX_FILES_SEEN);
     if (writes) {
       spec.fsWaitMs = this.options.fsWaitMs;
       const rawPrereqs = req.env[execMode ? '__MPMAKE_PREREQS' : 'MPMAKE_PREREQS'];
@@ -247,6 +258,7 @@ export class RecipeRouter extends EventEmitter<BuildEvents> {
         this.live.delete(conn);
         this.warnGone(reason);
         this.stats.local++;
+        for (const p of made) writes?.wroteOnClient(p);
         conn.runLocally(shell);
         this.emit('job-end', {
           ...start,

@@ -14,8 +14,10 @@
  * SHELL, a line make execs itself on its fast path, $(shell ...)) is started
  * as the shim instead, with make's own argv and make's own environment for
  * the job, plus the private variables, __MPMAKE_EXEC (the program make
- * asked for), __MPMAKE_TARGET and __MPMAKE_PREREQS (the target and its
- * prerequisites, when they can be found; see target_of). The shim takes them out again before anything runs. A program
+ * asked for), __MPMAKE_TARGET, __MPMAKE_PREREQS and __MPMAKE_ALSO (the
+ * target, its prerequisites and the other targets the same recipe makes --
+ * a grouped rule's `a b &:`, a pattern rule's `%.x %.y:` -- when they can be
+ * found; see target_of). The shim takes them out again before anything runs. A program
  * that make could not start itself (missing, not executable) is left to the
  * real call, so the error is make's own. When make re-executes itself
  * (after remaking a makefile) it keeps this library.
@@ -146,8 +148,12 @@ __attribute__((constructor)) static void mpmake_preload_init(void) {
 #define CHILD_ENV_OFFSET 8
 #define CHILD_FILE_OFFSET 40
 /* struct file: name, hname, vpath, then `struct dep *deps` (all
- * prerequisites, order-only too); struct dep: next, name, file. */
+ * prerequisites, order-only too), cmds, stem, then `struct dep *also_make`
+ * (the targets made by the same recipe run: a grouped rule's members, the
+ * file itself among them; a multi-target pattern rule's others), in make
+ * 4.3 and 4.4.1 alike; struct dep: next, name, file. */
 #define FILE_DEPS_OFFSET 24
+#define FILE_ALSO_MAKE_OFFSET 48
 #define DEP_NAME_OFFSET 8
 #define DEP_FILE_OFFSET 16
 #define MAX_PREREQS_BYTES 65536
@@ -189,17 +195,19 @@ static const char *heap_string(uintptr_t p, uintptr_t hi) {
   return (const char *)p;
 }
 
-/* The names of the target's prerequisites ($^ $|, as make's dep_name),
- * separated by spaces, in buf; empty when they cannot be read. */
+/* The names in one of the file's dep lists (at `offset` in struct file),
+ * as make's dep_name, separated by spaces, in buf; empty when they cannot
+ * be read. */
 static char prereqs_buf[MAX_PREREQS_BYTES];
+static char also_buf[MAX_PREREQS_BYTES];
 
-static const char *prereqs_of(uintptr_t file, uintptr_t hi) {
+static const char *dep_names(uintptr_t file, size_t offset, uintptr_t hi, char *buf, size_t size) {
   size_t used = 0;
-  prereqs_buf[0] = '\0';
-  if (!in_heap(file, FILE_DEPS_OFFSET + 8, hi)) return prereqs_buf;
-  uintptr_t d = *(uintptr_t *)(file + FILE_DEPS_OFFSET);
+  buf[0] = '\0';
+  if (!in_heap(file, offset + 8, hi)) return buf;
+  uintptr_t d = *(uintptr_t *)(file + offset);
   for (int n = 0; d != 0 && n < 4096; n++) {
-    if ((d & 7) != 0 || !in_heap(d, DEP_FILE_OFFSET + 8, hi)) return prereqs_buf;
+    if ((d & 7) != 0 || !in_heap(d, DEP_FILE_OFFSET + 8, hi)) return buf;
     const char *name = heap_string(*(uintptr_t *)(d + DEP_NAME_OFFSET), hi);
     if (name == NULL) {
       uintptr_t f = *(uintptr_t *)(d + DEP_FILE_OFFSET);
@@ -207,22 +215,23 @@ static const char *prereqs_of(uintptr_t file, uintptr_t hi) {
     }
     if (name != NULL) {
       size_t len = strlen(name);
-      if (used + len + 2 >= sizeof prereqs_buf) break;
-      if (used > 0) prereqs_buf[used++] = ' ';
-      memcpy(prereqs_buf + used, name, len + 1);
+      if (used + len + 2 >= size) break;
+      if (used > 0) buf[used++] = ' ';
+      memcpy(buf + used, name, len + 1);
       used += len;
     }
     d = *(uintptr_t *)d;
   }
-  return prereqs_buf;
+  return buf;
 }
 
 /* 1: a job child was found (*target set, or NULL when its name could not be
  * read); 2: a child on the stack ($(shell ...)); 0: not found. */
 __attribute__((noinline)) static int target_of(char *const envp[], const char **target,
-                                               const char **prereqs) {
+                                               const char **prereqs, const char **also) {
   *target = NULL;
   *prereqs = NULL;
+  *also = NULL;
   if (!known_layout()) return 0;
   uintptr_t hi = (uintptr_t)sbrk(0);
   uintptr_t *sp = (uintptr_t *)__builtin_frame_address(0);
@@ -238,7 +247,10 @@ __attribute__((noinline)) static int target_of(char *const envp[], const char **
       uintptr_t file = *(uintptr_t *)(w + CHILD_FILE_OFFSET);
       if ((file & 7) != 0 || !in_heap(file, 8, hi)) return 1;
       *target = heap_string(*(uintptr_t *)file, hi);
-      if (*target != NULL) *prereqs = prereqs_of(file, hi);
+      if (*target != NULL) {
+        *prereqs = dep_names(file, FILE_DEPS_OFFSET, hi, prereqs_buf, sizeof prereqs_buf);
+        *also = dep_names(file, FILE_ALSO_MAKE_OFFSET, hi, also_buf, sizeof also_buf);
+      }
       return 1;
     }
     if (w > (uintptr_t)sp && w < (uintptr_t)top - 16 &&
@@ -296,6 +308,7 @@ static char **armed_env(char *const envp[], char *const extra[], int preload, ch
     if (strncmp(priv[i], "__MPMAKE_EXEC=", 14) == 0) continue;
     if (strncmp(priv[i], "__MPMAKE_TARGET=", 16) == 0) continue;
     if (strncmp(priv[i], "__MPMAKE_PREREQS=", 17) == 0) continue;
+    if (strncmp(priv[i], "__MPMAKE_ALSO=", 14) == 0) continue;
     out[k++] = priv[i];
   }
   for (size_t i = 0; i < ne; i++) out[k++] = extra[i];
@@ -360,22 +373,25 @@ static const char *env_path(char *const envp[]) {
 }
 
 /* The shim's environment for a job: the job's own, the private variables,
- * the program and the target. */
+ * the program and the target (and what else its recipe makes). */
+#define JOB_VARS 4
 static char **job_env(const char *path, char *const envp[], const char *target,
-                      const char *prereqs, char ***made, char **vars) {
+                      const char *prereqs, const char *also, char ***made, char **vars) {
   vars[0] = concat("__MPMAKE_EXEC=", path, "");
   vars[1] = target != NULL ? concat("__MPMAKE_TARGET=", target, "") : NULL;
   vars[2] = target != NULL && prereqs != NULL ? concat("__MPMAKE_PREREQS=", prereqs, "") : NULL;
-  char *extra[4] = {NULL, NULL, NULL, NULL};
+  vars[3] = target != NULL && also != NULL && also[0] != '\0' ? concat("__MPMAKE_ALSO=", also, "")
+                                                                : NULL;
+  char *extra[JOB_VARS + 1] = {NULL, NULL, NULL, NULL, NULL};
   size_t k = 0;
-  for (size_t i = 0; i < 3; i++)
+  for (size_t i = 0; i < JOB_VARS; i++)
     if (vars[i] != NULL) extra[k++] = vars[i];
   if (vars[0] == NULL) return NULL;
   return armed_env(envp, extra, 0, made);
 }
 
 static void free_vars(char **vars) {
-  for (size_t i = 0; i < 3; i++) free(vars[i]);
+  for (size_t i = 0; i < JOB_VARS; i++) free(vars[i]);
 }
 
 /* ------------------------------------------------------------------ */
@@ -384,11 +400,11 @@ static void free_vars(char **vars) {
 
 static int spawn_job(pid_t *pid, const char *path, const posix_spawn_file_actions_t *fa,
                      const posix_spawnattr_t *attr, char *const argv[], char *const envp[]) {
-  const char *target = NULL, *prereqs = NULL;
-  int found = target_of(envp, &target, &prereqs);
+  const char *target = NULL, *prereqs = NULL, *also = NULL;
+  int found = target_of(envp, &target, &prereqs, &also);
   if (found == 2) return real_spawn(pid, path, fa, attr, argv, envp); /* $(shell ...) */
-  char **made = NULL, *vars[3] = {NULL, NULL, NULL};
-  char **env = job_env(path, envp, target, prereqs, &made, vars);
+  char **made = NULL, *vars[JOB_VARS] = {NULL, NULL, NULL, NULL};
+  char **env = job_env(path, envp, target, prereqs, also, &made, vars);
   if (env == NULL) {
     free_vars(vars);
     return ENOMEM;
@@ -463,8 +479,8 @@ static int exec_common(int search, const char *file, char *const argv[], char *c
   if (path == NULL || !runnable(path)) return real(file, argv, envp);
   char **made = NULL;
   if (in_make && getpid() != make_pid) {
-    char *vars[3] = {NULL, NULL, NULL};
-    char **env = job_env(path, envp, NULL, NULL, &made, vars);
+    char *vars[JOB_VARS] = {NULL, NULL, NULL, NULL};
+    char **env = job_env(path, envp, NULL, NULL, NULL, &made, vars);
     if (env == NULL) return real(file, argv, envp);
     int r = real_execve(shim, argv, env);
     int e = errno;

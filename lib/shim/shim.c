@@ -917,6 +917,7 @@ static void run_local(const unsigned char *p, size_t n, char **argv) {
     unsetenv("__MPMAKE_EXEC");
     unsetenv("__MPMAKE_TARGET");
     unsetenv("__MPMAKE_PREREQS");
+    unsetenv("__MPMAKE_ALSO");
   }
   char *shell = malloc(n + 1);
   if (shell == NULL) lost("out of memory");
@@ -1075,6 +1076,8 @@ int main(int argc, char **argv) {
 /*   __MPMAKE_EXEC      the program make asked for (a path)             */
 /*   __MPMAKE_TARGET    the target, when the preload found it           */
 /*   __MPMAKE_PREREQS   its prerequisites ($^ $|), with the target        */
+/*   __MPMAKE_ALSO      the other targets its recipe makes (grouped or   */
+/*                      multi-target pattern rules), with the target    */
 /*   __MPMAKE_SOCK, __MPMAKE_LOCAL, __MPMAKE_MAKE_NAME, __MPMAKE_TEXTUAL */
 /*   __MPMAKE_SHIM, __MPMAKE_PRELOAD  (and __MPMAKE_LD_PRELOAD)         */
 /* Nothing runs with them: they are taken out first (EXEC and TARGET    */
@@ -1101,6 +1104,7 @@ static void exec_program(int rearm, char **argv) {
   unsetenv("__MPMAKE_EXEC");
   unsetenv("__MPMAKE_TARGET");
   unsetenv("__MPMAKE_PREREQS");
+  unsetenv("__MPMAKE_ALSO");
   /* Only a shell (that may start make) or make itself gets the preload
      back; another program (a nested mpmake) finds the build by itself. */
   if (!is_shell_name(xm_prog) && !is_make_name(xm_prog)) rearm = 0;
@@ -1170,12 +1174,12 @@ static int exec_mode_main(int argc, char **argv) {
   for (char **e = environ; *e != NULL && k < n; e++) {
     if (strncmp(*e, "__MPMAKE_", 9) != 0) continue;
     if (strncmp(*e, "__MPMAKE_EXEC=", 14) == 0 || strncmp(*e, "__MPMAKE_TARGET=", 16) == 0 ||
-        strncmp(*e, "__MPMAKE_PREREQS=", 17) == 0 ||
+        strncmp(*e, "__MPMAKE_PREREQS=", 17) == 0 || strncmp(*e, "__MPMAKE_ALSO=", 14) == 0 ||
         strncmp(*e, "__MPMAKE_LD_PRELOAD=", 20) == 0)
       continue;
     xm_priv[k++] = strdup(*e);
   }
-  /* Out of the job's environment (kept: EXEC and TARGET, for the request). */
+  /* Out of the job's environment (kept: EXEC, TARGET, PREREQS and ALSO, for the request). */
   for (size_t i = 0; i < k; i++) {
     char *eq = xm_priv[i] != NULL ? strchr(xm_priv[i], '=') : NULL;
     if (eq == NULL) continue;

@@ -58,6 +58,23 @@ const GEN_FILES = new Map<string, string>([
   ],
 ]);
 
+// Grouped (a.h b.h &:) and multi-target pattern (%.x %.y:) rules, each
+// with its second target consumed by a later rule. The makefile reads the
+// second targets' attributes as it is parsed ($(shell ls -l ...)), so the
+// client's cache holds their old mtimes while the recipe runs on a node.
+const GROUPED_MAKEFILE = `SEEN := $(shell ls -l b.h p.y 2>/dev/null)
+all: a.h out.txt p.x out2.txt
+a.h b.h &: gen.sh
+\tsh gen.sh
+out.txt: b.h
+\tcat b.h > $@
+%.x %.y: %.in
+\tsed s/^/x/ $< > $*.x && sed s/^/y/ $< > $*.y
+out2.txt: p.y
+\tcat p.y > $@
+`;
+const groupedGen = (n: number): string => `echo 'A ${n}' > a.h\necho 'B ${n}' > b.h\n`;
+
 const missing = bedMissing();
 if (missing) {
   t.plan(0, missing);
@@ -151,6 +168,41 @@ if (missing) {
         snapshotTree(join(bed.exportDir, name)),
         snapshotTree(refDir),
         `round ${round}: the same files (gen.h, objects, prog, out.txt) as the local build`,
+      );
+    }
+  });
+
+  t.test('every target of a grouped or multi-target pattern rule (issue 11)', async (t) => {
+    const name = 'grouped';
+    const files = (n: number): Map<string, string> =>
+      new Map([
+        ['Makefile', GROUPED_MAKEFILE],
+        ['gen.sh', groupedGen(n)],
+        ['p.in', `input ${n}\n`],
+      ]);
+    writeFiles(join(bed.exportDir, name), files(1));
+    const bedDir = join(bed.mountPath, name);
+    const refDir = join(bed.mountPath, `${name}-ref`);
+    writeFiles(refDir, files(1));
+    for (let round = 1; round <= 3; round++) {
+      if (round > 1) {
+        await sleep(NEXT_SECOND_MS);
+        const edit = `printf '%s' "$1" > gen.sh && printf '%s' "$2" > p.in`;
+        const next = files(round);
+        await bed.client.run('sh', ['-c', edit, 'sh', next.get('gen.sh')!, next.get('p.in')!], {
+          cwd: bedDir,
+        });
+        writeFiles(refDir, new Map([...next].filter(([f]) => f !== 'Makefile')));
+      }
+      const mp = await bed.mpmake(['-j9', '--mp-quiet', '--mp-local=', '--mp-no-learn'], {
+        cwd: bedDir,
+      });
+      const plain = await runMake(['-j9'], { cwd: refDir, env: cleanEnv() });
+      t.equal(describeEnd(mp), describeEnd(plain), `round ${round}: ended as make; ${mp.stderr}`);
+      t.same(
+        snapshotTree(join(bed.exportDir, name)),
+        snapshotTree(refDir),
+        `round ${round}: the same files (out.txt from b.h, out2.txt from p.y) as the local build`,
       );
     }
   });
