@@ -268,7 +268,7 @@ export class AgentSession {
     this.client = printable(`${c.user}@${c.host} pid ${c.pid} build ${c.build}`);
     this.fairUser = `${c.user}@${c.host}`;
     this.ctx.log(`${this.peer}: authenticated (${this.client})`);
-    this.status = trackClient(this.ctx, auth.client, this.jobs);
+    this.status = trackClient(this.ctx, auth.client, this.jobs, this.fairUser);
     const { ctx } = this;
     const secret = ctx.options.secret;
     this.send({

@@ -3,6 +3,7 @@ import type {
   StatusClient,
   StatusJob,
   StatusMessage,
+  StatusUser,
   WireText,
 } from '../protocol/messages.js';
 import type { RemoteJob } from './remote-job.js';
@@ -17,6 +18,8 @@ const MAX_FIELD_CHARS = 200;
 /** One authenticated connection, as `mpm status` sees it. */
 export interface StatusEntry {
   readonly client: Omit<StatusClient, 'running' | 'queued'>;
+  /** Whose share of the fair queue its jobs take (the scheduler's user). */
+  readonly user: string;
   /** The session's live jobs (admitting, queued or running), by id. */
   readonly jobs: ReadonlyMap<number, RemoteJob>;
   /** The connection ended: it is no longer listed. */
@@ -31,12 +34,14 @@ const field = (v: string): string => v.slice(0, MAX_FIELD_CHARS);
 /**
  * Lists an authenticated connection in its agent's status replies until
  * `untrack()`. `client` is what the client said about itself in its auth
- * message (validated by the message schema); long fields are cut.
+ * message (validated by the message schema); long fields are cut. `user`
+ * is the user its jobs are queued for.
  */
 export function trackClient(
   agent: object,
   client: AuthMessage['client'],
   jobs: ReadonlyMap<number, RemoteJob>,
+  user: string,
 ): StatusEntry {
   let registry = registries.get(agent);
   if (!registry) registries.set(agent, (registry = new Set()));
@@ -48,6 +53,7 @@ export function trackClient(
       pid: client.pid,
       build: field(client.build),
     },
+    user: field(user),
     jobs,
     untrack: () => set.delete(entry),
   };
@@ -76,13 +82,15 @@ export function jobCommandText(argv: readonly WireText[]): string {
 
 /**
  * The agent's answer to a status-request: every other authenticated
- * connection with its running and queued counts, and the jobs on this node,
- * running first (oldest start first), then waiting (oldest first).
+ * connection with its running and queued counts, the users with jobs here
+ * (summed over their builds, by name), and the jobs on this node, running
+ * first (oldest start first), then waiting (oldest first).
  */
 export function statusReply(agent: object, id: number, asker?: StatusEntry): StatusMessage {
   const clients: StatusClient[] = [];
   const running: { job: RemoteJob; build: string; at: number }[] = [];
   const waiting: { job: RemoteJob; build: string; at: number }[] = [];
+  const users = new Map<string, StatusUser>();
   for (const entry of registries.get(agent) ?? []) {
     if (entry === asker) continue;
     let r = 0;
@@ -98,6 +106,15 @@ export function statusReply(agent: object, id: number, asker?: StatusEntry): Sta
       }
     }
     clients.push({ ...entry.client, running: r, queued: q });
+    if (r + q > 0) {
+      const u = users.get(entry.user) ?? { user: entry.user, builds: 0, running: 0, queued: 0 };
+      users.set(entry.user, {
+        ...u,
+        builds: u.builds + 1,
+        running: u.running + r,
+        queued: u.queued + q,
+      });
+    }
   }
   running.sort((a, b) => a.at - b.at);
   waiting.sort((a, b) => a.at - b.at);
@@ -108,7 +125,13 @@ export function statusReply(agent: object, id: number, asker?: StatusEntry): Sta
     cwd: job.message.cwd,
     startedAtMs: job.state === 'running' ? (job.startedAt ?? null) : null,
   }));
-  const reply: StatusMessage = { type: 'status', id, clients, jobs };
+  const reply: StatusMessage = {
+    type: 'status',
+    id,
+    clients,
+    users: [...users.values()].sort((a, b) => (a.user < b.user ? -1 : a.user > b.user ? 1 : 0)),
+    jobs,
+  };
   if (all.length > jobs.length) reply.jobsLeftOut = all.length - jobs.length;
   return reply;
 }

@@ -1,5 +1,5 @@
 import { identify } from '../coordinator/node-identity.js';
-import type { StatusClient, StatusJob } from '../protocol/messages.js';
+import type { StatusClient, StatusJob, StatusUser } from '../protocol/messages.js';
 
 /**
  * How a node looked at one moment: `up` (answered), `down` (no connection
@@ -37,6 +37,8 @@ export interface NodeStatus {
   clockSkewMs: number | null;
   /** Other clients connected there (not this one); null when unknown. */
   clients: StatusClient[] | null;
+  /** Users with jobs there (running and queued summed over their builds); null when unknown. */
+  users: StatusUser[] | null;
   /** Jobs there, running first; null when unknown. */
   jobs: StatusJob[] | null;
   /** Jobs the agent did not list (its reply is capped). */
@@ -61,6 +63,7 @@ export function unknownNode(address: string, state: NodeState, reason: string | 
     freeMemBytes: null,
     clockSkewMs: null,
     clients: null,
+    users: null,
     jobs: null,
     jobsLeftOut: 0,
   };

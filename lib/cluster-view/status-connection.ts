@@ -267,6 +267,7 @@ export class StatusConnection {
       if (a.skewMs !== undefined) status.clockSkewMs = Math.round(a.skewMs);
       if (a.status) {
         status.clients = a.status.clients;
+        status.users = a.status.users ?? null;
         status.jobs = a.status.jobs;
         status.jobsLeftOut = a.status.jobsLeftOut ?? 0;
       } else if (a.unsupported) status.reason = a.unsupported;

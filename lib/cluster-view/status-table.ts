@@ -133,10 +133,52 @@ export function clientLines(nodes: readonly NodeStatus[]): string[] {
   );
 }
 
+/**
+ * The users with jobs on the cluster, as a table: per user (as the agents
+ * tell users apart, whose share of their slots each gets), running and
+ * queued jobs summed over the nodes that are up, and on which. BUILDS is
+ * the most builds that user has on any one node (a build spreads over
+ * nodes). No rows, no table.
+ */
+export function userTable(nodes: readonly NodeStatus[]): string[] {
+  const byUser = new Map<
+    string,
+    { builds: number; running: number; queued: number; where: string[] }
+  >();
+  for (const n of nodes) {
+    if (n.state !== 'up') continue;
+    for (const u of n.users ?? []) {
+      let entry = byUser.get(u.user);
+      if (!entry) byUser.set(u.user, (entry = { builds: 0, running: 0, queued: 0, where: [] }));
+      entry.builds = Math.max(entry.builds, u.builds);
+      entry.running += u.running;
+      entry.queued += u.queued;
+      entry.where.push(`${safe(n.nodeId ?? n.address, 40)} ${u.running}/${u.queued}`);
+    }
+  }
+  if (byUser.size === 0) return [];
+  const rows = [...byUser.entries()]
+    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+    .map(([user, e]) => [
+      safe(user, 60),
+      String(e.builds),
+      String(e.running),
+      String(e.queued),
+      e.where.join(', '),
+    ]);
+  return formatTable(
+    ['USER', 'BUILDS', 'RUN', 'QUEUED', 'RUN/QUEUED PER NODE'],
+    ['l', 'r', 'r', 'r', 'l'],
+    rows,
+  );
+}
+
 /** The whole `mpm status` text. */
 export function statusText(nodes: readonly NodeStatus[]): string {
   const lines = [...nodeTable(nodes), '', summaryLine(nodes)];
   const clients = clientLines(nodes);
   if (clients.length > 0) lines.push('clients:', ...clients);
+  const users = userTable(nodes);
+  if (users.length > 0) lines.push('users:', ...users.map((l) => `  ${l}`));
   return lines.join('\n') + '\n';
 }

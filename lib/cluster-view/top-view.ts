@@ -1,6 +1,6 @@
 import type { StatusJob } from '../protocol/messages.js';
 import type { NodeStatus } from './node-status.js';
-import { clientName, nodeTable, safe, summaryLine } from './status-table.js';
+import { clientName, nodeTable, safe, summaryLine, userTable } from './status-table.js';
 
 /** Queued jobs listed under a node; the rest are counted. */
 const QUEUED_SHOWN = 3;
@@ -47,8 +47,8 @@ export function jobLines(node: NodeStatus, nowMs: number): string[] {
 }
 
 /**
- * One frame of `mpm top`: a title with the cluster's totals, then the
- * node table with each node's jobs under its row (which build, which
+ * One frame of `mpm top`: a title with the cluster's totals, the users
+ * with jobs (running and queued per user), then the node table with each node's jobs under its row (which build, which
  * command, for how long), cut to the terminal's size.
  */
 export function topLines(nodes: readonly NodeStatus[], opts: TopViewOptions): string[] {
@@ -56,7 +56,8 @@ export function topLines(nodes: readonly NodeStatus[], opts: TopViewOptions): st
   const title = `mpm top  ${clock}  ${summaryLine(nodes)}${opts.interactive ? '   (q: quit)' : ''}`;
   // Job lines are laid out apart from the table so they do not widen its columns.
   const table = nodeTable(nodes);
-  const lines = [title, '', table[0]!];
+  const users = userTable(nodes);
+  const lines = [title, '', ...users, ...(users.length > 0 ? [''] : []), table[0]!];
   nodes.forEach((n, i) => {
     lines.push(table[i + 1]!);
     lines.push(...jobLines(n, opts.nowMs));

@@ -198,11 +198,27 @@ const StatusJobSchema = Type.Object({
 });
 export type StatusJob = Static<typeof StatusJobSchema>;
 
+/**
+ * One user's jobs on this node in a status reply: whose share of the fair
+ * queue they take (the agent serves users round-robin).
+ */
+const StatusUserSchema = Type.Object({
+  /** As the agent tells users apart: `user@host` as the client named itself, or a proven user. */
+  user: Name,
+  /** That user's connections with jobs here (each build is one). */
+  builds: Count,
+  running: Count,
+  queued: Count,
+});
+export type StatusUser = Static<typeof StatusUserSchema>;
+
 /** Agent -> client: the answer to a status-request (the asker is not listed). */
 const StatusSchema = Type.Object({
   type: Type.Literal('status'),
   id: Id,
   clients: Type.Array(StatusClientSchema),
+  /** Users with jobs here, by name; absent from agents before it was added. */
+  users: Type.Optional(Type.Array(StatusUserSchema)),
   /** Running jobs first, then queued ones, oldest first; capped. */
   jobs: Type.Array(StatusJobSchema),
   /** Jobs left out of `jobs` by the cap. */

@@ -17,6 +17,7 @@ import { Channel } from '../../lib/protocol/channel.js';
 import {
   checkAgentMessage,
   type AgentToClient,
+  type AuthMessage,
   type ClientToAgent,
   type ExitMessage,
   type HelloMessage,
@@ -147,9 +148,14 @@ export class TestClient {
    * Connects and authenticates (with `secret`, default the test agents'
    * throwaway one); resolves with the welcome.
    */
-  static async ready(t: Teardown, port: number, secret?: Buffer | null): Promise<TestClient> {
+  static async ready(
+    t: Teardown,
+    port: number,
+    secret?: Buffer | null,
+    who?: Partial<AuthMessage['client']>,
+  ): Promise<TestClient> {
     const client = await TestClient.connect(t, port);
-    await client.authenticate(secret);
+    await client.authenticate(secret, undefined, who);
     return client;
   }
 
@@ -196,13 +202,21 @@ export class TestClient {
   /**
    * `dialledPort`: the agent's own port when the test reaches it through a
    * passive tap on loopback (the proof binds the address the client dialled).
+   * `who`: what the client says about itself, over the defaults.
    */
   async authenticate(
     secret: Buffer | null = localSecret().secret,
     dialledPort?: number,
+    who: Partial<AuthMessage['client']> = {},
   ): Promise<WelcomeMessage> {
     const hello = await this.waitFor<HelloMessage>((m) => m.type === 'hello', 'hello');
-    const client = { user: userInfo().username, host: 'test', pid: process.pid, build: 'test' };
+    const client = {
+      user: userInfo().username,
+      host: 'test',
+      pid: process.pid,
+      build: 'test',
+      ...who,
+    };
     const peer =
       dialledPort === undefined
         ? this.socket

@@ -14,7 +14,11 @@ t.test('mpm top', async (t) => {
   // A job on the first node, from a client of our own, for top to show.
   const marker = markerSeconds(50);
   t.teardown(() => killSleepers(marker));
-  const client = await TestClient.ready(t, cluster.agents[0]!.port);
+  // It sends no heartbeats: without a long timeout the agent hangs up after
+  // 4 s of silence, and a loaded machine takes longer than that to get here.
+  const client = await TestClient.ready(t, cluster.agents[0]!.port, undefined, {
+    heartbeatTimeoutMs: 600_000,
+  });
   client.submit({ argv: ['sleep', marker] });
 
   t.test('live, on a terminal', async (t) => {
