@@ -309,7 +309,10 @@ async function clusterMake(
     router.on('job-end', (e) => {
       if (e.fs || e.inputWait) ends.push(e);
     });
-    server = new ShimServer((req, conn) => router.handle(req, conn));
+    server = new ShimServer(
+      (req, conn) => router.handle(req, conn),
+      (w) => router.wroteHere(w),
+    );
     const sock = `${runDir.path}/shim.sock`;
     await server.listen(sock);
 

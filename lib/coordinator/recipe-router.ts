@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events';
 import { resolve } from 'node:path';
 import { MAX_FILES_SEEN } from '../protocol/messages.js';
-import type { ShimRequest, ShimText } from '../shim/shim-protocol.js';
+import type { LocalWrites, ShimRequest, ShimText } from '../shim/shim-protocol.js';
 import {
   SHIM_FLAG_SAME_OUTPUT,
   SHIM_FLAG_STDERR_TTY,
@@ -137,6 +137,15 @@ export class RecipeRouter extends EventEmitter<BuildEvents> {
     if (code !== 0 || signal !== null || !files?.seen || files.seen.length === 0) return undefined;
     if (this.options.fsWaitMs <= 0) return undefined;
     return { waitMs: this.options.fsWaitMs, from: nodeId, files: files.seen };
+  }
+
+  /**
+   * A line the shim ran on the client by itself (the --mp-local list)
+   * makes these files: a node that reads them revalidates them first.
+   */
+  wroteHere(w: LocalWrites): void {
+    const writes = this.options.fsWaitMs > 0 ? this.options.writes : undefined;
+    for (const p of w.paths) writes?.wroteOnClient(resolve(w.cwd, p));
   }
 
   handle(req: ShimRequest, conn: ShimConnection): void {

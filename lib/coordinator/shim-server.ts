@@ -4,10 +4,12 @@ import { constants as osConstants } from 'node:os';
 import {
   decodeFresh,
   decodeRequest,
+  decodeWrote,
   exitFrame,
   expectPayload,
   type ExpectedFile,
   type FreshReport,
+  type LocalWrites,
   ShimFrame,
   ShimFrameReader,
   shimFrame,
@@ -112,13 +114,17 @@ export class ShimConnection extends EventEmitter<ShimConnectionEvents> {
 /**
  * The unix socket every shim of the build connects to. One connection per
  * recipe line: a REQUEST, then output and an exit (or LOCAL) back, and
- * perhaps a CANCEL from the shim in between.
+ * perhaps a CANCEL from the shim in between; or, for a line the shim ran
+ * here by itself, a WROTE alone (`onWrote`).
  */
 export class ShimServer {
   private readonly server: Server;
   private readonly sockets = new Set<Socket>();
 
-  constructor(onRequest: (req: ShimRequest, conn: ShimConnection) => void) {
+  constructor(
+    onRequest: (req: ShimRequest, conn: ShimConnection) => void,
+    onWrote: (w: LocalWrites) => void = () => {},
+  ) {
     this.server = createServer((socket) => {
       this.sockets.add(socket);
       const reader = new ShimFrameReader();
@@ -144,6 +150,13 @@ export class ShimServer {
               return;
             }
             onRequest(req, conn);
+          } else if (f.type === ShimFrame.Wrote && !requested) {
+            requested = true;
+            try {
+              onWrote(decodeWrote(f.payload));
+            } catch (err) {
+              trace(`bad WROTE from a shim: ${(err as Error).message}`);
+            }
           } else if (f.type === ShimFrame.Fresh && requested) {
             try {
               conn.emit('fresh', decodeFresh(f.payload));

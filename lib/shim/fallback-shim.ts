@@ -34,6 +34,7 @@ import {
   cancelFrame,
   decodeExpect,
   encodeRequest,
+  encodeWrote,
   freshFrame,
   staleWarning,
 } from './shim-protocol.js';
@@ -461,10 +462,37 @@ function runRemote(sockPath: string, cwd: string, argv: readonly string[], env: 
   });
 }
 
+/** WROTE for a line run here by itself; `then` runs once it is sent (or cannot be). */
+function tellWritten(sockPath: string, target: string, then: () => void): void {
+  let cwd: string;
+  try {
+    cwd = process.cwd();
+  } catch {
+    return then();
+  }
+  let done = false;
+  const next = (): void => {
+    if (done) return;
+    done = true;
+    then();
+  };
+  const sock = net.createConnection(sockPath);
+  sock.on('error', () => {
+    sock.destroy();
+    next();
+  });
+  sock.on('connect', () => sock.end(encodeWrote({ cwd, paths: [target] }), next));
+}
+
 function main(): void {
   const argv = [process.argv[1] ?? 'sh', ...process.argv.slice(2)];
   const env: ShimEnv = process.env;
   const decision = decide(argv, env, process.ppid);
+  if (decision.where === 'local' && decision.reason === 'local-list' && env.MPMAKE_TARGET) {
+    // As the native shim: the coordinator learns what the line writes first.
+    tellWritten(env.MPMAKE_SOCK!, env.MPMAKE_TARGET, () => runShell(realShell(env), argv.slice(1)));
+    return;
+  }
   if (decision.where === 'local') {
     runShell(realShell(env), argv.slice(1));
     return;

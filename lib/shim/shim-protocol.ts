@@ -23,6 +23,12 @@
  *   0x03 FRESH    after an EXPECT, once it has waited: u32 lag in µs, u32
  *                 retries, u32 count of files still stale, their paths
  *                 (NUL-terminated).
+ *   0x04 WROTE    the only frame of a connection, answered by nothing: a
+ *                 line the shim runs here without asking (the --mp-local
+ *                 list) makes these files. The cwd, then the paths (make's
+ *                 $@ and the other targets of its rule, relative to cwd),
+ *                 each NUL-terminated. Sent before the line runs, so it
+ *                 arrives before any later job that reads them is asked for.
  *
  * Coordinator -> shim
  *   0x11 STDOUT   bytes for fd 1.
@@ -53,6 +59,7 @@ export enum ShimFrame {
   Request = 0x01,
   Cancel = 0x02,
   Fresh = 0x03,
+  Wrote = 0x04,
   Stdout = 0x11,
   Stderr = 0x12,
   Exit = 0x13,
@@ -296,6 +303,27 @@ export function decodeExpect(p: Buffer): { waitMs: number; from: string; files: 
     files.push(absent ? { path, absent } : { path, size, mtimeS, mtimeNs, ino });
   }
   return { waitMs, from, files };
+}
+
+/** Files a line run on the client without asking makes (a WROTE frame's payload). */
+export interface LocalWrites {
+  cwd: string;
+  paths: string[];
+}
+
+export function encodeWrote(w: LocalWrites): Buffer {
+  return shimFrame(
+    ShimFrame.Wrote,
+    Buffer.concat([w.cwd, ...w.paths].map((s) => Buffer.from(`${s}\0`))),
+  );
+}
+
+export function decodeWrote(payload: Buffer): LocalWrites {
+  const words = payload.toString('utf8').split('\0');
+  if (words.length < 2 || words[words.length - 1] !== '' || words[0] === '') {
+    throw new Error('shim WROTE: not a cwd and NUL-terminated paths');
+  }
+  return { cwd: words[0]!, paths: words.slice(1, -1).filter((p) => p !== '') };
 }
 
 /** A FRESH frame (the TypeScript fallback shim's side). */

@@ -50,6 +50,7 @@ enum {
   FR_REQUEST = 0x01,
   FR_CANCEL = 0x02,
   FR_FRESH = 0x03,
+  FR_WROTE = 0x04,
   FR_STDOUT = 0x11,
   FR_STDERR = 0x12,
   FR_EXIT = 0x13,
@@ -791,6 +792,45 @@ static int connect_coordinator(const char *path, int *err, const char **what) {
   return fd;
 }
 
+/* A line run here without asking (the --mp-local list) still writes its
+ * targets: the coordinator learns which (WROTE, answered by nothing), so a
+ * node that reads them later in this build revalidates them first. Sent
+ * before the line runs. Best effort: a coordinator that cannot be reached
+ * changes nothing for the line. `also`: more targets, blank-separated. */
+static void tell_written(const char *sock, const char *target, const char *also) {
+  if (sock == NULL || sock[0] == '\0' || target == NULL || target[0] == '\0') return;
+  char *cwd = getcwd(NULL, 0);
+  if (cwd == NULL) return;
+  size_t cl = strlen(cwd) + 1, tl = strlen(target) + 1, al = also != NULL ? strlen(also) + 1 : 0;
+  size_t len = 1 + cl + tl + al;
+  unsigned char *f = len <= MAX_FRAME_BYTES ? malloc(4 + len) : NULL;
+  if (f == NULL) {
+    free(cwd);
+    return;
+  }
+  put_u32(f, (uint32_t)len);
+  f[4] = FR_WROTE;
+  memcpy(f + 5, cwd, cl);
+  memcpy(f + 5 + cl, target, tl);
+  if (al > 0) {
+    unsigned char *a = f + 5 + cl + tl;
+    memcpy(a, also, al);
+    for (size_t i = 0; i < al; i++)
+      if (a[i] == ' ' || a[i] == '\t') a[i] = '\0';
+  }
+  free(cwd);
+  int err = 0;
+  const char *what = "";
+  int fd = connect_coordinator(sock, &err, &what);
+  if (fd >= 0) {
+    sock_fd = fd;
+    (void)sock_send_all(f, 4 + len);
+    close(fd);
+    sock_fd = -1;
+  }
+  free(f);
+}
+
 static unsigned char *build_request(int argc, char **argv, const char *cwd, size_t *out_len) {
   size_t envc = 0, total = 5 + 28 + strlen(cwd) + 1;
   for (int i = 0; i < argc; i++) total += strlen(argv[i]) + 1;
@@ -1043,7 +1083,10 @@ int main(int argc, char **argv) {
   /* 5. recursive make: the sub-make must join our jobserver pool here */
   if (is_recursive(line, make_name, getenv("MPMAKE_JOBSERVER_TEXTUAL"))) exec_shell(shell, argv);
   /* 6. cheap commands on MPMAKE_LOCAL */
-  if (is_local_command(line, getenv("MPMAKE_LOCAL"))) exec_shell(shell, argv);
+  if (is_local_command(line, getenv("MPMAKE_LOCAL"))) {
+    tell_written(sock, getenv("MPMAKE_TARGET"), NULL);
+    exec_shell(shell, argv);
+  }
 
   /* 7. ask the coordinator */
   char *cwd = getcwd(NULL, 0);
@@ -1211,7 +1254,10 @@ static int exec_mode_main(int argc, char **argv) {
   }
   /* A sub-make joins our pool here, and gets the preload back. */
   if (is_recursive(line, make_name, textual)) exec_program(1, argv);
-  if (is_local_command(line, local)) exec_program(0, argv);
+  if (is_local_command(line, local)) {
+    tell_written(sock, getenv("__MPMAKE_TARGET"), getenv("__MPMAKE_ALSO"));
+    exec_program(0, argv);
+  }
   free(joined);
 
   char *cwd = getcwd(NULL, 0);

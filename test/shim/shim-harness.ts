@@ -14,6 +14,8 @@ import {
   ShimFrameReader,
   decodeFresh,
   decodeRequest,
+  decodeWrote,
+  type LocalWrites,
   exitFrame,
   shimFrame,
   type FreshReport,
@@ -178,6 +180,8 @@ export type Handler = (conn: FakeConn) => void | Promise<void>;
 export class FakeCoordinator {
   readonly conns: FakeConn[] = [];
   readonly errors: Error[] = [];
+  /** WROTE frames: the targets of lines the shim ran by itself. */
+  readonly wrote: LocalWrites[] = [];
   private server: net.Server;
   private sockets = new Set<net.Socket>();
   private requestWaiters: Array<(c: FakeConn) => void> = [];
@@ -239,6 +243,8 @@ export class FakeCoordinator {
           this.conns.push(c);
           for (const w of this.requestWaiters.splice(0)) w(c);
           Promise.resolve(this.handler(c)).catch((e: Error) => this.errors.push(e));
+        } else if (f.type === ShimFrame.Wrote && conn === null) {
+          this.wrote.push(decodeWrote(f.payload));
         } else if (f.type === ShimFrame.Fresh && conn !== null) {
           conn.fresh.push(decodeFresh(f.payload));
         } else if (f.type === ShimFrame.Cancel && conn !== null) {

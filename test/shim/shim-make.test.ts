@@ -9,6 +9,7 @@ import path from 'node:path';
 import { installShim } from '../../lib/shim/install-shim.js';
 import {
   FakeCoordinator,
+  delay,
   ensureNativeShim,
   run,
   shimEnv,
@@ -99,12 +100,19 @@ for (const s of shims) {
     t.test('$(shell) and MPMAKE_LOCAL lines stay local; others reach the fake', async (t) => {
       const fc = await echoingFake(t);
       const dir = project({ Makefile: SHELL_AND_LOCAL });
-      const r = await run('make', [`SHELL=${s.shell}`], {
+      // MPMAKE_TARGET=$@ as mpmake passes it when make cannot be interposed.
+      const r = await run('make', [`SHELL=${s.shell}`, 'MPMAKE_TARGET=$@'], {
         cwd: dir,
         env: makeEnv(fc.path, { MPMAKE_LOCAL: 'mkdir rm touch' }),
       });
       t.equal(r.code, 0, explain(r));
       t.same(fc.lines, ['echo remote shellx'], 'only the ordinary line was sent');
+      await delay(50);
+      t.same(
+        fc.wrote,
+        [{ cwd: fs.realpathSync(dir), paths: ['out'] }],
+        'the local line named its target first (WROTE), nothing else',
+      );
       t.match(r.stdout.toString(), /fake ran: echo remote shellx\n/);
       t.ok(fs.statSync(path.join(dir, 'out')).isDirectory(), 'mkdir -p out ran here');
       const req = fc.requests[0]!;
