@@ -134,6 +134,21 @@ const agent: CommandModule = {
         type: 'boolean',
         describe: 'started as root without --user: run jobs as root anyway',
       })
+      .option('auth', {
+        type: 'string',
+        describe:
+          'secret (default): clients prove the shared secret; munge: each client proves its ' +
+          'uid with a MUNGE credential and its jobs run as that user (the agent runs as root)',
+      })
+      .option('min-uid', {
+        type: 'string',
+        describe:
+          'with --auth munge: the lowest uid whose jobs run here, root aside (default: 1000)',
+      })
+      .option('munge-socket', {
+        type: 'string',
+        describe: "with --auth munge: munged's socket (default: /run/munge/munge.socket.2)",
+      })
       .option('exit-with-stdin', {
         type: 'boolean',
         describe: 'shut down when stdin ends (an agent started by a program dies with it)',

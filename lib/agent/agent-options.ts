@@ -1,11 +1,13 @@
-import { realpath, stat } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { access, realpath, stat } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
-import { isAbsolute } from 'node:path';
+import { isAbsolute, join } from 'node:path';
 import { UsageError } from '../errors.js';
 import { AllowList, LOOPBACK_NETWORKS } from './allow-list.js';
 import { nativeLauncher } from './job-command.js';
 import { DEFAULT_MAX_HANDSHAKES } from './pending-connections.js';
 import { lookupUser, unsafePathReason, type RunAs } from './run-as.js';
+import { DEFAULT_MUNGE_SOCKET } from '../protocol/munge.js';
 import { readSecretFile } from '../protocol/secret-file.js';
 import { isLoopbackHost } from '../protocol/tls.js';
 
@@ -39,6 +41,23 @@ export interface RawAgentOptions {
   user?: string | undefined;
   /** Allow running jobs as root. */
   allowRoot?: boolean | undefined;
+  /** How clients authenticate: `secret` (default) or `munge`. */
+  auth?: string | undefined;
+  /** With munge: the lowest uid accepted (root aside, which needs allowRoot). */
+  minUid?: string | number | undefined;
+  /** With munge: munged's socket. */
+  mungeSocket?: string | undefined;
+}
+
+/** `--min-uid`'s default: the first uid Debian gives a person. */
+export const DEFAULT_MIN_UID = 1000;
+
+/** `--auth munge`: each client proves its uid with a MUNGE credential; its jobs run as it. */
+export interface MungeMode {
+  /** The lowest uid whose jobs run here (root aside: `--allow-root`). */
+  minUid: number;
+  /** munged's socket. */
+  socket: string;
 }
 
 /** Validated agent options; everything the agent needs, nothing left to check. */
@@ -68,6 +87,8 @@ export interface AgentOptions {
   runAs?: RunAs | undefined;
   /** `--allow-root`: jobs may run as root. */
   allowRoot?: boolean;
+  /** `--auth munge`; absent: the shared secret (or nothing) authenticates. */
+  munge?: MungeMode | undefined;
 }
 
 /** Splits `HOST:PORT` (or `[V6]:PORT`). */
@@ -138,7 +159,31 @@ export async function resolveAgentOptions(raw: RawAgentOptions): Promise<AgentOp
     positiveInteger(raw.maxUnauthenticated, '--max-unauthenticated') ?? DEFAULT_MAX_HANDSHAKES;
   if (raw.id !== undefined && raw.id.trim() === '')
     throw new UsageError('--name must not be empty');
-  if (raw.secretFile === undefined && !raw.insecure && !isLoopbackHost(host)) {
+  const munge = mungeMode(raw);
+  if (munge !== undefined && raw.user !== undefined) {
+    throw new UsageError(
+      '--user does not go with --auth munge: jobs run as the user each client proves to be',
+    );
+  }
+  if (
+    munge !== undefined &&
+    raw.secretFile === undefined &&
+    !raw.insecure &&
+    !isLoopbackHost(host)
+  ) {
+    throw new UsageError(
+      `refusing to listen on ${host}:${port}, which is not a loopback address, without ` +
+        '--secret-file: --auth munge proves who each client is, but the jobs and their ' +
+        'environments would cross the network in plaintext. Pass --secret-file FILE (TLS is ' +
+        'keyed by it), or --insecure on a network you trust',
+    );
+  }
+  if (
+    munge === undefined &&
+    raw.secretFile === undefined &&
+    !raw.insecure &&
+    !isLoopbackHost(host)
+  ) {
     throw new UsageError(
       `refusing to listen on ${host}:${port}, which is not a loopback address, without ` +
         `--secret-file: anyone who can connect could run commands here. Pass ` +
@@ -168,7 +213,7 @@ export async function resolveAgentOptions(raw: RawAgentOptions): Promise<AgentOp
   const allow =
     allowArgs.length > 0
       ? new AllowList(allowArgs)
-      : secret === undefined
+      : secret === undefined && munge === undefined
         ? new AllowList(LOOPBACK_NETWORKS)
         : undefined;
   const runAs = raw.user === undefined ? undefined : await lookupUser(raw.user);
@@ -188,6 +233,35 @@ export async function resolveAgentOptions(raw: RawAgentOptions): Promise<AgentOp
     allow,
     runAs,
     allowRoot: raw.allowRoot === true,
+    munge,
+  };
+}
+
+/** `--auth`, `--min-uid`, `--munge-socket`, checked. */
+function mungeMode(raw: RawAgentOptions): MungeMode | undefined {
+  const auth = raw.auth ?? 'secret';
+  if (auth !== 'secret' && auth !== 'munge') {
+    throw new UsageError(`--auth must be secret or munge, got ${JSON.stringify(raw.auth)}`);
+  }
+  if (auth !== 'munge') {
+    if (raw.minUid !== undefined || raw.mungeSocket !== undefined) {
+      throw new UsageError('--min-uid and --munge-socket go with --auth munge');
+    }
+    return undefined;
+  }
+  const minUidText = raw.minUid === undefined ? undefined : String(raw.minUid).trim();
+  if (
+    minUidText !== undefined &&
+    (!/^\d{1,10}$/.test(minUidText) || Number(minUidText) >= 2 ** 32)
+  ) {
+    throw new UsageError(`--min-uid must be a uid (0 or more), got ${JSON.stringify(raw.minUid)}`);
+  }
+  if (raw.mungeSocket !== undefined && !isAbsolute(raw.mungeSocket)) {
+    throw new UsageError(`--munge-socket must be an absolute path, got ${raw.mungeSocket}`);
+  }
+  return {
+    minUid: minUidText === undefined ? DEFAULT_MIN_UID : Number(minUidText),
+    socket: raw.mungeSocket ?? DEFAULT_MUNGE_SOCKET,
   };
 }
 
@@ -199,6 +273,7 @@ export async function resolveAgentOptions(raw: RawAgentOptions): Promise<AgentOp
  */
 export async function checkRunAs(options: AgentOptions, euid: number): Promise<AgentOptions> {
   const { runAs } = options;
+  if (options.munge !== undefined) return checkMunge(options, euid);
   if (runAs === undefined) {
     if (euid === 0 && !options.allowRoot) {
       throw new UsageError(
@@ -234,4 +309,48 @@ export async function checkRunAs(options: AgentOptions, euid: number): Promise<A
     );
   }
   return options;
+}
+
+/**
+ * `--auth munge`: jobs run as each client's own uid, so a root agent needs
+ * a launcher only root can replace (as for --user); munge and unmunge must
+ * be there. Not as root, the agent takes only its own uid.
+ */
+async function checkMunge(options: AgentOptions, euid: number): Promise<AgentOptions> {
+  for (const cmd of ['munge', 'unmunge']) {
+    if (!(await commandExists(cmd))) {
+      throw new UsageError(
+        `--auth munge needs MUNGE's ${cmd} command and a running munged ` +
+          '(Debian: apt install munge; see README, "Many users: MUNGE")',
+      );
+    }
+  }
+  if (euid !== 0) return options;
+  const launcher = nativeLauncher();
+  if (launcher === undefined) {
+    throw new UsageError(
+      '--auth munge as root needs the job launcher build/mpmake-exec (run `make build`): ' +
+        "it is what drops to each user's uid, gid and groups",
+    );
+  }
+  const unsafe = await unsafePathReason(launcher);
+  if (unsafe !== undefined) {
+    throw new UsageError(
+      `--auth munge: the job launcher runs as root before it drops to each user, but ${unsafe}; ` +
+        'install mpmake where only root can write',
+    );
+  }
+  return options;
+}
+
+async function commandExists(name: string): Promise<boolean> {
+  for (const dir of (process.env['PATH'] ?? '/usr/bin:/bin').split(':').filter(Boolean)) {
+    try {
+      await access(join(dir, name), constants.X_OK);
+      return true;
+    } catch {
+      // not in this directory
+    }
+  }
+  return false;
 }

@@ -30,6 +30,9 @@ import { parseSignal } from './job-process.js';
 import { sharedLeaseBoard, type Lease } from './lease-board.js';
 import type { JobScheduler } from './job-scheduler.js';
 import { probeAs } from './probe.js';
+import { authenticateMunge } from './munge-auth.js';
+import { channelBinding } from '../protocol/munge.js';
+import type { RunAs } from './run-as.js';
 import { RemoteJob } from './remote-job.js';
 
 /**
@@ -56,6 +59,8 @@ const MAX_UNSENT_BYTES = 64 * 1024 * 1024;
  * wait for the welcome before sending anything else.
  */
 export const PRE_AUTH_MAX_FRAME_BYTES = 64 * 1024;
+/** Messages held while a MUNGE credential is checked (clients send none before the welcome). */
+const MAX_HELD_MESSAGES = 16;
 
 /** What every session shares: the node's facts, options and slots. */
 export interface AgentContext {
@@ -115,6 +120,12 @@ export class AgentSession {
   private readonly endpoint: string;
   /** What both proofs cover, once the client's auth has come. */
   private binding: HandshakeBinding | undefined;
+  /** Whom this connection's jobs run as: `--user`, or the user a MUNGE credential proved. */
+  private runAs: RunAs | undefined;
+  /** The MUNGE-proven user's name; undefined without --auth munge. */
+  private provenUser: string | undefined;
+  /** Messages that came while a MUNGE credential was being checked. */
+  private held: ClientToAgent[] | undefined;
 
   constructor(
     socket: Socket,
@@ -128,6 +139,7 @@ export class AgentSession {
     this.address = from ? from.address : socket.remoteAddress;
     this.peer = `${this.address}:${from ? from.port : socket.remotePort}`;
     this.endpoint = endpointOf(socket.localAddress, socket.localPort);
+    this.runAs = ctx.options.runAs;
     socket.setKeepAlive(true, 30_000);
     this.channel = new Channel(socket, {
       check: checkClientMessage,
@@ -144,6 +156,7 @@ export class AgentSession {
       challenge: this.challenge,
       authRequired: ctx.options.secret !== undefined,
       nodeId: ctx.nodeId,
+      ...(ctx.options.munge ? { munge: true } : {}),
     });
     this.authTimer = setTimeout(() => {
       this.refuse('MPM_ERR_AUTH', 'no auth within the time limit', 'did not authenticate in time');
@@ -199,6 +212,13 @@ export class AgentSession {
   }
 
   private onHandshake(message: ClientToAgent): void {
+    if (this.held !== undefined) {
+      // A MUNGE credential is being checked: what follows waits for the verdict.
+      if (this.held.length >= MAX_HELD_MESSAGES) {
+        this.refuse('MPM_ERR_AUTH', 'authenticate first', 'sent too much before the welcome');
+      } else this.held.push(message);
+      return;
+    }
     if (message.type !== 'auth') {
       this.refuse('MPM_ERR_AUTH', 'authenticate first', `sent ${message.type} before auth`);
       return;
@@ -211,8 +231,8 @@ export class AgentSession {
       );
       return;
     }
-    const { secret, tls } = this.ctx.options;
-    if (secret !== undefined) {
+    const { secret, tls, munge } = this.ctx.options;
+    if (secret !== undefined || munge !== undefined) {
       const { nonce, endpoint } = message;
       if (nonce === undefined || endpoint === undefined) {
         this.refuse(
@@ -223,7 +243,7 @@ export class AgentSession {
         return;
       }
       const binding = { challenge: this.challenge, nonce, nodeId: this.ctx.nodeId, endpoint };
-      if (!verifyClientProof(secret, binding, message.proof)) {
+      if (secret !== undefined && !verifyClientProof(secret, binding, message.proof)) {
         this.refuse('MPM_ERR_AUTH', 'authentication failed', 'authentication failed');
         return;
       }
@@ -240,8 +260,56 @@ export class AgentSession {
         return;
       }
       this.binding = binding;
+      if (munge !== undefined) {
+        if (message.munge === undefined) {
+          this.refuse(
+            'MPM_ERR_AUTH',
+            'this agent authenticates by MUNGE (--auth munge): set MPMAKE_AUTH=munge, ' +
+              '--mp-auth=munge or config "auth": "munge"',
+            'sent no MUNGE credential',
+          );
+          return;
+        }
+        this.held = [];
+        void this.checkMunge(message, message.munge, binding);
+        return;
+      }
     }
     this.onAuthenticated(message);
+  }
+
+  /** `--auth munge`: the client's uid from its credential; its jobs run as that user. */
+  private async checkMunge(
+    auth: AuthMessage,
+    credential: string,
+    binding: HandshakeBinding,
+  ): Promise<void> {
+    const { options } = this.ctx;
+    const outcome = await authenticateMunge(
+      {
+        munge: options.munge!,
+        allowRoot: options.allowRoot === true,
+        euid: process.geteuid?.() ?? -1,
+      },
+      credential,
+      binding,
+      channelBinding(this.channel.socket),
+    ).catch((err: Error) => ({
+      code: 'MPM_ERR_MUNGE_CRED' as const,
+      refused: 'authentication failed',
+      log: err.message,
+    }));
+    const held = this.held ?? [];
+    this.held = undefined;
+    if (this.state !== 'handshake') return;
+    if ('refused' in outcome) {
+      this.refuse(outcome.code, outcome.refused, printable(outcome.log));
+      return;
+    }
+    this.runAs = outcome.runAs;
+    this.provenUser = outcome.user;
+    this.onAuthenticated(auth, outcome.credential);
+    for (const m of held) this.onMessage(m);
   }
 
   private armSilenceTimer(): void {
@@ -252,7 +320,7 @@ export class AgentSession {
     }, this.silenceMs);
   }
 
-  private onAuthenticated(auth: AuthMessage): void {
+  private onAuthenticated(auth: AuthMessage, mungeCredential?: string): void {
     clearTimeout(this.authTimer);
     this.state = 'ready';
     this.onReady?.(this);
@@ -265,10 +333,16 @@ export class AgentSession {
     }
     this.armSilenceTimer();
     this.lease = sharedLeaseBoard().open(this.leaseMs);
-    this.client = printable(`${c.user}@${c.host} pid ${c.pid} build ${c.build}`);
-    this.fairUser = `${c.user}@${c.host}`;
-    this.ctx.log(`${this.peer}: authenticated (${this.client})`);
-    this.status = trackClient(this.ctx, auth.client, this.jobs, this.fairUser);
+    // A MUNGE-proven user is who it is, whatever the client calls itself;
+    // its fair share and status line go by that name.
+    const user = this.provenUser ?? c.user;
+    this.client = printable(`${user}@${c.host} pid ${c.pid} build ${c.build}`);
+    this.fairUser = this.provenUser ?? `${c.user}@${c.host}`;
+    this.ctx.log(
+      `${this.peer}: authenticated (${this.client})` +
+        (this.provenUser !== undefined ? ` by MUNGE; its jobs run as ${this.provenUser}` : ''),
+    );
+    this.status = trackClient(this.ctx, { ...auth.client, user }, this.jobs, this.fairUser);
     const { ctx } = this;
     const secret = ctx.options.secret;
     this.send({
@@ -282,6 +356,7 @@ export class AgentSession {
       clockMs: Date.now(),
       // Mutual authentication: the client learns we hold the secret too.
       ...(secret && this.binding ? { proof: proveAgent(secret, this.binding) } : {}),
+      ...(mungeCredential !== undefined ? { munge: mungeCredential } : {}),
     });
     this.send(ctx.loadMessage());
   }
@@ -340,7 +415,7 @@ export class AgentSession {
       { send: (m) => this.send(m) },
       this.ctx.log,
       (j) => this.onJobFinished(j),
-      options.runAs,
+      this.runAs,
       options.roots,
       reservation,
       this.lease,
@@ -433,8 +508,7 @@ export class AgentSession {
 
   private probe(message: ProbeMessage): void {
     // As the job's user, through the launcher (see probeAs).
-    const { roots, runAs } = this.ctx.options;
-    void probeAs(message.path, message.content, runAs, roots)
+    void probeAs(message.path, message.content, this.runAs, this.ctx.options.roots)
       .catch((err: Error) => ({ ok: false, reason: `cannot probe: ${err.message}` }))
       .then(({ ok, reason }) => {
         if (this.state === 'ready') {

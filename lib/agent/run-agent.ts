@@ -25,10 +25,17 @@ export async function runAgent(raw: RawAgentOptions): Promise<number> {
         'path can read jobs and their environments, and relay or change them',
     );
   }
+  const { munge } = options;
+  const who = munge
+    ? `each client's own user, proved by MUNGE (${munge.socket}; uid >= ${munge.minUid}` +
+      `${options.allowRoot ? ' or root' : ''})`
+    : runAs
+      ? `${runAs.name} (uid ${runAs.uid})`
+      : 'this user';
   logToStderr(
     `secret ${options.secret ? 'required' : 'NOT required'}; TLS ${options.tls ? 'on' : 'off'}; ` +
       `clients from ${allow ? allow.toString() : 'anywhere'}; ` +
-      `jobs run as ${runAs ? `${runAs.name} (uid ${runAs.uid})` : 'this user'}; ` +
+      `jobs run as ${who}; ` +
       `roots ${options.roots.join(', ')}`,
   );
   return new Promise((resolve) => {

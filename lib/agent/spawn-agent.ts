@@ -57,9 +57,12 @@ export function spawnLocalAgent(opts: SpawnLocalAgentOptions): Promise<LocalAgen
     opts.secretFile === false ? undefined : (opts.secretFile ?? localSecret().path);
   // A child agent has its parent's privileges, no more: under a root
   // parent (a container's test run) it may run jobs as root, unless the
-  // caller chose a --user.
+  // caller chose a --user (or --auth munge: each client's own user).
   const asRoot =
-    process.geteuid?.() === 0 && !extra.includes('--user') && !extra.includes('--allow-root');
+    process.geteuid?.() === 0 &&
+    !extra.includes('--user') &&
+    !extra.includes('--auth') &&
+    !extra.includes('--allow-root');
   const args = [
     join(packageRoot(), 'dist', 'cli', 'mpm.js'),
     'agent',

@@ -25,6 +25,7 @@ import {
   type HelloMessage,
   type WelcomeMessage,
 } from '../protocol/messages.js';
+import { channelBinding } from '../protocol/munge.js';
 import { connectTls, isTlsError } from '../protocol/tls.js';
 import {
   CLOSED_BEFORE_HELLO,
@@ -34,8 +35,14 @@ import {
   secretRefused,
 } from './connect-problem.js';
 import type { HostSpec } from './host-list.js';
+import { agentCredentialProblem, clientCredential, mungeMismatch } from './munge-client.js';
 
 export type AgentChannel = Channel<AgentToClient, ClientToAgent>;
+
+/** Messages held while the agent's MUNGE credential is checked (loads, at most). */
+const MAX_HELD_MESSAGES = 16;
+/** An agent's error codes that say trying again will not help. */
+const REFUSALS = new Set(['MPM_ERR_AUTH', 'MPM_ERR_MUNGE_CRED', 'MPM_ERR_UID_REFUSED']);
 
 export interface DialOptions {
   /** The cluster secret (the spec's own one wins). */
@@ -67,15 +74,20 @@ export interface DialHandlers {
   closed(err: Error | undefined, how: { authed: boolean; refused: boolean }): void;
 }
 
-/** The auth message that answers `hello` on `socket` (exported for tests and tools). */
+/**
+ * The auth message that answers `hello` on `socket` (exported for tests and
+ * tools). `bound`: make the binding (nonce, endpoint) even without a
+ * secret, for a MUNGE credential over it.
+ */
 export function authFor(
   secret: Buffer | undefined,
   hello: HelloMessage,
   socket: Socket,
   client: AuthMessage['client'],
+  bound = false,
 ): { auth: AuthMessage; binding: HandshakeBinding | undefined } {
   const endpoint = endpointOf(socket.remoteAddress, socket.remotePort);
-  if (!secret) {
+  if (!secret && !bound) {
     return {
       auth: { type: 'auth', version: PROTOCOL_VERSION, proof: new Uint8Array(0), client, endpoint },
       binding: undefined,
@@ -88,7 +100,7 @@ export function authFor(
     nodeId: hello.nodeId,
     endpoint,
   };
-  const proof = proveClient(secret, binding);
+  const proof = secret ? proveClient(secret, binding) : new Uint8Array(0);
   return {
     auth: {
       type: 'auth',
@@ -134,6 +146,9 @@ export function dialAgent(
   let hello: HelloMessage | undefined;
   let binding: HandshakeBinding | undefined;
   let authed = false;
+  const munge = spec.munge;
+  /** Messages after the welcome while the agent's MUNGE credential is checked. */
+  let held: AgentToClient[] | undefined;
   let refused = false;
   const refuse = (err: Error): void => {
     refused = true;
@@ -148,9 +163,23 @@ export function dialAgent(
     channel.destroy(new Error(why));
   }, options.timeoutMs);
 
+  const becomeReady = (welcome: WelcomeMessage): void => {
+    authed = true;
+    clearTimeout(timer);
+    on.ready(welcome);
+    for (const m of held ?? []) if (!channel.isClosed) on.message(m);
+    held = undefined;
+  };
   channel.on('message', (m) => {
     if (authed) {
       on.message(m);
+      return;
+    }
+    if (held !== undefined) {
+      // The agent's credential is being checked: its load reports wait.
+      if (held.length >= MAX_HELD_MESSAGES) {
+        channel.destroy(new Error('the agent sent too much before its welcome [MPM_ERR_PROTOCOL]'));
+      } else held.push(m);
       return;
     }
     switch (m.type) {
@@ -182,10 +211,26 @@ export function dialAgent(
           );
           return;
         }
-        const made = authFor(secret, m, socket, options.client);
+        const mismatch = mungeMismatch(spec, m, munge);
+        if (mismatch !== undefined) {
+          refuse(mismatch);
+          return;
+        }
+        const made = authFor(secret, m, socket, options.client, munge !== undefined);
         binding = made.binding;
-        channel.send(made.auth);
-        on.authSent?.();
+        if (munge === undefined || binding === undefined) {
+          channel.send(made.auth);
+          on.authSent?.();
+          return;
+        }
+        void clientCredential(binding, channelBinding(socket), munge).then(
+          (credential) => {
+            if (channel.isClosed) return;
+            channel.send({ ...made.auth, munge: credential });
+            on.authSent?.();
+          },
+          (err: Error) => refuse(err),
+        );
         return;
       }
       case 'welcome':
@@ -207,12 +252,23 @@ export function dialAgent(
           );
           return;
         }
-        authed = true;
-        clearTimeout(timer);
-        on.ready(m);
+        if (munge === undefined || binding === undefined) {
+          becomeReady(m);
+          return;
+        }
+        // Nothing of the build goes to an agent that cannot show a credential
+        // from this cluster's MUNGE key, made by root for this handshake.
+        held = [];
+        void agentCredentialProblem(m.munge, binding, channelBinding(socket), munge).then(
+          (problem) => {
+            if (channel.isClosed) return;
+            if (problem === undefined) becomeReady(m);
+            else refuse(problem);
+          },
+        );
         return;
       case 'error': {
-        if (m.code === 'MPM_ERR_AUTH') refused = true;
+        if (REFUSALS.has(m.code)) refused = true;
         // A plain refusal of a proof is a wrong secret; a bound one that fails
         // for the endpoint (a relay) says so itself.
         const wrongSecret =

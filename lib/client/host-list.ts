@@ -18,6 +18,17 @@ export interface HostSpec {
   secret?: Buffer;
   /** Connect with TLS (the agent runs with `--tls`); set on every agent by `--mp-tls`. */
   tls?: boolean;
+  /** Prove our uid with a MUNGE credential (agents with `--auth munge`); set by `--mp-auth=munge`. */
+  munge?: MungeClientMode;
+}
+
+/** `--mp-auth=munge`: where our munged listens, and where that setting came from. */
+export interface MungeClientMode {
+  socket: string;
+  /** The flag, variable or config key that chose MUNGE, to name in errors. */
+  from: string;
+  /** The one that named the socket, if any (else munge's default). */
+  socketFrom?: string | undefined;
 }
 
 /** distcc host options that have no meaning here: accepted, with a note. */

@@ -26,7 +26,8 @@ import type { WireText } from '../protocol/messages.js';
  * (`postgres://app:pw@db/prod`) is held back, and a `*_FILE` variable whose
  * value is a path (`/…`, `./…`, `../…`, `~/…`) is shipped: it names a file,
  * not the secret. MPMAKE_SECRET_FILE is always shipped (each node has its
- * own copy; `mpm exec -- mpmake` on a node needs the name).
+ * own copy; `mpm exec -- mpmake` on a node needs the name), and so is
+ * MPMAKE_AUTH (`munge` or `secret`).
  * Case does not matter. `--mp-env-deny` patterns hold back more names;
  * `--mp-env-allow` names or patterns are shipped whatever the rules say.
  * Each decision comes with the rule that made it, for the end-of-build line.
@@ -91,7 +92,7 @@ export const NOT_PASS_WORDS: ReadonlySet<string> = new Set([
 ]);
 
 /** Names the rules would catch that are not secrets. */
-const NOT_SECRETS: ReadonlySet<string> = new Set(['MPMAKE_SECRET_FILE']);
+const NOT_SECRETS: ReadonlySet<string> = new Set(['MPMAKE_SECRET_FILE', 'MPMAKE_AUTH']);
 
 /** A URL whose user information carries a password: `scheme://user:password@host`. */
 const URL_WITH_PASSWORD = /[a-z][a-z0-9+.-]*:\/\/[^\s/?#@:]*:[^\s/?#@]*@/i;

@@ -1,9 +1,10 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
-import { join } from 'node:path';
+import { isAbsolute, join } from 'node:path';
 import { fileProblem, OutputPathError, UsageError } from '../errors.js';
 import { outputPathProblem } from '../output-file.js';
-import { parseHostList, type HostSpec } from '../client/host-list.js';
+import { parseHostList, type HostSpec, type MungeClientMode } from '../client/host-list.js';
+import { DEFAULT_MUNGE_SOCKET } from '../protocol/munge.js';
 import { isLoopbackHost } from '../protocol/tls.js';
 
 /** mpmake's own options, after flags, environment and config file are merged. */
@@ -77,6 +78,8 @@ const SPEC: Record<string, { kind: Kind; env: string; key: string }> = {
   'fs-wait': { kind: 'ms', env: 'MPMAKE_FS_WAIT', key: 'fsWaitMs' },
   tls: { kind: 'bool', env: 'MPMAKE_TLS', key: 'tls' },
   insecure: { kind: 'bool', env: 'MPMAKE_INSECURE', key: 'insecure' },
+  auth: { kind: 'string', env: 'MPMAKE_AUTH', key: 'auth' },
+  'munge-socket': { kind: 'string', env: 'MPMAKE_MUNGE_SOCKET', key: 'mungeSocket' },
   'env-allow': { kind: 'string', env: 'MPMAKE_ENV_ALLOW', key: 'envAllow' },
   'env-deny': { kind: 'string', env: 'MPMAKE_ENV_DENY', key: 'envDeny' },
   config: { kind: 'string', env: 'MPMAKE_CONFIG', key: 'config' },
@@ -258,13 +261,14 @@ export function parseArgs(
     );
   }
   const notes: string[] = [];
+  const munge = mungeMode(get('auth'), get('munge-socket'));
   const parsedHosts = withTls(
     hosts ? parseHostList(hosts.value, hosts.from, notes) : [],
     tls,
     insecure,
     from,
     notes,
-  );
+  ).map((h) => (h.local || munge === undefined ? h : { ...h, munge }));
   const options: MpmakeOptions = {
     hosts: parsedHosts,
     secretFile,
@@ -294,6 +298,28 @@ export function parseArgs(
     notes,
   };
   return { options, makeArgv };
+}
+
+/** `--mp-auth` and `--mp-munge-socket`: undefined for the shared secret. */
+function mungeMode(
+  auth: { value: string; from: string } | undefined,
+  socket: { value: string; from: string } | undefined,
+): MungeClientMode | undefined {
+  const mode = oneOf(auth, ['secret', 'munge'] as const, 'secret');
+  if (mode === 'secret') {
+    if (socket !== undefined) {
+      throw new UsageError(`${socket.from} goes with --mp-auth=munge (MPMAKE_AUTH=munge)`);
+    }
+    return undefined;
+  }
+  if (socket !== undefined && !isAbsolute(socket.value)) {
+    throw new UsageError(`${socket.from} must be an absolute path, not "${socket.value}"`);
+  }
+  return {
+    socket: socket?.value ?? DEFAULT_MUNGE_SOCKET,
+    from: auth!.from,
+    socketFrom: socket?.from,
+  };
 }
 
 /** A value that must be one of `choices`, or `dflt` when not given. */
@@ -375,6 +401,11 @@ Options (environment variable; config file key):
                            MPMAKE_TLS=0 turns it off, with a warning]
   --mp-insecure            plaintext to hosts off loopback (agents run with
                            --insecure), with a warning (MPMAKE_INSECURE=1; insecure)
+  --mp-auth=MODE           secret (default), or munge: prove your uid with a MUNGE
+                           credential; your jobs run as you on agents run with
+                           --auth munge (MPMAKE_AUTH; auth)
+  --mp-munge-socket=PATH   munged's socket (MPMAKE_MUNGE_SOCKET; mungeSocket)
+                           [/run/munge/munge.socket.2]
   --mp-env-allow=NAMES     ship these variables even though they look like
                            secrets: NAME or PATTERN, comma-separated
                            (MPMAKE_ENV_ALLOW; envAllow)

@@ -14,6 +14,7 @@
 import { Type, type Static, type TObject } from '@sinclair/typebox';
 import { TypeCompiler, type TypeCheck } from '@sinclair/typebox/compiler';
 import { MAX_NONCE_BYTES } from './auth.js';
+import { MAX_CREDENTIAL_CHARS } from './munge.js';
 
 /**
  * Protocol version; an agent refuses a client with another one. 2: proofs
@@ -36,6 +37,8 @@ const Num = Type.Number();
 const Name = Type.String({ maxLength: 1024 });
 /** An HMAC proof (32 bytes today; empty when no secret is set). */
 const Proof = Type.Uint8Array({ maxByteLength: 64 });
+/** A MUNGE credential (text; a real one is ~200 characters). */
+const Credential = Type.String({ minLength: 1, maxLength: MAX_CREDENTIAL_CHARS });
 /** An error code such as MPM_ERR_AUTH. */
 const Code = Type.String({ maxLength: 64 });
 
@@ -97,6 +100,8 @@ const HelloSchema = Type.Object({
   authRequired: Type.Boolean(),
   /** The agent's name (its welcome's nodeId): both proofs cover it. */
   nodeId: Name,
+  /** The agent authenticates clients by MUNGE credential (`--auth munge`). */
+  munge: Type.Optional(Type.Boolean()),
 });
 export type HelloMessage = Static<typeof HelloSchema>;
 
@@ -118,6 +123,8 @@ const WelcomeSchema = Type.Object({
   clockMs: Num,
   /** proveAgent(secret, binding) (auth.ts): present when the agent has a secret. */
   proof: Type.Optional(Proof),
+  /** With --auth munge: the agent's own MUNGE credential over agentPayload(binding) (munge.ts). */
+  munge: Type.Optional(Credential),
 });
 export type WelcomeMessage = Static<typeof WelcomeSchema>;
 
@@ -289,6 +296,11 @@ const AuthSchema = Type.Object({
    * own (a relayed handshake). Required when the agent has a secret.
    */
   endpoint: Type.Optional(Type.String({ maxLength: 64 })),
+  /**
+   * For an agent with --auth munge: a MUNGE credential over
+   * clientPayload(binding) (munge.ts); nonce and endpoint are then required.
+   */
+  munge: Type.Optional(Credential),
 });
 export type AuthMessage = Static<typeof AuthSchema>;
 

@@ -1,0 +1,132 @@
+/**
+ * The agent's side of `--auth munge`: who a client is, from its MUNGE
+ * credential, and the agent's own credential for the welcome.
+ */
+import type { HandshakeBinding } from '../protocol/auth.js';
+import {
+  agentPayload,
+  clientPayload,
+  mungeDecode,
+  mungeEncode,
+  MungeError,
+} from '../protocol/munge.js';
+import type { MungeMode } from './agent-options.js';
+import { lookupUser, type RunAs } from './run-as.js';
+
+/** A client that proved its uid: whom its jobs run as. */
+export interface MungeClient {
+  /** The user's name, from this node's user database. */
+  user: string;
+  uid: number;
+  /** undefined: jobs run as the agent itself (it runs as that very user). */
+  runAs: RunAs | undefined;
+  /** The agent's own credential for the welcome (mutual authentication). */
+  credential: string;
+}
+
+/** A refusal: the error code and message for the client, and a line for the log. */
+export interface MungeRefusal {
+  code: 'MPM_ERR_MUNGE_CRED' | 'MPM_ERR_UID_REFUSED' | 'MPM_ERR_MUNGE';
+  refused: string;
+  log: string;
+}
+
+export type MungeOutcome = MungeClient | MungeRefusal;
+
+const USER_CACHE_MS = 60_000;
+const users = new Map<number, { at: number; user: Promise<RunAs> }>();
+
+/** The user database's entry for `uid`, cached for a minute. */
+function userOf(uid: number): Promise<RunAs> {
+  const hit = users.get(uid);
+  if (hit && Date.now() - hit.at < USER_CACHE_MS) return hit.user;
+  const user = lookupUser(String(uid));
+  users.set(uid, { at: Date.now(), user });
+  user.catch(() => users.delete(uid));
+  return user;
+}
+
+export interface MungePolicy {
+  munge: MungeMode;
+  allowRoot: boolean;
+  /** The agent's effective uid: not root, it takes only its own. */
+  euid: number;
+}
+
+/**
+ * Checks a client's MUNGE credential: decoded by this node's munged (so
+ * made with the cluster's key, not expired, never decoded before), bound to
+ * this handshake, and for a uid this agent accepts: at least --min-uid,
+ * root only with --allow-root, only its own uid when the agent is not
+ * root, and a user this node knows. Jobs then run as that uid, with the
+ * credential's gid and the user's groups (initgroups).
+ */
+export async function authenticateMunge(
+  policy: MungePolicy,
+  credential: string,
+  binding: HandshakeBinding,
+  /** channelBinding(socket): the TLS session, or empty. */
+  channel: Uint8Array,
+): Promise<MungeOutcome> {
+  const { socket, minUid } = policy.munge;
+  let uid: number;
+  let gid: number;
+  try {
+    const decoded = await mungeDecode(credential, socket);
+    ({ uid, gid } = decoded);
+    if (!decoded.payload.equals(clientPayload(binding, channel))) {
+      return {
+        code: 'MPM_ERR_MUNGE_CRED',
+        refused:
+          'authentication failed: the MUNGE credential was not made for this connection ' +
+          '(relayed, replayed from another one, or through a man in the middle)',
+        log: `MUNGE credential of uid ${uid} not bound to this connection (relayed or replayed)`,
+      };
+    }
+  } catch (err) {
+    const why = err instanceof MungeError ? err.message : String(err);
+    if (err instanceof MungeError && err.local) {
+      return {
+        code: 'MPM_ERR_MUNGE',
+        refused: `the agent cannot check MUNGE credentials: ${why} (the agent's --munge-socket)`,
+        log: `MUNGE: ${why}`,
+      };
+    }
+    return {
+      code: 'MPM_ERR_MUNGE_CRED',
+      refused: `authentication failed: ${why}`,
+      log: `MUNGE: ${why}`,
+    };
+  }
+  const refuse = (why: string): MungeOutcome => ({
+    code: 'MPM_ERR_UID_REFUSED',
+    refused: `uid ${uid} refused: ${why}`,
+    log: `uid ${uid} refused: ${why}`,
+  });
+  if (uid === 0 && !policy.allowRoot) {
+    return refuse('this agent does not run jobs as root (it runs without --allow-root)');
+  }
+  if (uid !== 0 && uid < minUid) return refuse(`it is below this agent's --min-uid ${minUid}`);
+  if (policy.euid !== 0 && uid !== policy.euid) {
+    return refuse(`this agent runs as uid ${policy.euid}, not root: it runs jobs only as itself`);
+  }
+  let entry: RunAs;
+  try {
+    entry = await userOf(uid);
+  } catch {
+    return refuse('no such user on this node (the user databases differ?)');
+  }
+  const runAs: RunAs | undefined =
+    uid === policy.euid ? undefined : { name: entry.name, uid, gid, groups: [], initgroups: true };
+  let mine: string;
+  try {
+    mine = await mungeEncode(agentPayload(binding, channel), socket);
+  } catch (err) {
+    return {
+      code: 'MPM_ERR_MUNGE',
+      refused: `the agent cannot get a MUNGE credential of its own: ${(err as Error).message}`,
+      log: `MUNGE: ${(err as Error).message}`,
+    };
+  }
+  return { user: entry.name, uid, runAs, credential: mine };
+}

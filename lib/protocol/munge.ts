@@ -1,0 +1,152 @@
+/**
+ * MUNGE credentials (https://dun.github.io/munge/), as Slurm uses them: a
+ * process asks its node's `munged` for a credential that carries its uid
+ * and gid and a payload; whoever holds the cluster's MUNGE key decodes it
+ * with its own `munged` and learns that uid without trusting the sender.
+ * munged refuses to decode a credential twice and after its time to live.
+ *
+ * The payloads cover the handshake's binding (auth.ts: both ends' nonces,
+ * the agent's name and the endpoint the client dialled), under a label per
+ * direction: a credential is worth nothing on another connection, to
+ * another agent, or the other way round. Over TLS they also cover the TLS
+ * session's exported keying material (RFC 5705), so even someone holding
+ * the cluster secret (the TLS key) who sits in the middle gets nothing the
+ * agent takes: his two TLS sessions export different keys.
+ */
+import { execFile } from 'node:child_process';
+import type { Socket } from 'node:net';
+import { TLSSocket } from 'node:tls';
+import type { HandshakeBinding } from './auth.js';
+
+/** Longest credential text accepted on the wire (a real one is ~200 characters). */
+export const MAX_CREDENTIAL_CHARS = 4096;
+/** munge's own socket, where `--munge-socket` / MPMAKE_MUNGE_SOCKET is not given. */
+export const DEFAULT_MUNGE_SOCKET = '/run/munge/munge.socket.2';
+const CLIENT_LABEL = 'mpmake-munge-client-v2';
+const AGENT_LABEL = 'mpmake-munge-agent-v2';
+const TIMEOUT_MS = 5000;
+
+/** What a decoded credential says. */
+export interface MungeIdentity {
+  uid: number;
+  gid: number;
+  payload: Buffer;
+}
+
+/**
+ * munge or unmunge failed. `local`: the local munged could not be asked
+ * (not running, wrong socket, the programs missing); otherwise it judged
+ * the credential (invalid, expired, replayed, another key), in `message`.
+ */
+export class MungeError extends Error {
+  constructor(
+    message: string,
+    readonly local: boolean,
+  ) {
+    super(message);
+    this.name = 'MungeError';
+  }
+}
+
+/** What munge's exit codes (munge_err_t) say about a credential. */
+const CREDENTIAL_ERRORS: Record<number, string> = {
+  8: 'not a valid MUNGE credential (forged or damaged)',
+  11: 'not a valid MUNGE credential (its MAC does not check: forged, or another MUNGE key)',
+  13: 'not a valid MUNGE credential (another realm)',
+  14: 'not a valid MUNGE credential (forged, or another MUNGE key)',
+  15: 'the MUNGE credential has expired (clocks apart by more than its 5 minutes?)',
+  16: 'the MUNGE credential was made in the future (the clocks are apart)',
+  17: 'the MUNGE credential was replayed (it was used before)',
+  18: 'the MUNGE credential is not for this uid',
+};
+/** munge_err_t: munged not reached (EMUNGE_SOCKET), or too slow (EMUNGE_TIMEOUT). */
+const LOCAL_ERRORS = new Set([6, 7]);
+
+function run(cmd: string, args: string[], input: string | Buffer, socket: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const child = execFile(
+      cmd,
+      [...args, '--socket', socket],
+      { timeout: TIMEOUT_MS, maxBuffer: 64 * 1024, env: { PATH: process.env['PATH'] ?? '' } },
+      (err, stdout, stderr) => {
+        if (!err) return resolve(stdout);
+        const { code, killed } = err as { code?: unknown; killed?: boolean };
+        const why =
+          stderr
+            .trim()
+            .replace(/^\S+: (Error: )?/, '')
+            .split('\n')[0] || err.message;
+        if (code === 'ENOENT') {
+          reject(new MungeError(`${cmd} not found (Debian: apt install munge)`, true));
+        } else if (killed === true || (typeof code === 'number' && LOCAL_ERRORS.has(code))) {
+          reject(
+            new MungeError(`cannot reach munged at ${socket}: ${killed ? 'no answer' : why}`, true),
+          );
+        } else {
+          const known = typeof code === 'number' ? CREDENTIAL_ERRORS[code] : undefined;
+          reject(new MungeError(known ?? `${cmd}: ${why}`, false));
+        }
+      },
+    );
+    child.stdin?.on('error', () => {});
+    child.stdin?.end(input);
+  });
+}
+
+/** A credential from the local munged for `payload` (this process's uid and gid). */
+export async function mungeEncode(payload: Buffer, socket = DEFAULT_MUNGE_SOCKET): Promise<string> {
+  return (await run('munge', [], payload, socket)).trim();
+}
+
+/** Decodes `credential` with the local munged; throws MungeError when it is not valid. */
+export async function mungeDecode(
+  credential: string,
+  socket = DEFAULT_MUNGE_SOCKET,
+): Promise<MungeIdentity> {
+  const out = await run('unmunge', ['--numeric', '--keys', 'STATUS,UID,GID'], credential, socket);
+  const blank = out.indexOf('\n\n');
+  if (blank < 0) throw new MungeError('unmunge gave an unexpected answer', false);
+  const meta = new Map<string, string>();
+  for (const line of out.slice(0, blank).split('\n')) {
+    const m = /^([A-Z_]+):\s*(.*)$/.exec(line);
+    if (m) meta.set(m[1]!, m[2]!.trim());
+  }
+  const uid = Number(meta.get('UID'));
+  const gid = Number(meta.get('GID'));
+  if (
+    !/^0\b/.test(meta.get('STATUS') ?? '') ||
+    !Number.isSafeInteger(uid) ||
+    !Number.isSafeInteger(gid)
+  ) {
+    throw new MungeError('unmunge gave an unexpected answer', false);
+  }
+  return { uid, gid, payload: Buffer.from(out.slice(blank + 2), 'utf8') };
+}
+
+const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex');
+
+/**
+ * The TLS session's exported keying material (the same at both ends of one
+ * TLS session); empty in plaintext.
+ */
+export function channelBinding(socket: Socket): Uint8Array {
+  return socket instanceof TLSSocket
+    ? socket.exportKeyingMaterial(32, 'EXPORTER-mpmake-munge', Buffer.alloc(0))
+    : new Uint8Array(0);
+}
+
+function payload(label: string, b: HandshakeBinding, channel: Uint8Array): Buffer {
+  // JSON: no field can run into the next.
+  const fields = [label, hex(b.challenge), hex(b.nonce), b.nodeId, b.endpoint, hex(channel)];
+  return Buffer.from(JSON.stringify(fields));
+}
+
+/** What the client's credential carries: this handshake's binding and TLS session. */
+export function clientPayload(binding: HandshakeBinding, channel: Uint8Array): Buffer {
+  return payload(CLIENT_LABEL, binding, channel);
+}
+
+/** What the agent's credential in its welcome carries: the same, under its own label. */
+export function agentPayload(binding: HandshakeBinding, channel: Uint8Array): Buffer {
+  return payload(AGENT_LABEL, binding, channel);
+}
