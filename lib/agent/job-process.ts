@@ -6,6 +6,8 @@ import type { StreamId } from '../protocol/messages.js';
 export interface JobOutcome {
   code: number | null;
   signal: string | null;
+  /** User + system CPU time of the job, ms, where the way it ran can tell (the spawner). */
+  cpuMs?: number;
 }
 
 export interface JobProcessEvents {

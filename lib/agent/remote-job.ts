@@ -249,6 +249,7 @@ export class RemoteJob {
       runMs: now - this.startedAtMs,
       queuedMs: this.startedAtMs - this.queuedAtMs,
     };
+    if (outcome.cpuMs !== undefined) exit.cpuMs = outcome.cpuMs;
     if (this.inputWait) exit.inputWait = this.inputWait;
     const produces = this.message.produces;
     // What the job wrote, as this node sees it now that its processes have

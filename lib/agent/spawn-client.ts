@@ -27,7 +27,8 @@ export interface SpawnRequest {
 export interface SpawnHandlers {
   /** The job's pid (its process group), or a negative errno. */
   started(pid: number): void;
-  exited(code: number | null, signal: number | null): void;
+  /** `cpuMs`: the job's user + system CPU time (its waited-for children included). */
+  exited(code: number | null, signal: number | null, cpuMs: number | undefined): void;
   /** The spawner died: the job is gone. */
   dead(): void;
 }
@@ -145,7 +146,9 @@ export class SpawnClient {
         this.handlers.delete(id);
         const code = f.readInt32BE(5);
         const signal = f.readInt32BE(9);
-        h.exited(code >= 0 ? code : null, signal > 0 ? signal : null);
+        const cpuMs =
+          f.length >= 21 ? (f.readUInt32BE(13) * 2 ** 32 + f.readUInt32BE(17)) / 1000 : undefined;
+        h.exited(code >= 0 ? code : null, signal > 0 ? signal : null, cpuMs);
       }
     }
   }

@@ -16,7 +16,9 @@
  *        file the job makes, or empty), argv..., env ("NAME=value")...
  * OPENED (agent -> here): u8 2, u32 id: the agent has the FIFOs' read ends.
  * STARTED (here -> agent): u8 1, u32 id, i32 pid (or -errno).
- * EXITED  (here -> agent): u8 2, u32 id, i32 exit code (or -1), i32 signal.
+ * EXITED  (here -> agent): u8 2, u32 id, i32 exit code (or -1), i32 signal,
+ *         u32 CPU time high, u32 CPU time low: user + system µs of the job
+ *         and the children it waited for (wait4's rusage).
  *
  * The job's output goes through FIFOs that this process creates and the
  * agent opens and then unlinks (Node cannot receive file descriptors). Each job runs in its
@@ -42,6 +44,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -106,6 +109,23 @@ static void reply(uint8_t type, uint32_t id, int32_t a, int32_t b, int with_b) {
   put_u32(f + 9, (uint32_t)a);
   put_u32(f + 13, (uint32_t)b);
   write_all(1, f, 4 + len);
+}
+
+static void reply_exit(uint32_t id, int32_t code, int32_t sig, uint64_t cpu_us) {
+  unsigned char f[25];
+  put_u32(f, 21);
+  f[4] = 2;
+  put_u32(f + 5, id);
+  put_u32(f + 9, (uint32_t)code);
+  put_u32(f + 13, (uint32_t)sig);
+  put_u32(f + 17, (uint32_t)(cpu_us >> 32));
+  put_u32(f + 21, (uint32_t)cpu_us);
+  write_all(1, f, sizeof f);
+}
+
+static uint64_t cpu_us_of(const struct rusage *ru) {
+  return (uint64_t)ru->ru_utime.tv_sec * 1000000u + (uint64_t)ru->ru_utime.tv_usec +
+         (uint64_t)ru->ru_stime.tv_sec * 1000000u + (uint64_t)ru->ru_stime.tv_usec;
 }
 
 static void kill_all_and_exit(int code) {
@@ -298,14 +318,15 @@ static void opened(unsigned char *p, unsigned char *end) {
 static void reap(void) {
   for (;;) {
     int status;
-    pid_t pid = waitpid(-1, &status, WNOHANG);
+    struct rusage ru;
+    pid_t pid = wait4(-1, &status, WNOHANG, &ru);
     if (pid <= 0) return;
     for (int i = 0; i < MAX_JOBS; i++) {
       if (jobs[i].pid != pid || jobs[i].reaped) continue;
       if (jobs[i].killed) target_remove_if_changed(&jobs[i].target);
       else if (jobs[i].lease != NO_ID) leased_jobs--;
-      if (WIFSIGNALED(status)) reply(2, jobs[i].id, -1, WTERMSIG(status), 1);
-      else reply(2, jobs[i].id, WEXITSTATUS(status), 0, 1);
+      if (WIFSIGNALED(status)) reply_exit(jobs[i].id, -1, WTERMSIG(status), cpu_us_of(&ru));
+      else reply_exit(jobs[i].id, WEXITSTATUS(status), 0, cpu_us_of(&ru));
       /* The FIFOs are the agent's to unlink, once it has opened them. */
       jobs[i].reaped = 1;
       if (jobs[i].opened) release_slot(i);

@@ -40,8 +40,12 @@ export class SpawnedJobProcess extends PipedJobProcess {
           }
           if (this.pendingSignal) this.kill(this.pendingSignal);
         },
-        exited: (code, signal) =>
-          this.exited({ code, signal: signal === null ? null : signalName(signal) }),
+        exited: (code, signal, cpuMs) =>
+          this.exited({
+            code,
+            signal: signal === null ? null : signalName(signal),
+            ...(cpuMs !== undefined ? { cpuMs } : {}),
+          }),
         dead: () => {
           if (this.outcome) return;
           this.outcome = { code: null, signal: 'SIGKILL' };

@@ -24,6 +24,8 @@ export interface JobEndEvent extends JobStartEvent {
   /** From the agent: how long it waited in the node's queue, and ran. */
   queuedMs: number;
   runMs: number;
+  /** The job's user + system CPU time on its node, when the node could tell. */
+  cpuMs?: number;
   /** Set when the job could not run at all. */
   error?: string;
   /**

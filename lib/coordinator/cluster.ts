@@ -52,6 +52,13 @@ export interface FilesAtExit {
 }
 
 /** Where a job's results go (the shim connection, in mpmake). */
+/** From the agent: how long a job waited in the node's queue, ran, and its CPU time when known. */
+export interface JobTiming {
+  queuedMs: number;
+  runMs: number;
+  cpuMs?: number;
+}
+
 export interface JobSink {
   /** Output; call `consumed` once the bytes are handed on (flow control). */
   data(stream: 1 | 2, bytes: Uint8Array, consumed: () => void): void;
@@ -59,7 +66,7 @@ export interface JobSink {
     code: number | null,
     signal: string | null,
     nodeId: string,
-    timing: { queuedMs: number; runMs: number },
+    timing: JobTiming,
     files?: FilesAtExit,
   ): void;
   /** The job could not run anywhere; `message` says why. */
@@ -484,7 +491,11 @@ export class Cluster extends EventEmitter<ClusterEvents> {
         m.code,
         m.signal,
         node.nodeId,
-        { queuedMs: m.queuedMs ?? 0, runMs: m.runMs ?? 0 },
+        {
+          queuedMs: m.queuedMs ?? 0,
+          runMs: m.runMs ?? 0,
+          ...(m.cpuMs !== undefined ? { cpuMs: m.cpuMs } : {}),
+        },
         files,
       );
     });

@@ -51,8 +51,8 @@ export interface RouterOptions {
   /** Node addresses on the client itself (`localhost/N`): their jobs get every variable. */
   onClient?: ReadonlySet<string>;
   /**
-   * What is known of each kind of command's run time and of a round trip:
-   * lines always shorter than a round trip stay on the client.
+   * What is known of each kind of command's cost (CPU time) and of a round
+   * trip: lines that typically cost less than a round trip stay on the client.
    */
   times?: CommandTimes;
   /** --mp-shell: the shell for every shell line, whatever make chose. */
@@ -104,7 +104,7 @@ export class RecipeRouter extends EventEmitter<BuildEvents> {
       this.on('job-end', (ev) => {
         if (ev.nodeId === 'local' || ev.error !== undefined || ev.code === null) return;
         const wallMs = ev.endedAtMs - ev.requestedAtMs - ev.queuedMs;
-        times.recordRemote(commandKey(ev.command), ev.runMs, wallMs);
+        times.recordRemote(commandKey(ev.command), ev.runMs, wallMs, ev.cpuMs);
       });
     }
   }

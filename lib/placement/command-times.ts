@@ -27,12 +27,19 @@ export function commandKey(line: string): string {
 export interface CommandStats {
   /** Runs seen. */
   n: number;
-  /** The last few run times, ms (their median is the command's typical run). */
+  /** The last few wall times on the node, ms. */
   recentMs: number[];
+  /**
+   * The last few CPU times (user + system, from the node's wait4), ms, of
+   * the runs whose node could tell. Absent in histories written before.
+   */
+  recentCpuMs?: number[];
 }
 
 /** How many run times are kept per kind of command. */
 const RECENT_RUNS = 9;
+
+const round1 = (ms: number): number => Math.round(ms * 10) / 10;
 
 function medianOf(values: readonly number[]): number | undefined {
   if (values.length === 0) return undefined;
@@ -60,13 +67,18 @@ export class CommandTimes {
   }
 
   /**
-   * A line ran remotely: `runMs` on the node, `wallMs` from request to exit
-   * here, less its time in the node's queue.
+   * A line ran remotely: `runMs` on the node (wall), `wallMs` from request to
+   * exit here, less its time in the node's queue; `cpuMs`, its CPU time on
+   * the node, when the node could tell.
    */
-  recordRemote(key: string, runMs: number, wallMs: number): void {
+  recordRemote(key: string, runMs: number, wallMs: number, cpuMs?: number): void {
     const prev = this.commands.get(key);
     const recentMs = [...(prev?.recentMs ?? []), Math.round(runMs)].slice(-RECENT_RUNS);
-    this.commands.set(key, { n: (prev?.n ?? 0) + 1, recentMs });
+    const stats: CommandStats = { n: (prev?.n ?? 0) + 1, recentMs };
+    const cpu = prev?.recentCpuMs ?? [];
+    if (cpuMs !== undefined) stats.recentCpuMs = [...cpu, round1(cpuMs)].slice(-RECENT_RUNS);
+    else if (cpu.length > 0) stats.recentCpuMs = cpu;
+    this.commands.set(key, stats);
     this.trips.push(Math.max(0, wallMs - runMs));
     if (this.trips.length > ROUND_TRIP_WINDOW) this.trips.shift();
   }
@@ -77,11 +89,32 @@ export class CommandTimes {
   }
 
   /**
+   * What a line of this kind typically costs the machine that runs it, ms:
+   * the median of its CPU times (user + system) when its nodes told them,
+   * else of its wall times (pty jobs, jobs run as another user, histories
+   * written before nodes reported CPU time). Undefined before any run.
+   *
+   * Not its wall time: time off the CPU (waiting for a disk, for a child,
+   * or for a CPU on a loaded node) passes the same wherever the line runs,
+   * and make's -j bounds the lines in flight either way; on a loaded box a
+   * 5 ms helper's wall time is hundreds of ms of waiting for a CPU.
+   */
+  typicalCostMs(key: string): number | undefined {
+    const stats = this.commands.get(key);
+    const cpu = stats?.recentCpuMs ?? [];
+    return medianOf(cpu.length > 0 ? cpu : (stats?.recentMs ?? []));
+  }
+
+  /**
    * Whether a line of this kind is better run on the client: its typical
-   * (median) run so far is shorter than a round trip to a node.
+   * cost (typicalCostMs) is below the measured round trip. Run on the
+   * client, it takes that much CPU from the client (at worst, with every
+   * core busy, it delays other work by as much); sent to a node, the line
+   * waits a round trip more. Each side pays what the other saves, so the
+   * smaller one wins.
    */
   shorterThanRoundTrip(key: string): boolean {
-    const typical = medianOf(this.commands.get(key)?.recentMs ?? []);
+    const typical = this.typicalCostMs(key);
     const trip = this.roundTripMs;
     return typical !== undefined && trip !== undefined && key !== '' && typical < trip;
   }

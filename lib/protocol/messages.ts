@@ -159,6 +159,12 @@ const ExitSchema = Type.Object({
   /** Wall time the job ran on the node, and how long it waited in queue. */
   runMs: Num,
   queuedMs: Num,
+  /**
+   * User + system CPU time of the job and the children it waited for
+   * (wait4's rusage), ms; absent where the node cannot tell (pty jobs,
+   * jobs run as another user). Placement learns from it (command-times.ts).
+   */
+  cpuMs: Type.Optional(Type.Number({ minimum: 0 })),
   /** What the node saw of the job's `produces` after its processes exited. */
   seen: Type.Optional(FileList),
   /** How the job's `inputs` were revalidated before it started. */

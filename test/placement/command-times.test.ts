@@ -39,6 +39,34 @@ t.test('shorter than a round trip: learnt from this build, or given by the last 
   t.same(next.toJSON().commands['cc -c'], { n: 2, recentMs: [400, 300] });
 });
 
+t.test(
+  'issue-16 cmake-short MISSED: a loaded node wall times do not make a helper long',
+  async (t) => {
+    // Yesterday's benchmark: at load 20, every helper ran > 200 ms of wall
+    // time on its node against a 29 ms round trip, so nothing stayed local.
+    const times = new CommandTimes();
+    for (let i = 0; i < 5; i++) {
+      times.recordRemote('touch', 240, 269, 2); // 2 ms of CPU, the rest waiting for one
+      times.recordRemote('cc -O2 -o', 900, 929, 160);
+    }
+    t.equal(times.roundTripMs, 29);
+    t.equal(times.typicalCostMs('touch'), 2, 'its cost is its CPU time');
+    t.ok(times.shorterThanRoundTrip('touch'), '2 ms of CPU < a 29 ms round trip: stays local');
+    t.notOk(times.shorterThanRoundTrip('cc -O2 -o'), '160 ms of CPU: goes to a node');
+    // A run whose node could not tell its CPU time (a pty job) keeps what is known.
+    times.recordRemote('touch', 250, 279);
+    t.same(times.toJSON().commands['touch']?.recentCpuMs, [2, 2, 2, 2, 2]);
+    // A history from before CPU times (wall only) still decides by wall time.
+    const old = new CommandTimes({
+      roundTripMs: 29,
+      commands: { echo: { n: 1, recentMs: [240] } },
+    });
+    t.notOk(old.shorterThanRoundTrip('echo'), 'wall time only: 240 ms is not short');
+    old.recordRemote('echo', 260, 289, 1);
+    t.ok(old.shorterThanRoundTrip('echo'), 'once its CPU time is known, it is');
+  },
+);
+
 t.test('issue-16: -n and -q are dry runs, in every spelling', async (t) => {
   for (const args of [
     ['-n'],
