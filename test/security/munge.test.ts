@@ -201,6 +201,13 @@ t.test('MUNGE: jobs run as the user who started the build', { skip }, async (t) 
     t.match(below.answer, { type: 'error', code: 'MPM_ERR_UID_REFUSED', message: /--min-uid/ });
   });
 
+  await t.test('mpm status dials the same way', async (t) => {
+    const mpm = join(packageRoot(), 'dist', 'cli', 'mpm.js');
+    const r = await runAs(alice, [process.execPath, mpm, 'status', '--json'], envOf(alice), '/');
+    t.equal(r.code, 0, r.out);
+    t.match(JSON.parse(r.out), [{ state: 'up' }], 'the agent is up for alice');
+  });
+
   await t.test('a client without MPMAKE_AUTH=munge is told what to set', async (t) => {
     const env = { ...envOf(alice), MPMAKE_AUTH: 'secret', MPMAKE_MUNGE_SOCKET: '' };
     const r = await runAs(
