@@ -116,8 +116,8 @@ export class RemoteJob {
         `mpmake: ${w.stale.join(', ')} still look${w.stale.length === 1 ? 's' : ''} different ` +
         `on this node after ${Math.round(w.lagMs)} ms (--mp-fs-wait=${this.message.fsWaitMs ?? 2000}) ` +
         `than where ${w.stale.length === 1 ? 'it was' : 'they were'} written in this build: the node's ` +
-        'file system caches (NFS: lookupcache=all, actimeo; sshfs: dir_cache, attr_timeout, ' +
-        'negative_timeout) are older than the file, and the job would read stale data; not ' +
+        'file system caches are older than the file (shorten them: NFS actimeo, ' +
+        'lookupcache=positive; sshfs dir_cache=no, attr_timeout, negative_timeout=0), and the job would read stale data; not ' +
         'running it (MPM_ERR_FS_STALE). Raise --mp-fs-wait, or mount with shorter caches\n';
       this.sink.send({ type: 'data', id: this.id, stream: 2, bytes: Buffer.from(text) });
       this.finish({ code: 127, signal: null });

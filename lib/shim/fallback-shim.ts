@@ -336,7 +336,9 @@ function runRemote(sockPath: string, cwd: string, argv: readonly string[], env: 
             busy = true;
             void plainWait(x.files, x.waitMs).then((r) => {
               sock.write(freshFrame(r));
-              for (const p of r.stale) say(staleWarning(p, x.from, r.lagMs, x.waitMs));
+              for (const p of r.stale) {
+                say(staleWarning(p, x.from, r.lagMs, x.waitMs, !fs.existsSync(p)));
+              }
               busy = false;
               queue.unshift({ ...a, code: r.stale.length > 0 ? 127 : a.code });
               pump();

@@ -339,12 +339,28 @@ export function freshFrame(r: FreshReport): Buffer {
 }
 
 /** The warning for a file still stale past the bound (both shims say the same). */
-export function staleWarning(path: string, from: string, lagMs: number, waitMs: number): string {
+export function staleWarning(
+  path: string,
+  from: string,
+  lagMs: number,
+  waitMs: number,
+  missing = false,
+): string {
+  const lag = Math.round(lagMs);
+  if (missing) {
+    return (
+      `mpmake: ${path}, written on ${from}, is still missing here after ${lag} ms ` +
+      `(--mp-fs-wait=${waitMs}): this machine keeps a cached "no such file" older than the ` +
+      'file (NFS: mount with lookupcache=positive; sshfs: negative_timeout=0), or it was ' +
+      'removed since, and make would judge it by stale metadata; failing this line ' +
+      '(MPM_ERR_FS_STALE). Raise --mp-fs-wait, or mount with shorter caches\n'
+    );
+  }
   return (
-    `mpmake: ${path}, written on ${from}, still looks different here after ${Math.round(lagMs)} ms ` +
+    `mpmake: ${path}, written on ${from}, still looks different here after ${lag} ms ` +
     `(--mp-fs-wait=${waitMs}): this machine's file system caches are older than the file ` +
-    '(NFS: lookupcache=all, actimeo/acregmin; sshfs: dir_cache=yes, attr_timeout, ' +
-    'negative_timeout), and make would judge it by stale metadata; failing this line ' +
+    '(NFS: shorter actimeo, lookupcache=positive; sshfs: dir_cache=no, shorter ' +
+    'attr_timeout), and make would judge it by stale metadata; failing this line ' +
     '(MPM_ERR_FS_STALE). Raise --mp-fs-wait, or mount with shorter caches\n'
   );
 }

@@ -156,6 +156,7 @@ struct expect {
   uint32_t mtime_ns;
   uint64_t ino; /* 0: unknown */
   int ino_checked, ino_comparable, fresh;
+  int missing; /* at the last look: the writer saw it, here there was none */
 };
 
 struct expectations {
@@ -204,10 +205,31 @@ static int64_t now_us(void) {
   return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
+/* The writer saw `path` (a file, or with is_dir its directory), this
+ * machine sees no such name: perhaps a cached "no such file" (FUSE keeps
+ * one for negative_timeout, and opening the directory does not drop it).
+ * An exclusive create looks the name up afresh (the kernel revalidates a
+ * cached entry for O_EXCL) and, the name being there, fails with EEXIST
+ * without touching it. Where the name is really free the create succeeds
+ * and is undone at once. */
+static void relookup(const char *path, int is_dir) {
+  if (is_dir) {
+    if (mkdir(path, 0700) == 0) rmdir(path);
+    return;
+  }
+  int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOCTTY | O_NONBLOCK, 0600);
+  if (fd >= 0) {
+    close(fd);
+    unlink(path);
+  }
+}
+
 /* Whether what make's stat() sees now is what the writer saw. First the
  * parent directory is opened (on NFS that revalidates it and drops stale
- * negative entries), then statx with AT_STATX_FORCE_SYNC refreshes the
- * attribute cache, then plain stat() -- make's own view -- is compared.
+ * negative entries), a name the writer saw and this machine does not is
+ * looked up afresh (relookup), then statx with AT_STATX_FORCE_SYNC
+ * refreshes the attribute cache, then plain stat() -- make's own view --
+ * is compared.
  * Inode numbers are compared only where they are the server's (not FUSE,
  * which numbers inodes per mount); a side with whole-second mtimes (sftp)
  * is compared to the second. */
@@ -224,13 +246,23 @@ static int sees_as_writer(struct expect *e) {
     dir[dn] = '\0';
   }
   int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  int dir_missing = dfd < 0 && errno == ENOENT;
   if (dfd >= 0) close(dfd);
+  struct stat st;
+  e->missing = 0;
+  if (!e->absent && lstat(e->path, &st) != 0 && errno == ENOENT) {
+    if (dir_missing) relookup(dir, 1);
+    relookup(e->path, 0);
+  }
 #ifdef STATX_BASIC_STATS
   struct statx sx;
   (void)statx(AT_FDCWD, e->path, AT_STATX_FORCE_SYNC, STATX_INO | STATX_SIZE | STATX_MTIME, &sx);
 #endif
-  struct stat st;
-  if (stat(e->path, &st) != 0) return e->absent && errno == ENOENT;
+  if (stat(e->path, &st) != 0) {
+    if (e->absent) return errno == ENOENT;
+    e->missing = errno == ENOENT;
+    return 0;
+  }
   if (e->absent) return 0;
   if ((uint64_t)st.st_size != e->size) return 0;
   if ((int64_t)st.st_mtim.tv_sec != e->mtime_s) return 0;
@@ -300,12 +332,20 @@ static unsigned char *fresh_payload(const struct expectations *x, uint32_t lag_u
 static void warn_stale(const struct expectations *x, uint32_t lag_us) {
   for (size_t i = 0; i < x->n; i++) {
     if (x->e[i].fresh) continue;
-    say("mpmake: %s, written on %s, still looks different here after %u ms "
-        "(--mp-fs-wait=%u): this machine's file system caches are older than the file "
-        "(NFS: lookupcache=all, actimeo/acregmin; sshfs: dir_cache=yes, attr_timeout, "
-        "negative_timeout), and make would judge it by stale metadata; failing this line "
-        "(MPM_ERR_FS_STALE). Raise --mp-fs-wait, or mount with shorter caches\n",
-        x->e[i].path, x->from, lag_us / 1000, x->wait_ms);
+    if (x->e[i].missing)
+      say("mpmake: %s, written on %s, is still missing here after %u ms (--mp-fs-wait=%u): "
+          "this machine keeps a cached \"no such file\" older than the file (NFS: mount with "
+          "lookupcache=positive; sshfs: negative_timeout=0), or it was removed since, and "
+          "make would judge it by stale metadata; failing this line (MPM_ERR_FS_STALE). Raise "
+          "--mp-fs-wait, or mount with shorter caches\n",
+          x->e[i].path, x->from, lag_us / 1000, x->wait_ms);
+    else
+      say("mpmake: %s, written on %s, still looks different here after %u ms "
+          "(--mp-fs-wait=%u): this machine's file system caches are older than the file "
+          "(NFS: shorter actimeo, lookupcache=positive; sshfs: dir_cache=no, shorter "
+          "attr_timeout), and make would judge it by stale metadata; failing this line "
+          "(MPM_ERR_FS_STALE). Raise --mp-fs-wait, or mount with shorter caches\n",
+          x->e[i].path, x->from, lag_us / 1000, x->wait_ms);
   }
 }
 

@@ -7,6 +7,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
+import type { BuildReport as FullReport } from '../../lib/coordinator/build-report.js';
 import {
   bedMissing,
   CLIENT_ADDRESS,
@@ -124,6 +125,47 @@ if (missing) {
       `gen.h made on ${genNode}, included on other nodes too: ${JSON.stringify(where)}`,
     );
   });
+
+  // Negative lookups cached (negative_timeout=3, FUSE's like NFS's
+  // lookupcache=all) on a second view of the export: the client's make
+  // misses gen.h (and every object) as it starts, and so does every node
+  // just before; gen.h is then made on one node and included on others,
+  // within the cache time. A miss that kept being served from the cache
+  // would fail lines with MPM_ERR_FS_STALE (or a node would not find gen.h).
+  t.test(
+    'negative lookups cached: gen.h made on one node after every host missed it',
+    async (t) => {
+      if (bed.agents.length === 0) await bed.startAgents(); // run alone (--grep)
+      const negPath = join(bed.runDir, 'tree-neg');
+      await bed.mountAlso(negPath, { negativeTimeout: 3 });
+      const tree = generatedHeaderTree();
+      const ref = join(bed.mountPath, 'neg-plain');
+      writeFiles(ref, tree);
+      const plain = await runMake(['-j9'], {
+        cwd: ref,
+        env: cleanEnv({ BED_LOG: join(bed.runDir, 'neg-plain.log') }),
+      });
+      writeFiles(join(bed.exportDir, 'neg'), tree);
+      const dir = join(negPath, 'neg');
+      const missed =
+        'for f in gen.h main.o c0.o prog out.txt; do test -e $f && exit 1; done; exit 0';
+      for (const node of bed.nodes) {
+        const r = await node.run('sh', ['-c', missed], { cwd: dir });
+        t.equal(r.code, 0, `${node.name} looked gen.h up and missed it`);
+      }
+      const mp = await bed.mpmake(
+        ['-j9', '--mp-quiet', '--mp-local=', `--mp-report=${reportPath(bed, 'neg')}`],
+        { cwd: dir, env: { BED_LOG: join(bed.runDir, 'neg.log') } },
+      );
+      sameAsPlain(t, bed, 'neg', mp, { name: 'neg-plain', result: plain });
+      const fs = (JSON.parse(readFileSync(reportPath(bed, 'neg'), 'utf8')) as FullReport).fs;
+      t.equal(fs?.targets.pastBound, 0, 'no target past the bound on the client');
+      t.equal(fs?.inputs.pastBound, 0, 'no input past the bound on a node');
+      t.comment(
+        `lag: targets ${JSON.stringify(fs?.targets)}, inputs ${JSON.stringify(fs?.inputs)}`,
+      );
+    },
+  );
 
   t.test('TLS across the namespaces', async (t) => {
     const tls = { tls: true };

@@ -33,6 +33,7 @@ import {
   startSshd,
   unmountShared,
   type CacheOptions,
+  type SshKeys,
 } from './bed/file-server.js';
 import { Host, type HostProcess } from './bed/host.js';
 import { attach, createBridge, setLink } from './bed/network.js';
@@ -87,6 +88,9 @@ export class Bed {
   readonly agents: BedAgent[] = [];
   private readonly mounts = new Map<Host, HostProcess>();
   private sshd: HostProcess | undefined;
+  private keys: SshKeys | undefined;
+  /** Second views of the export (mountAlso), unmounted first. */
+  private readonly moreMounts: Array<{ host: Host; sshfs: HostProcess; path: string }> = [];
   private closed = false;
 
   private constructor(
@@ -145,11 +149,27 @@ export class Bed {
       [this.server, this.client, ...this.nodes].map((h) => attach(this.switchHost, h)),
     );
     const keys = makeSshFiles(join(this.runDir, 'ssh'), this.server);
+    this.keys = keys;
     this.sshd = await startSshd(this.server, keys);
     await Promise.all(
       [this.client, ...this.nodes].map(async (h) => {
         const m = await mountShared(h, this.server, keys, this.exportDir, this.mountPath, options);
         this.mounts.set(h, m);
+      }),
+    );
+  }
+
+  /**
+   * Mounts the export again at `path` on the client and every node, with
+   * other cache options (say, negative lookups cached), beside the mount
+   * path: tests of other caches share this bed. Unmounted by close().
+   */
+  async mountAlso(path: string, cache: CacheOptions): Promise<void> {
+    mkdirSync(path, { recursive: true });
+    await Promise.all(
+      [this.client, ...this.nodes].map(async (host) => {
+        const sshfs = await mountShared(host, this.server, this.keys!, this.exportDir, path, cache);
+        this.moreMounts.push({ host, sshfs, path });
       }),
     );
   }
@@ -214,6 +234,7 @@ export class Bed {
     this.closed = true;
     const quietly = (p: Promise<unknown>): Promise<unknown> => p.catch(() => {});
     await quietly(this.stopAgents());
+    await Promise.all(this.moreMounts.map((m) => quietly(unmountShared(m.host, m.sshfs, m.path))));
     await Promise.all(
       [...this.mounts].map(([h, m]) => quietly(unmountShared(h, m, this.mountPath))),
     );

@@ -86,6 +86,24 @@ for (const v of variants) {
       t.same(conn.fresh[0]?.stale, [target], 'the report names it');
     });
 
+    t.test('a target missing here past the bound: named as a cached "no such file"', async (t) => {
+      const target = path.join(work, 'gone.o');
+      const seen = { path: target, size: 3, mtimeS: 1_600_000_000, mtimeNs: 0 };
+      onRequest = (c) => {
+        c.send(shimFrame(ShimFrame.Expect, expectPayload(100, 'node-z', [seen])));
+        c.exit(0);
+      };
+      const r = await shim();
+      t.equal(r.code, 127, 'the line fails');
+      const lines = r.stderr.toString().trim().split('\n');
+      t.equal(lines.length, 1, `one warning: ${r.stderr}`);
+      t.match(lines[0], `${target}, written on node-z, is still missing here`);
+      t.match(lines[0], /lookupcache=positive/);
+      t.match(lines[0], /negative_timeout=0/);
+      t.match(lines[0], /MPM_ERR_FS_STALE/);
+      t.notOk(fs.existsSync(target), 'looking it up afresh left nothing behind');
+    });
+
     t.test('a target the node removed: waits until it is gone here', async (t) => {
       const target = path.join(work, 'c.o');
       fs.writeFileSync(target, 'still here');
