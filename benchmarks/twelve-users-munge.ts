@@ -1,0 +1,524 @@
+/**
+ * Issue 15's "done when": twelve REAL users building at once on one
+ * cluster, each as themselves. As root, the benchmark makes U users (names
+ * with a per-run prefix, removed at the end with their homes), gives each
+ * a copy of a bundled tree (fixtures/trees/NAME) in a directory it owns,
+ * starts a munged with a generated key (stopped by pid at the end) and A
+ * loopback agents with `--auth munge` (as root: each build's jobs run as
+ * the user its MUNGE credential proves), then starts every user's
+ * `mpmake -j` at the same moment, each through `runuser` as that user.
+ *
+ * It reports, per user: wall time from spawn to exit, mpmake's own wall
+ * time, jobs per node, refusals (`jobs.refused` of each --mp-report, nodes
+ * left out, failed builds) and files in the tree not owned by the user;
+ * then the spread of the wall times, (max − min) / mean and max / min,
+ * against the issue's 15 %. Runs untimed once with one user first (warm
+ * caches).
+ *
+ *   node dist/benchmarks/twelve-users-munge.js [--users 12] [--agents 2] [--slots 2]
+ *        [--runs 1] [--tree mixed-small]
+ *
+ * Needs root, useradd/userdel/runuser, MUNGE (munged, munge, unmunge) and
+ * build/mpmake-exec. Writes results/twelve-users-munge.{json,md}.
+ */
+import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import {
+  chmodSync,
+  cpSync,
+  existsSync,
+  lstatSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
+import { loadavg, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { LocalAgent } from '../lib/agent/spawn-agent.js';
+import { spawnLocalAgent } from '../lib/agent/spawn-agent.js';
+import {
+  benchEnv,
+  fmt,
+  hostList,
+  isMain,
+  machine,
+  markdownTable,
+  mpmakeCli,
+  nowMs,
+  numberOptions,
+  publishResults,
+  repoRoot,
+  stopAgents,
+  verdict,
+  type Machine,
+  type Report,
+} from './common.js';
+
+export interface TwelveUsersMungeOptions {
+  users: number;
+  agents: number;
+  slots: number;
+  runs: number;
+  /** A directory under fixtures/trees. */
+  tree: string;
+}
+
+export const TWELVE_USERS_MUNGE_DEFAULTS: TwelveUsersMungeOptions = {
+  users: 12,
+  agents: 2,
+  slots: 2,
+  runs: 1,
+  tree: 'mixed-small',
+};
+
+export const TWELVE_USERS_MUNGE_TARGETS = {
+  /** (slowest − fastest) / mean of the users' wall times, per round. */
+  spread: 0.15,
+  /** Refused jobs, nodes left out and failed builds, all rounds. */
+  refusals: 0,
+  /** Files in a user's tree owned by someone else, all rounds. */
+  foreignFiles: 0,
+};
+
+/** Marks the users this benchmark makes; only those are ever removed. */
+const COMMENT = 'mpmake benchmark user';
+const MUNGED = ['/usr/sbin/munged', '/sbin/munged'].find((p) => existsSync(p)) ?? 'munged';
+
+interface BenchUser {
+  name: string;
+  uid: number;
+  gid: number;
+  home: string;
+  tree: string;
+  report: string;
+}
+
+interface UserRun {
+  user: string;
+  wallMs: number;
+  /** mpmake's own wall time (its --mp-report): without runuser and Node's start. */
+  mpmakeWallMs: number | null;
+  /** When it was spawned, ms after the first user's spawn. */
+  startOffsetMs: number;
+  code: number | null;
+  refused: number;
+  leftOut: number;
+  mode: string | null;
+  jobsPerNode: Record<string, number>;
+  localJobs: number;
+  files: number;
+  foreignFiles: string[];
+  stderrTail: string;
+}
+
+interface Round {
+  users: UserRun[];
+  meanMs: number;
+  minMs: number;
+  maxMs: number;
+  /** (max − min) / mean. */
+  spread: number;
+  /** max / min. */
+  ratio: number;
+}
+
+const has = (cmd: string): boolean => spawnSync('sh', ['-c', `command -v ${cmd}`]).status === 0;
+
+/** Why this benchmark cannot run here, or undefined. */
+function cannotRun(): string | undefined {
+  if (process.geteuid?.() !== 0) return 'needs root (it makes users and runs root agents)';
+  for (const cmd of ['useradd', 'userdel', 'runuser', 'munge', 'unmunge']) {
+    if (!has(cmd)) return `needs ${cmd} (apt install munge passwd util-linux)`;
+  }
+  if (!existsSync(MUNGED) && !has('munged')) return 'needs munged (apt install munge)';
+  if (!existsSync(join(repoRoot, 'build', 'mpmake-exec'))) {
+    return 'needs build/mpmake-exec (run `make build`)';
+  }
+  return undefined;
+}
+
+/** A munged of our own: generated key, socket in a 0755 directory; stop() kills it by pid. */
+async function startMunged(): Promise<{ socket: string; stop: () => Promise<void> }> {
+  const dir = mkdtempSync(join(tmpdir(), 'mpmake-bench-munged-'));
+  chmodSync(dir, 0o755);
+  const key = join(dir, 'munge.key');
+  writeFileSync(key, randomBytes(1024), { mode: 0o600 });
+  const socket = join(dir, 'munge.socket');
+  const child: ChildProcess = spawn(
+    MUNGED,
+    [
+      '--foreground',
+      '--force',
+      `--key-file=${key}`,
+      `--socket=${socket}`,
+      `--pid-file=${join(dir, 'munged.pid')}`,
+      `--log-file=${join(dir, 'munged.log')}`,
+      `--seed-file=${join(dir, 'munged.seed')}`,
+    ],
+    { stdio: 'ignore' },
+  );
+  const stop = async (): Promise<void> => {
+    if (child.exitCode === null && child.signalCode === null) {
+      const exited = new Promise((r) => child.once('exit', r));
+      child.kill('SIGTERM');
+      await exited;
+    }
+    rmSync(dir, { recursive: true, force: true });
+  };
+  const deadline = Date.now() + 15_000;
+  while (spawnSync('munge', ['-n', '-S', socket], { stdio: 'ignore' }).status !== 0) {
+    if (child.exitCode !== null || Date.now() > deadline) {
+      const logFile = join(dir, 'munged.log');
+      const log = existsSync(logFile) ? readFileSync(logFile, 'utf8').slice(-500) : '';
+      await stop();
+      throw new Error(`munged did not start: ${log}`);
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return { socket, stop };
+}
+
+/** Removes a user this benchmark made (checked by its comment), with its home. */
+function removeUser(name: string): void {
+  const entry = spawnSync('getent', ['passwd', name]).stdout?.toString() ?? '';
+  if (entry.includes(COMMENT)) spawnSync('userdel', ['-r', '-f', name], { stdio: 'ignore' });
+}
+
+function makeUser(name: string, treeSource: string): BenchUser {
+  execFileSync('useradd', ['-m', '-c', COMMENT, '-s', '/bin/sh', name], { stdio: 'ignore' });
+  const u = Number(execFileSync('id', ['-u', name]).toString().trim());
+  const g = Number(execFileSync('id', ['-g', name]).toString().trim());
+  const home = `/home/${name}`;
+  chmodSync(home, 0o700);
+  const tree = join(home, 'tree');
+  cpSync(treeSource, tree, { recursive: true });
+  execFileSync('chown', ['-R', `${u}:${g}`, tree]);
+  return { name, uid: u, gid: g, home, tree, report: join(home, 'report.json') };
+}
+
+/** Every entry under `dir` (itself included) and those not owned by uid:gid. */
+function ownership(dir: string, uid: number, gid: number): { files: number; foreign: string[] } {
+  let files = 0;
+  const foreign: string[] = [];
+  const walk = (path: string): void => {
+    const st = lstatSync(path);
+    files++;
+    if (st.uid !== uid || st.gid !== gid) foreign.push(`${path} (${st.uid}:${st.gid})`);
+    if (st.isDirectory()) for (const name of readdirSync(path)) walk(join(path, name));
+  };
+  walk(dir);
+  return { files, foreign };
+}
+
+/** `mpmake -j` as `user` in its tree, through runuser with a clean environment. */
+function buildAs(
+  user: BenchUser,
+  env: Record<string, string>,
+): { startMs: number; done: Promise<{ wallMs: number; code: number | null; stderr: string }> } {
+  const child = spawn(
+    'runuser',
+    [
+      '-u',
+      user.name,
+      '--',
+      'env',
+      '-i',
+      `HOME=${user.home}`,
+      `USER=${user.name}`,
+      `LOGNAME=${user.name}`,
+      'PATH=/usr/local/bin:/usr/bin:/bin',
+      'LC_ALL=C',
+      ...Object.entries(env).map(([k, v]) => `${k}=${v}`),
+      process.execPath,
+      mpmakeCli,
+      '--mp-quiet',
+      '--mp-no-fallback',
+      `--mp-report=${user.report}`,
+      '-j',
+    ],
+    { cwd: user.tree, stdio: ['ignore', 'ignore', 'pipe'] },
+  );
+  const startMs = nowMs();
+  let stderr = '';
+  child.stderr!.on('data', (b: Buffer) => (stderr += b.toString()));
+  const done = new Promise<{ wallMs: number; code: number | null; stderr: string }>(
+    (resolve, reject) => {
+      child.on('error', reject);
+      child.on('close', (code) => resolve({ wallMs: nowMs() - startMs, code, stderr }));
+    },
+  );
+  return { startMs, done };
+}
+
+function readJson(path: string): (Report & { mode?: string; leftOut?: unknown[] }) | undefined {
+  try {
+    return JSON.parse(readFileSync(path, 'utf8')) as Report & {
+      mode?: string;
+      leftOut?: unknown[];
+    };
+  } catch {
+    return undefined;
+  }
+}
+
+async function round(users: BenchUser[], env: Record<string, string>): Promise<Round> {
+  for (const u of users) {
+    execFileSync('runuser', ['-u', u.name, '--', 'make', '-s', 'clean'], {
+      cwd: u.tree,
+      stdio: 'ignore',
+    });
+    rmSync(u.report, { force: true });
+  }
+  // Every user presses Enter at the same moment.
+  const launched = users.map((u) => buildAs(u, env));
+  const first = Math.min(...launched.map((l) => l.startMs));
+  const finished = await Promise.all(launched.map((l) => l.done));
+  const runs = finished.map((f, i): UserRun => {
+    const u = users[i]!;
+    const report = readJson(u.report);
+    const own = ownership(u.tree, u.uid, u.gid);
+    return {
+      user: u.name,
+      wallMs: f.wallMs,
+      mpmakeWallMs: report?.wallMs ?? null,
+      startOffsetMs: launched[i]!.startMs - first,
+      code: f.code,
+      refused: report?.jobs.refused ?? 0,
+      leftOut: report?.leftOut?.length ?? 0,
+      mode: report?.mode ?? null,
+      jobsPerNode: Object.fromEntries((report?.nodes ?? []).map((n) => [n.id, n.jobs])),
+      localJobs: report?.jobs.local ?? 0,
+      files: own.files,
+      foreignFiles: own.foreign,
+      stderrTail: f.stderr.trim().slice(-400),
+    };
+  });
+  const walls = runs.map((r) => r.wallMs);
+  const meanMs = walls.reduce((a, b) => a + b, 0) / walls.length;
+  const minMs = Math.min(...walls);
+  const maxMs = Math.max(...walls);
+  return {
+    users: runs,
+    meanMs,
+    minMs,
+    maxMs,
+    spread: (maxMs - minMs) / meanMs,
+    ratio: maxMs / minMs,
+  };
+}
+
+export async function runTwelveUsersMunge(options: TwelveUsersMungeOptions): Promise<unknown> {
+  const why = cannotRun();
+  if (why) throw new Error(`twelve-users-munge ${why}`);
+  const treeSource = join(repoRoot, 'fixtures', 'trees', options.tree);
+  if (!existsSync(join(treeSource, 'Makefile'))) {
+    throw new Error(`--tree ${options.tree}: no Makefile in ${treeSource}`);
+  }
+  const loadBefore = loadavg();
+  const prefix = `mpb${randomBytes(2).toString('hex')}u`;
+  const names = Array.from(
+    { length: options.users },
+    (_, i) => `${prefix}${String(i).padStart(2, '0')}`,
+  );
+  const made: string[] = [];
+  let agents: LocalAgent[] = [];
+  let munged: { socket: string; stop: () => Promise<void> } | undefined;
+  const cleanup = (): void => {
+    for (const name of made) removeUser(name);
+  };
+  const onSignal = (): void => {
+    cleanup();
+    process.exit(130);
+  };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  try {
+    const users: BenchUser[] = [];
+    for (const name of names) {
+      made.push(name);
+      users.push(makeUser(name, treeSource));
+    }
+    munged = await startMunged();
+    const agentEnv = { ...benchEnv() };
+    delete agentEnv['MPMAKE_SECRET_FILE'];
+    const started = await Promise.allSettled(
+      Array.from({ length: options.agents }, (_, i) =>
+        spawnLocalAgent({
+          slots: options.slots,
+          id: `munge-${i}`,
+          // MUNGE is the authentication: no shared secret.
+          secretFile: false,
+          extraArgs: ['--auth', 'munge', '--munge-socket', munged!.socket],
+          env: agentEnv,
+        }),
+      ),
+    );
+    agents = started.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
+    const failed = started.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed) throw failed.reason as Error;
+    const env = {
+      MPMAKE_AUTH: 'munge',
+      MPMAKE_MUNGE_SOCKET: munged.socket,
+      MPMAKE_HOSTS: hostList(agents),
+      MPMAKE_NO_LEARN: '1',
+    };
+
+    // Untimed: one user, once (caches, the agents' JIT).
+    const warm = await round(users.slice(0, 1), env);
+    if (warm.users[0]!.code !== 0) {
+      throw new Error(`the warm-up build failed: ${warm.users[0]!.stderrTail}`);
+    }
+    const rounds: Round[] = [];
+    for (let r = 0; r < options.runs; r++) {
+      const g = await round(users, env);
+      rounds.push(g);
+      process.stderr.write(
+        `twelve-users-munge: round ${r + 1}/${options.runs}: mean ${fmt(g.meanMs / 1000)} s, ` +
+          `min ${fmt(g.minMs / 1000)}, max ${fmt(g.maxMs / 1000)}, spread ${fmt(g.spread * 100, 1)} %\n`,
+      );
+    }
+    const all = rounds.flatMap((g) => g.users);
+    const refusals = all.reduce(
+      (s, u) => s + u.refused + u.leftOut + (u.code === 0 && u.mode === 'cluster' ? 0 : 1),
+      0,
+    );
+    const foreign = all.reduce((s, u) => s + u.foreignFiles.length, 0);
+    const worstSpread = Math.max(...rounds.map((g) => g.spread));
+    const checks = {
+      worstSpread,
+      spreadOk: worstSpread <= TWELVE_USERS_MUNGE_TARGETS.spread,
+      refusals,
+      refusalsOk: refusals <= TWELVE_USERS_MUNGE_TARGETS.refusals,
+      foreignFiles: foreign,
+      ownershipOk: foreign <= TWELVE_USERS_MUNGE_TARGETS.foreignFiles,
+    };
+    const json: TwelveUsersMungeResult = {
+      benchmark: 'twelve-users-munge',
+      date: new Date().toISOString(),
+      machine: machine(),
+      loadavgBefore: loadBefore.map((l) => Math.round(l * 100) / 100),
+      loadavgAfter: loadavg().map((l) => Math.round(l * 100) / 100),
+      options,
+      targets: TWELVE_USERS_MUNGE_TARGETS,
+      checks,
+      rounds,
+    };
+    await publishResults('twelve-users-munge', json, markdown(json));
+    return json;
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+    await stopAgents(agents);
+    await munged?.stop();
+    cleanup();
+  }
+}
+
+export interface TwelveUsersMungeResult {
+  benchmark: 'twelve-users-munge';
+  date: string;
+  machine: Machine;
+  loadavgBefore: number[];
+  loadavgAfter: number[];
+  options: TwelveUsersMungeOptions;
+  targets: typeof TWELVE_USERS_MUNGE_TARGETS;
+  checks: {
+    worstSpread: number;
+    spreadOk: boolean;
+    refusals: number;
+    refusalsOk: boolean;
+    foreignFiles: number;
+    ownershipOk: boolean;
+  };
+  rounds: Round[];
+}
+
+function markdown(json: TwelveUsersMungeResult): string {
+  const { options: o, checks, rounds } = json;
+  const m = json.machine;
+  const s = (ms: number | null): string => (ms === null ? '-' : fmt(ms / 1000));
+  const last = rounds[rounds.length - 1]!;
+  const rows = last.users.map((u, i) => [
+    `user ${String(i).padStart(2, '0')}`,
+    s(u.wallMs),
+    s(u.mpmakeWallMs),
+    fmt(u.startOffsetMs / 1000),
+    Object.entries(u.jobsPerNode)
+      .map(([id, n]) => `${id} ${n}`)
+      .join(', ') || '-',
+    u.localJobs,
+    u.refused + u.leftOut,
+    u.code === null ? 'signal' : u.code,
+    `${u.files - u.foreignFiles.length}/${u.files}`,
+  ]);
+  const la = (l: number[]): string => l.map((x) => fmt(x)).join(' / ');
+  return (
+    `# twelve-users-munge: ${o.users} real users at once, each as themselves (MUNGE)\n\n` +
+    `${o.users} users made for the run (removed after), each with its own copy of ` +
+    `fixtures/trees/${o.tree} in a 0700 home, start \`mpmake -j --mp-no-fallback\` (through ` +
+    `runuser) at the same moment against ${o.agents} root loopback agents × ${o.slots} slots ` +
+    `with \`--auth munge\` (a munged of the run's own, generated key). Wall time from spawn to ` +
+    `exit (runuser and Node's start included); mpmake's own from its --mp-report. ` +
+    `${rounds.length} round(s) after a one-user warm-up; the table is the last round. ` +
+    `Machine: ${m.cpus} CPUs (${m.cpuModel}), ${m.make}, Node ${m.node}, commit ${m.commit}; ` +
+    `load average (1/5/15 min) ${la(json.loadavgBefore)} before, ${la(json.loadavgAfter)} ` +
+    `after: a shared machine, other people's builds and tests ran meanwhile.\n\n` +
+    markdownTable(
+      [
+        'user',
+        'wall s',
+        'mpmake s',
+        'started at s',
+        'jobs per node',
+        'jobs on client',
+        'refusals',
+        'exit',
+        'files owned by the user',
+      ],
+      rows,
+    ) +
+    `\nPer round: ` +
+    rounds
+      .map(
+        (g, i) =>
+          `${i + 1}: mean ${s(g.meanMs)} s, fastest ${s(g.minMs)}, slowest ${s(g.maxMs)}, ` +
+          `spread (max − min) / mean ${fmt(g.spread * 100, 1)} %, max / min ${fmt(g.ratio)}`,
+      )
+      .join('; ') +
+    `.\n\nTargets (issue 15): spread within ${TWELVE_USERS_MUNGE_TARGETS.spread * 100} % ` +
+    `(worst round ${fmt(checks.worstSpread * 100, 1)} %, ${verdict(checks.spreadOk)}); ` +
+    `no refusal: refused jobs + nodes left out + failed or non-cluster builds ` +
+    `(${checks.refusals}, ${verdict(checks.refusalsOk)}); every file in each tree owned by its ` +
+    `user (${checks.foreignFiles} not, ${verdict(checks.ownershipOk)}).\n`
+  );
+}
+
+if (isMain(import.meta.url)) {
+  try {
+    const argv = process.argv.slice(2);
+    let tree = TWELVE_USERS_MUNGE_DEFAULTS.tree;
+    const at = argv.findIndex((a) => a === '--tree' || a.startsWith('--tree='));
+    if (at >= 0) {
+      const a = argv[at]!;
+      const value = a.includes('=') ? a.slice(a.indexOf('=') + 1) : argv[at + 1];
+      argv.splice(at, a.includes('=') ? 1 : 2);
+      if (!value || !/^[\w.-]+$/.test(value))
+        throw new Error('--tree takes a name under fixtures/trees');
+      tree = value;
+    }
+    const o = numberOptions(argv, ['users', 'agents', 'slots', 'runs']);
+    const d = TWELVE_USERS_MUNGE_DEFAULTS;
+    await runTwelveUsersMunge({
+      users: o['users'] ?? d.users,
+      agents: o['agents'] ?? d.agents,
+      slots: o['slots'] ?? d.slots,
+      runs: o['runs'] ?? d.runs,
+      tree,
+    });
+  } catch (err) {
+    process.stderr.write(`twelve-users-munge: ${(err as Error).message}\n`);
+    process.exitCode = 1;
+  }
+}
