@@ -16,7 +16,7 @@
  * caches).
  *
  *   node dist/benchmarks/twelve-users-munge.js [--users 12] [--agents 2] [--slots 2]
- *        [--runs 1] [--tree mixed-small]
+ *        [--runs 1] [--tree mixed-small] [--connect-timeout 20000]
  *
  * Needs root, useradd/userdel/runuser, MUNGE (munged, munge, unmunge) and
  * build/mpmake-exec. Writes results/twelve-users-munge.{json,md}.
@@ -63,6 +63,13 @@ export interface TwelveUsersMungeOptions {
   runs: number;
   /** A directory under fixtures/trees. */
   tree: string;
+  /**
+   * mpmake's --mp-connect-timeout (its default is 3000): dialling includes
+   * a `munge` on the client and an `unmunge` and a `munge` on the agent,
+   * three process starts, which twelve clients at once on a loaded 2-core
+   * machine took longer than 3 s to get through.
+   */
+  connectTimeoutMs: number;
 }
 
 export const TWELVE_USERS_MUNGE_DEFAULTS: TwelveUsersMungeOptions = {
@@ -71,6 +78,7 @@ export const TWELVE_USERS_MUNGE_DEFAULTS: TwelveUsersMungeOptions = {
   slots: 2,
   runs: 1,
   tree: 'mixed-small',
+  connectTimeoutMs: 20_000,
 };
 
 export const TWELVE_USERS_MUNGE_TARGETS = {
@@ -100,8 +108,6 @@ interface UserRun {
   wallMs: number;
   /** mpmake's own wall time (its --mp-report): without runuser and Node's start. */
   mpmakeWallMs: number | null;
-  /** When it was spawned, ms after the first user's spawn. */
-  startOffsetMs: number;
   code: number | null;
   refused: number;
   leftOut: number;
@@ -212,11 +218,20 @@ function ownership(dir: string, uid: number, gid: number): { files: number; fore
   return { files, foreign };
 }
 
-/** `mpmake -j` as `user` in its tree, through runuser with a clean environment. */
-function buildAs(
-  user: BenchUser,
-  env: Record<string, string>,
-): { startMs: number; done: Promise<{ wallMs: number; code: number | null; stderr: string }> } {
+interface Waiting {
+  /** Resolves once its shell waits for the word to go. */
+  ready: Promise<void>;
+  /** Starts mpmake; resolves when it ends, with the time from go to exit. */
+  go(): Promise<{ wallMs: number; code: number | null; stderr: string }>;
+}
+
+/**
+ * `mpmake -j` as `user` in its tree, through runuser with a clean
+ * environment; its shell says `ready` and waits for a line on stdin before
+ * it execs mpmake, so every user starts at one moment however long
+ * runuser took to get there.
+ */
+function buildAs(user: BenchUser, env: Record<string, string>): Waiting {
   const child = spawn(
     'runuser',
     [
@@ -231,6 +246,10 @@ function buildAs(
       'PATH=/usr/local/bin:/usr/bin:/bin',
       'LC_ALL=C',
       ...Object.entries(env).map(([k, v]) => `${k}=${v}`),
+      'sh',
+      '-c',
+      'echo ready; read go; exec "$@" </dev/null >/dev/null',
+      'sh',
       process.execPath,
       mpmakeCli,
       '--mp-quiet',
@@ -238,18 +257,27 @@ function buildAs(
       `--mp-report=${user.report}`,
       '-j',
     ],
-    { cwd: user.tree, stdio: ['ignore', 'ignore', 'pipe'] },
+    { cwd: user.tree, stdio: ['pipe', 'pipe', 'pipe'] },
   );
-  const startMs = nowMs();
   let stderr = '';
   child.stderr!.on('data', (b: Buffer) => (stderr += b.toString()));
-  const done = new Promise<{ wallMs: number; code: number | null; stderr: string }>(
-    (resolve, reject) => {
-      child.on('error', reject);
-      child.on('close', (code) => resolve({ wallMs: nowMs() - startMs, code, stderr }));
+  const closed = new Promise<number | null>((resolve, reject) => {
+    child.on('error', reject);
+    child.on('close', (code) => resolve(code));
+  });
+  const ready = new Promise<void>((resolve, reject) => {
+    child.stdout!.once('data', () => resolve());
+    void closed.then(() => reject(new Error(`${user.name}'s shell ended early: ${stderr}`)));
+  });
+  return {
+    ready,
+    go: async () => {
+      const startMs = nowMs();
+      child.stdin!.end('go\n');
+      const code = await closed;
+      return { wallMs: nowMs() - startMs, code, stderr };
     },
-  );
-  return { startMs, done };
+  };
 }
 
 function readJson(path: string): (Report & { mode?: string; leftOut?: unknown[] }) | undefined {
@@ -271,10 +299,10 @@ async function round(users: BenchUser[], env: Record<string, string>): Promise<R
     });
     rmSync(u.report, { force: true });
   }
+  const waiting = users.map((u) => buildAs(u, env));
+  await Promise.all(waiting.map((w) => w.ready));
   // Every user presses Enter at the same moment.
-  const launched = users.map((u) => buildAs(u, env));
-  const first = Math.min(...launched.map((l) => l.startMs));
-  const finished = await Promise.all(launched.map((l) => l.done));
+  const finished = await Promise.all(waiting.map((w) => w.go()));
   const runs = finished.map((f, i): UserRun => {
     const u = users[i]!;
     const report = readJson(u.report);
@@ -283,7 +311,6 @@ async function round(users: BenchUser[], env: Record<string, string>): Promise<R
       user: u.name,
       wallMs: f.wallMs,
       mpmakeWallMs: report?.wallMs ?? null,
-      startOffsetMs: launched[i]!.startMs - first,
       code: f.code,
       refused: report?.jobs.refused ?? 0,
       leftOut: report?.leftOut?.length ?? 0,
@@ -363,6 +390,7 @@ export async function runTwelveUsersMunge(options: TwelveUsersMungeOptions): Pro
       MPMAKE_MUNGE_SOCKET: munged.socket,
       MPMAKE_HOSTS: hostList(agents),
       MPMAKE_NO_LEARN: '1',
+      MPMAKE_CONNECT_TIMEOUT: String(options.connectTimeoutMs),
     };
 
     // Untimed: one user, once (caches, the agents' JIT).
@@ -444,7 +472,6 @@ function markdown(json: TwelveUsersMungeResult): string {
     `user ${String(i).padStart(2, '0')}`,
     s(u.wallMs),
     s(u.mpmakeWallMs),
-    fmt(u.startOffsetMs / 1000),
     Object.entries(u.jobsPerNode)
       .map(([id, n]) => `${id} ${n}`)
       .join(', ') || '-',
@@ -454,13 +481,24 @@ function markdown(json: TwelveUsersMungeResult): string {
     `${u.files - u.foreignFiles.length}/${u.files}`,
   ]);
   const la = (l: number[]): string => l.map((x) => fmt(x)).join(' / ');
+  const failures = rounds.flatMap((g, r) =>
+    g.users.flatMap((u, i) =>
+      u.code === 0
+        ? []
+        : [
+            `- round ${r + 1}, user ${String(i).padStart(2, '0')}: ${u.stderrTail.split('\n').join(' ')}`,
+          ],
+    ),
+  );
   return (
     `# twelve-users-munge: ${o.users} real users at once, each as themselves (MUNGE)\n\n` +
     `${o.users} users made for the run (removed after), each with its own copy of ` +
     `fixtures/trees/${o.tree} in a 0700 home, start \`mpmake -j --mp-no-fallback\` (through ` +
     `runuser) at the same moment against ${o.agents} root loopback agents × ${o.slots} slots ` +
-    `with \`--auth munge\` (a munged of the run's own, generated key). Wall time from spawn to ` +
-    `exit (runuser and Node's start included); mpmake's own from its --mp-report. ` +
+    `with \`--auth munge\` (a munged of the run's own, generated key), ` +
+    `\`--mp-connect-timeout=${o.connectTimeoutMs}\` (mpmake's default is 3000). Wall time from ` +
+    `the moment every user's shell was told to start to mpmake's exit (Node's start included); ` +
+    `mpmake's own from its --mp-report. ` +
     `${rounds.length} round(s) after a one-user warm-up; the table is the last round. ` +
     `Machine: ${m.cpus} CPUs (${m.cpuModel}), ${m.make}, Node ${m.node}, commit ${m.commit}; ` +
     `load average (1/5/15 min) ${la(json.loadavgBefore)} before, ${la(json.loadavgAfter)} ` +
@@ -470,7 +508,6 @@ function markdown(json: TwelveUsersMungeResult): string {
         'user',
         'wall s',
         'mpmake s',
-        'started at s',
         'jobs per node',
         'jobs on client',
         'refusals',
@@ -491,7 +528,8 @@ function markdown(json: TwelveUsersMungeResult): string {
     `(worst round ${fmt(checks.worstSpread * 100, 1)} %, ${verdict(checks.spreadOk)}); ` +
     `no refusal: refused jobs + nodes left out + failed or non-cluster builds ` +
     `(${checks.refusals}, ${verdict(checks.refusalsOk)}); every file in each tree owned by its ` +
-    `user (${checks.foreignFiles} not, ${verdict(checks.ownershipOk)}).\n`
+    `user (${checks.foreignFiles} not, ${verdict(checks.ownershipOk)}).\n` +
+    (failures.length > 0 ? `\nFailed builds:\n\n${failures.join('\n')}\n` : '')
   );
 }
 
@@ -508,7 +546,7 @@ if (isMain(import.meta.url)) {
         throw new Error('--tree takes a name under fixtures/trees');
       tree = value;
     }
-    const o = numberOptions(argv, ['users', 'agents', 'slots', 'runs']);
+    const o = numberOptions(argv, ['users', 'agents', 'slots', 'runs', 'connect-timeout']);
     const d = TWELVE_USERS_MUNGE_DEFAULTS;
     await runTwelveUsersMunge({
       users: o['users'] ?? d.users,
@@ -516,6 +554,7 @@ if (isMain(import.meta.url)) {
       slots: o['slots'] ?? d.slots,
       runs: o['runs'] ?? d.runs,
       tree,
+      connectTimeoutMs: o['connect-timeout'] ?? d.connectTimeoutMs,
     });
   } catch (err) {
     process.stderr.write(`twelve-users-munge: ${(err as Error).message}\n`);
