@@ -17,6 +17,7 @@
  *
  *   node dist/benchmarks/twelve-users-munge.js [--users 12] [--agents 2] [--slots 2]
  *        [--runs 1] [--tree mixed-small] [--connect-timeout 20000]
+ *   node dist/benchmarks/twelve-users-munge.js --replot   (the table again from the JSON)
  *
  * Needs root, useradd/userdel/runuser, MUNGE (munged, munge, unmunge) and
  * build/mpmake-exec. Writes results/twelve-users-munge.{json,md}.
@@ -50,7 +51,9 @@ import {
   numberOptions,
   publishResults,
   repoRoot,
+  resultsDir,
   stopAgents,
+  takeFlag,
   verdict,
   type Machine,
   type Report,
@@ -463,7 +466,7 @@ export interface TwelveUsersMungeResult {
   rounds: Round[];
 }
 
-function markdown(json: TwelveUsersMungeResult): string {
+export function markdown(json: TwelveUsersMungeResult): string {
   const { options: o, checks, rounds } = json;
   const m = json.machine;
   const s = (ms: number | null): string => (ms === null ? '-' : fmt(ms / 1000));
@@ -529,13 +532,22 @@ function markdown(json: TwelveUsersMungeResult): string {
     `no refusal: refused jobs + nodes left out + failed or non-cluster builds ` +
     `(${checks.refusals}, ${verdict(checks.refusalsOk)}); every file in each tree owned by its ` +
     `user (${checks.foreignFiles} not, ${verdict(checks.ownershipOk)}).\n` +
-    (failures.length > 0 ? `\nFailed builds:\n\n${failures.join('\n')}\n` : '')
+    (failures.length > 0
+      ? `\nFailed builds (their times are those of failing, not of building: the spread means ` +
+        `nothing while any failed):\n\n${failures.join('\n')}\n`
+      : '')
   );
 }
 
 if (isMain(import.meta.url)) {
   try {
     const argv = process.argv.slice(2);
+    if (takeFlag(argv, 'replot')) {
+      const path = join(resultsDir, 'twelve-users-munge.json');
+      const json = JSON.parse(readFileSync(path, 'utf8')) as TwelveUsersMungeResult;
+      await publishResults('twelve-users-munge', json, markdown(json));
+      process.exit(0);
+    }
     let tree = TWELVE_USERS_MUNGE_DEFAULTS.tree;
     const at = argv.findIndex((a) => a === '--tree' || a.startsWith('--tree='));
     if (at >= 0) {
