@@ -42,13 +42,10 @@ export function mungeClientEnv(munged: Munged): Record<string, string> {
 }
 
 /**
- * Starts a munged with `keyFile`'s key (default: a new random one).
- * `wrap` prefixes its command (e.g. `ip netns exec NS`).
+ * Starts a munged with `keyFile`'s key (default: a new random one): several
+ * daemons with one key are one MUNGE cluster (a node's, a client's).
  */
-export async function startMunged(
-  t: Teardown,
-  opts: { keyFile?: string; wrap?: string[] } = {},
-): Promise<Munged> {
+export async function startMunged(t: Teardown, opts: { keyFile?: string } = {}): Promise<Munged> {
   const dir = mkdtempSync(join(tmpdir(), 'mpm-munged-'));
   chmodSync(dir, 0o755);
   const keyFile = join(dir, 'munge.key');
@@ -57,7 +54,6 @@ export async function startMunged(
   });
   const socket = join(dir, 'munge.socket');
   const args = [
-    MUNGED,
     '--foreground',
     '--force',
     `--key-file=${keyFile}`,
@@ -66,14 +62,7 @@ export async function startMunged(
     `--log-file=${join(dir, 'munged.log')}`,
     `--seed-file=${join(dir, 'munged.seed')}`,
   ];
-  const wrap = opts.wrap ?? [];
-  const child = spawn(
-    wrap[0] ?? args[0]!,
-    [...wrap.slice(1), ...(wrap.length ? args : args.slice(1))],
-    {
-      stdio: 'ignore',
-    },
-  );
+  const child = spawn(MUNGED, args, { stdio: 'ignore' });
   const pid = child.pid!;
   t.teardown(async () => {
     if (child.exitCode === null && child.signalCode === null) {
