@@ -107,7 +107,7 @@ static struct target_state target;
  * forked into a session of its own, waits for the group to be gone and
  * deletes the target if the job changed it.
  */
-static void kill_group_and_clean(void) {
+static void kill_group_and_clean(uint64_t ended_ns) {
   pid_t group = getpgrp();
   if (target.path && fork() == 0) {
     setsid();
@@ -115,7 +115,7 @@ static void kill_group_and_clean(void) {
       struct timespec ts = {0, 10 * 1000000L};
       nanosleep(&ts, NULL);
     }
-    target_remove_if_changed(&target);
+    target_remove_if_changed(&target, ended_ns);
     _exit(0);
   }
   kill(0, SIGKILL);
@@ -124,7 +124,7 @@ static void kill_group_and_clean(void) {
 
 static void on_agent_died(int sig) {
   (void)sig;
-  kill_group_and_clean();
+  kill_group_and_clean(lease_now_ns());
 }
 
 static void on_child(int sig) {
@@ -146,8 +146,12 @@ static void open_lease(void) {
   lease_slot = (uint32_t)slot;
 }
 
-static int lease_lapsed(void) {
-  return lease_fd >= 0 && lease_deadline(lease_fd, lease_slot) <= lease_now_ns();
+/* The deadline of a lapsed lease (the current time if it was revoked); 0 while it runs. */
+static uint64_t lease_lapsed(void) {
+  if (lease_fd < 0) return 0;
+  uint64_t now = lease_now_ns(), deadline = lease_deadline(lease_fd, lease_slot);
+  if (deadline > now) return 0;
+  return deadline ? deadline : now;
 }
 
 #define MAX_GROUPS 1024
@@ -440,7 +444,8 @@ static int supervise(char **job) {
     pid_t r = waitpid(pid, &status, lease_fd >= 0 ? WNOHANG : 0);
     if (r == pid) break;
     if (r < 0 && errno != EINTR) die("waitpid", strerror(errno));
-    if (lease_lapsed()) kill_group_and_clean();
+    uint64_t lapsed = lease_lapsed();
+    if (lapsed) kill_group_and_clean(lapsed);
     if (r == 0) {
       struct timespec ts = {0, LEASE_POLL_MS * 1000000L};
       nanosleep(&ts, NULL); /* SIGCHLD cuts it short */

@@ -72,16 +72,31 @@ static void target_note(struct target_state *t, const char *path) {
 }
 
 /*
+ * How long after a job's end began (its lease's deadline, or the moment its
+ * supervisor saw the lease revoked or the agent gone) its target may still
+ * be deleted. Half the client's grace (lib/protocol/lease.ts: leaseGraceMs,
+ * at least 1 s): a client re-runs a lost job only after deadline + grace,
+ * so a deletion within the window cannot hit the re-run's target. Past it,
+ * the target is left alone: on a cut link the supervisor's own lstat and
+ * unlink wait for the file server, and would land when the link returns,
+ * on the target the re-run made meanwhile (the re-run rewrites the target
+ * anyway).
+ */
+#define TARGET_DELETE_WINDOW_NS 500000000ull
+
+/*
  * The job was killed before it finished: as make does for a recipe killed
  * by a signal, delete its target when it is a regular file that the job
- * created or changed, so no later build takes it as made.
+ * created or changed, so no later build takes it as made; but only within
+ * TARGET_DELETE_WINDOW_NS of `ended_ns` (CLOCK_MONOTONIC).
  */
-static void target_remove_if_changed(const struct target_state *t) {
+static void target_remove_if_changed(const struct target_state *t, uint64_t ended_ns) {
   struct stat st;
   if (!t->path || lstat(t->path, &st) != 0 || !S_ISREG(st.st_mode)) return;
   if (t->existed && st.st_ino == t->ino && st.st_mtim.tv_sec == t->mtime.tv_sec &&
       st.st_mtim.tv_nsec == t->mtime.tv_nsec)
     return;
+  if (lease_now_ns() - ended_ns > TARGET_DELETE_WINDOW_NS) return;
   unlink(t->path);
 }
 

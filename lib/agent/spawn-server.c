@@ -68,6 +68,8 @@ struct job {
   uint32_t lease;
   /* Killed by us (lapsed lease, agent gone): its target must not look built. */
   int killed;
+  /* When its end began (lease.h: target_remove_if_changed). */
+  uint64_t ended_ns;
   struct target_state target;
 };
 
@@ -129,6 +131,7 @@ static uint64_t cpu_us_of(const struct rusage *ru) {
 }
 
 static void kill_all_and_exit(int code) {
+  uint64_t now = lease_now_ns();
   for (int i = 0; i < MAX_JOBS; i++)
     if (jobs[i].pid > 0 && !jobs[i].reaped) kill(-jobs[i].pid, SIGKILL);
   /* Then, once each is dead, its half-made target goes. */
@@ -136,7 +139,7 @@ static void kill_all_and_exit(int code) {
     if (jobs[i].pid <= 0 || jobs[i].reaped) continue;
     while (waitpid(jobs[i].pid, NULL, 0) < 0 && errno == EINTR) {
     }
-    target_remove_if_changed(&jobs[i].target);
+    target_remove_if_changed(&jobs[i].target, jobs[i].killed ? jobs[i].ended_ns : now);
   }
   _exit(code);
 }
@@ -148,9 +151,12 @@ static void check_leases(void) {
   for (int i = 0; i < MAX_JOBS && leased_jobs > 0; i++) {
     struct job *j = &jobs[i];
     if (j->pid <= 0 || j->reaped || j->killed || j->lease == NO_ID) continue;
-    if (lease_deadline(lease_fd, j->lease) > now) continue;
+    uint64_t deadline = lease_deadline(lease_fd, j->lease);
+    if (deadline > now) continue;
     kill(-j->pid, SIGKILL);
     j->killed = 1;
+    /* Revoked (0): the client is gone; now is when the end began. */
+    j->ended_ns = deadline ? deadline : now;
     leased_jobs--;
   }
 }
@@ -323,7 +329,7 @@ static void reap(void) {
     if (pid <= 0) return;
     for (int i = 0; i < MAX_JOBS; i++) {
       if (jobs[i].pid != pid || jobs[i].reaped) continue;
-      if (jobs[i].killed) target_remove_if_changed(&jobs[i].target);
+      if (jobs[i].killed) target_remove_if_changed(&jobs[i].target, jobs[i].ended_ns);
       else if (jobs[i].lease != NO_ID) leased_jobs--;
       if (WIFSIGNALED(status)) reply_exit(jobs[i].id, -1, WTERMSIG(status), cpu_us_of(&ru));
       else reply_exit(jobs[i].id, WEXITSTATUS(status), 0, cpu_us_of(&ru));

@@ -17,6 +17,7 @@ import {
   type Host,
 } from '../helpers/cluster-bed.js';
 import type { TreeFiles } from '../../fixtures/gen-tree.js';
+import { runCutLink } from '../helpers/cut-link.js';
 import { cleanEnv, runMake } from '../helpers/run.js';
 import {
   bedTree,
@@ -210,6 +211,22 @@ if (missing) {
         "the start check's message",
       );
     });
+  });
+
+  // Issue 13 / 11: a link cut mid-build, restored after it; every target
+  // written step by step with a log of each write on the shared tree.
+  t.test('a node whose link is cut mid-build writes nothing after its jobs re-ran', async (t) => {
+    const r = await runCutLink(bed, 'cut-link', { heartbeatTimeoutMs: 2000, at: 'quiet' });
+    t.equal(r.code, 0, `the build succeeds\n${r.stderr}`);
+    t.same(r.incomplete, [], 'every target as plain make leaves it');
+    t.same(r.overlaps, [], 'no two copies of a job wrote at the same time');
+    t.same(r.lateLines, [], 'no write of the cut node reached the server after its re-run began');
+    t.same(r.leftovers, [], 'no probe or temp file left in the tree');
+    t.equal(r.strays, 0, 'no job process left anywhere');
+    t.ok(r.copies > 4, "the cut node's jobs ran again");
+    const victim = r.victim.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+    t.match(r.stderr, new RegExp(`lost ${victim} .*running it again`), 'and mpmake said so');
+    t.equal(r.report.jobs.total, 4, 'four jobs, each counted once');
   });
 
   t.test('the sshfs mounts live only in the hosts', async (t) => {

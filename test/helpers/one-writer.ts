@@ -51,13 +51,28 @@ export interface FaultRun {
   };
 }
 
-function makefile(sleep: string): string {
-  const names = Array.from({ length: TARGETS }, (_, i) => `t${i}`);
+/** The lines a copy has logged once it has written step `n` (two per step, two before). */
+export const linesAfterStep = (n: number): number => 2 + 2 * n;
+
+/**
+ * The build every fault runs: TARGETS targets, each written in STEPS logged
+ * steps, `sleep` seconds apart; with `pauseAfter`, every job also sleeps
+ * `pauseAfter.sleeps` times more after that step (a quiet moment: nothing
+ * of the job is being written).
+ */
+export function oneWriterMakefile(
+  sleep: string,
+  pauseAfter?: { step: number; sleeps: number },
+): string {
+  const names = TARGET_NAMES;
   // Each write is bracketed by log lines: `w NODE COPY MICROSECONDS TARGET`.
   const log = 'echo "w $${MPMAKE_NODE:-local} $$$$ $${EPOCHREALTIME/./} $@" >> writes.log';
+  const pause = pauseAfter
+    ? `if [ $$i = ${pauseAfter.step} ]; then for j in $$(seq ${pauseAfter.sleeps}); do sleep ${sleep}; done; fi; `
+    : '';
   const recipe =
     `\t@${log}; : > $@; ${log}; ` +
-    `for i in $$(seq ${STEPS}); do ${log}; echo line$$i >> $@; ${log}; sleep ${sleep}; done\n`;
+    `for i in $$(seq ${STEPS}); do ${log}; echo line$$i >> $@; ${log}; ${pause}sleep ${sleep}; done\n`;
   return (
     'SHELL := /bin/bash\n' +
     `all: ${names.join(' ')}\n` +
@@ -65,15 +80,32 @@ function makefile(sleep: string): string {
   );
 }
 
-/** Overlapping write intervals of different copies of one target. */
-export function overlapsIn(log: string): { overlaps: Overlap[]; copies: number } {
+/** The complete text of every target (what plain make leaves). */
+export function wholeTarget(): string {
+  return Array.from({ length: STEPS }, (_, i) => `line${i + 1}\n`).join('');
+}
+
+export const TARGET_NAMES = Array.from({ length: TARGETS }, (_, i) => `t${i}`);
+
+/**
+ * Overlapping write intervals of different copies of one target, by the
+ * times the log lines carry (`by: 'time'`), or by their order in the log
+ * (`by: 'order'`): on a shared file system, a line lands in the log when the
+ * file server gets it, so a copy's line after another copy's first line is a
+ * write that arrived after that copy had started.
+ */
+export function overlapsIn(
+  log: string,
+  by: 'time' | 'order' = 'time',
+): { overlaps: Overlap[]; copies: number } {
   const spans = new Map<string, Map<string, { start: number; end: number }>>();
+  let index = 0;
   for (const line of log.split('\n')) {
     const m = /^w (\S+) (\d+) (\d+) (\S+)$/.exec(line);
     if (!m) continue;
     const [, node, pid, us, target] = m;
     const copy = `${node}/${pid}`;
-    const t = Number(us) / 1000;
+    const t = by === 'time' ? Number(us) / 1000 : index++;
     const byCopy = spans.get(target!) ?? new Map<string, { start: number; end: number }>();
     spans.set(target!, byCopy);
     const s = byCopy.get(copy);
@@ -129,7 +161,7 @@ export interface FaultOptions {
 export async function runFault(fault: Fault, opts: FaultOptions): Promise<FaultRun> {
   const { dir } = opts;
   const sleep = `0.2${Math.floor(Math.random() * 9000 + 1000)}`;
-  writeFileSync(join(dir, 'Makefile'), makefile(sleep));
+  writeFileSync(join(dir, 'Makefile'), oneWriterMakefile(sleep));
   const agents: LocalAgent[] = [];
   try {
     for (let i = 0; i < 2; i++)
@@ -157,7 +189,10 @@ export async function runFault(fault: Fault, opts: FaultOptions): Promise<FaultR
       fault === 'stop-agent' || fault === 'kill-agent'
         ? () => writesBy(victim.id) >= 4 && writesBy(agents[1]!.id) >= 2
         : () => writesBy(victim.id) + writesBy(agents[1]!.id) >= 8;
-    if (!(await eventually(ready, 60_000))) throw new Error('the build never got going');
+    if (!(await eventually(ready, 60_000))) {
+      const r = await build;
+      throw new Error(`the build never got going on both agents; mpmake: ${r.stderr.toString()}`);
+    }
     const faultAt = Date.now();
     let result: RunResult;
     let stderr = '';
@@ -189,7 +224,7 @@ export async function runFault(fault: Fault, opts: FaultOptions): Promise<FaultR
     stderr += result.stderr.toString();
     const afterFaultMs = Date.now() - faultAt;
     const { overlaps, copies } = overlapsIn(readText(join(dir, 'writes.log')));
-    const want = Array.from({ length: STEPS }, (_, i) => `line${i + 1}\n`).join('');
+    const want = wholeTarget();
     const incomplete: string[] = [];
     for (let i = 0; i < TARGETS; i++)
       if (readText(join(dir, `t${i}`)) !== want) incomplete.push(`t${i}`);
