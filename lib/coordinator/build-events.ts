@@ -29,6 +29,11 @@ export interface JobEndEvent extends JobStartEvent {
   /** Set when the job could not run at all. */
   error?: string;
   /**
+   * A line run on the client (nodeId 'local') whose process was watched to
+   * its end: it ran from its request to `endedAtMs` (`runMs` says so too).
+   */
+  endSeen?: boolean;
+  /**
    * The wait until the client saw the job's targets as its node did
    * (--mp-fs-wait): how long, how many retries, files still stale.
    */

@@ -2,6 +2,7 @@ import { EventEmitter } from 'node:events';
 import { resolve } from 'node:path';
 import { MAX_FILES_SEEN } from '../protocol/messages.js';
 import type { LocalWrites, ShimRequest, ShimText } from '../shim/shim-protocol.js';
+import { LocalJobWatch } from './local-job-watch.js';
 import {
   SHIM_FLAG_SAME_OUTPUT,
   SHIM_FLAG_STDERR_TTY,
@@ -92,6 +93,7 @@ export class RecipeRouter extends EventEmitter<BuildEvents> {
   /** Shims still revalidating a job's targets (their lag report to come). */
   private readonly revalidating = new Set<Promise<unknown>>();
   private seq = 0;
+  private readonly localJobs = new LocalJobWatch();
 
   constructor(
     private readonly cluster: Cluster,
@@ -117,9 +119,31 @@ export class RecipeRouter extends EventEmitter<BuildEvents> {
     this.options.warn(`mpmake: ${reason}; running the remaining recipes locally`);
   }
 
-  /** Resolves once every shim's report of its wait has arrived (or its shim is gone). */
+  /**
+   * Resolves once every shim's report of its wait has arrived (or its shim
+   * is gone); after make's exit, every line run on the client has ended.
+   */
   async settled(): Promise<void> {
     await Promise.all([...this.revalidating]);
+    this.localJobs.flush();
+  }
+
+  /**
+   * A line handed back to its shim runs on the client as the shim's own
+   * process: its job-end comes when that process ends (exit status unseen),
+   * so the parallelism and the trace count it.
+   */
+  private endLocally(start: JobStartEvent, shimPid: number): void {
+    const end = (endedAtMs: number, endSeen: boolean): void => {
+      const ev: JobEndEvent = { ...start, endedAtMs, code: null, signal: null, queuedMs: 0, runMs: 0 };
+      if (endSeen) {
+        ev.endSeen = true;
+        ev.runMs = Math.max(0, endedAtMs - start.requestedAtMs);
+      }
+      this.emit('job-end', ev);
+    };
+    if (!Number.isInteger(shimPid) || shimPid <= 0) end(Date.now(), false);
+    else this.localJobs.watch(shimPid, (t) => end(t, true));
   }
 
   /** Jobs whose shim is still connected. */
@@ -195,20 +219,14 @@ export class RecipeRouter extends EventEmitter<BuildEvents> {
     // targets of a grouped (`a b &:`) or multi-target pattern rule.
     const made = targetPath === undefined ? [] : madePaths(req, targetPath);
     const writes = this.options.fsWaitMs > 0 ? this.options.writes : undefined;
+    const rawPid = req.env['__MPMAKE_SHIM_PID'];
+    const shimPid = typeof rawPid === 'string' ? Number(rawPid) : NaN;
     if (choice.kind !== 'node') {
       this.stats.local++;
       this.emit('job-start', start);
       for (const p of made) writes?.wroteOnClient(p);
       conn.runLocally(shell);
-      // The line runs in the shim now; its end is not seen here.
-      this.emit('job-end', {
-        ...start,
-        endedAtMs: Date.now(),
-        code: null,
-        signal: null,
-        queuedMs: 0,
-        runMs: 0,
-      });
+      this.endLocally(start, shimPid);
       return;
     }
     const onClient = this.options.onClient?.has(choice.id) === true;
@@ -269,15 +287,7 @@ export class RecipeRouter extends EventEmitter<BuildEvents> {
         this.stats.local++;
         for (const p of made) writes?.wroteOnClient(p);
         conn.runLocally(shell);
-        this.emit('job-end', {
-          ...start,
-          nodeId: 'local',
-          endedAtMs: Date.now(),
-          code: null,
-          signal: null,
-          queuedMs: 0,
-          runMs: 0,
-        });
+        this.endLocally({ ...start, nodeId: 'local' }, shimPid);
         return true;
       },
       fail: (code, message) => {

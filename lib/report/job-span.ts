@@ -34,8 +34,8 @@ export interface JobSpan {
   inputWait?: FsWait;
   /**
    * False when the run was not seen: a line placement gave back to the
-   * client (it runs in the shim, whose end the coordinator does not see),
-   * or one that could not run at all.
+   * client whose end could not be watched (no /proc), or one that could
+   * not run at all.
    */
   timed: boolean;
 }
@@ -43,7 +43,7 @@ export interface JobSpan {
 /** The span of a finished job. */
 export function jobSpan(ev: JobEndEvent): JobSpan {
   const ranInShim = ev.nodeId === 'local' && ev.code === null && ev.signal === null;
-  const timed = !ranInShim && ev.error === undefined;
+  const timed = (!ranInShim || ev.endSeen === true) && ev.error === undefined;
   // Rounding (whole ms on both machines) must not put the start before the request.
   const startMs = timed ? Math.max(ev.requestedAtMs, ev.endedAtMs - ev.runMs) : ev.endedAtMs;
   const span: JobSpan = {

@@ -385,6 +385,9 @@ function runRemote(sockPath: string, cwd: string, argv: readonly string[], env: 
     const { flags, cols, rows } = terminalFacts();
     const envRecord: Record<string, string> = {};
     for (const [k, v] of Object.entries(env)) if (v !== undefined) envRecord[k] = v;
+    // The coordinator's alone: a line it hands back runs as our child, and
+    // we live until it ends.
+    envRecord['__MPMAKE_SHIM_PID'] = String(process.pid);
     sock.write(
       encodeRequest({
         umask: readUmask(),

@@ -872,7 +872,11 @@ static void tell_written(const char *sock, const char *target, const char *also)
 }
 
 static unsigned char *build_request(int argc, char **argv, const char *cwd, size_t *out_len) {
-  size_t envc = 0, total = 5 + 28 + strlen(cwd) + 1;
+  /* Our pid, for the coordinator alone (never shipped): a line it hands
+     back runs as this very process (exec), and it watches for its end. */
+  char self[40];
+  snprintf(self, sizeof self, "__MPMAKE_SHIM_PID=%ld", (long)getpid());
+  size_t envc = 1, total = 5 + 28 + strlen(cwd) + 1 + strlen(self) + 1;
   for (int i = 0; i < argc; i++) total += strlen(argv[i]) + 1;
   for (char **e = environ; e != NULL && *e != NULL; e++, envc++) total += strlen(*e) + 1;
   if (total - 4 > MAX_FRAME_BYTES) return NULL;
@@ -923,11 +927,14 @@ static unsigned char *build_request(int argc, char **argv, const char *cwd, size
     memcpy(p, argv[i], n);
     p += n;
   }
-  for (size_t i = 0; i < envc; i++) {
+  for (size_t i = 0; i + 1 < envc; i++) {
     n = strlen(environ[i]) + 1;
     memcpy(p, environ[i], n);
     p += n;
   }
+  n = strlen(self) + 1;
+  memcpy(p, self, n);
+  p += n;
   *out_len = total;
   return buf;
 }

@@ -28,10 +28,12 @@ for (const fallback of [true, false]) {
       t.teardown(() => agent.stop());
       const dir = t.testdir({ Makefile: makefile });
       const report = join(dir, 'report.json');
+      const traceFile = join(dir, 'trace.json');
       const r = await runMpmake(
         [
           `--mp-hosts=${agent.host}:${agent.port}/8`,
           `--mp-report=${report}`,
+          `--mp-trace=${traceFile}`,
           ...(fallback ? [] : ['--mp-no-fallback']),
           '-j8',
         ],
@@ -45,6 +47,25 @@ for (const fallback of [true, false]) {
       t.equal(rep.jobs.total, N, 'each job counted once');
       t.equal(rep.jobs.remote + rep.jobs.local, N);
       if (!fallback) t.equal(rep.jobs.remote, N, 'all ran on the agent');
+      // Issue 13: the jobs run locally count in the parallelism (they were
+      // instants, invisible to the mean): each is a span with its duration,
+      // and the mean is the trace's job time over the build's.
+      const trace = JSON.parse(readFileSync(traceFile, 'utf8'));
+      const spans = (trace.traceEvents as Array<Record<string, unknown>>).filter(
+        (e) => e['ph'] === 'X' && e['cat'] === 'job',
+      );
+      const local = spans.filter((e) => (e['args'] as { node: string }).node === 'local');
+      t.equal(local.length, rep.jobs.local, 'one span per job run locally');
+      t.ok(
+        local.every((e) => (e['dur'] as number) > 0),
+        'each with its duration',
+      );
+      const busyUs = spans.reduce((a, e) => a + (e['dur'] as number), 0);
+      const endUs = trace.otherData.endUs as number;
+      t.ok(
+        Math.abs(rep.parallelism.mean - busyUs / endUs) <= 0.011,
+        `mean ${rep.parallelism.mean} = all jobs' time / build time (${(busyUs / endUs).toFixed(3)})`,
+      );
     },
   );
 }
