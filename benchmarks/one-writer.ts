@@ -72,6 +72,8 @@ async function runOne(
 export async function runOneWriter(
   reps: number,
   heartbeatTimeoutMs: number,
+  /** After each fault's repetitions, with the rows so far. */
+  onRows: (rows: Row[], bedSkipped: string | undefined) => Promise<void> = async () => {},
 ): Promise<{ rows: Row[]; bedSkipped: string | undefined }> {
   const bedSkipped = bedMissing();
   const kinds: Kind[] = [...FAULTS, ...(bedSkipped ? [] : (['cut-link', 'cut-link-any'] as const))];
@@ -114,6 +116,7 @@ export async function runOneWriter(
         afterFaultMsMedian: Math.round(median(after)),
         afterFaultMsMax: Math.round(Math.max(...after)),
       });
+      await onRows(rows, bedSkipped);
     }
   } finally {
     await bed?.close();
@@ -121,67 +124,82 @@ export async function runOneWriter(
   return { rows, bedSkipped };
 }
 
+function markdownFor(
+  rows: Row[],
+  reps: number,
+  heartbeatMs: number,
+  bedSkipped: string | undefined,
+): string {
+  const ok = rows.every(
+    (r) =>
+      r.fault === 'cut-link-any' ||
+      (r.overlaps === 0 &&
+        r.lateWrites === 0 &&
+        r.failedBuilds === 0 &&
+        r.incomplete === 0 &&
+        r.harnessErrors === 0),
+  );
+  return (
+    `# One writer at a time (issue 13)\n\n` +
+    `${reps} repetition(s) of each fault, --mp-heartbeat-timeout=${heartbeatMs} ` +
+    `(lease ${Math.floor(heartbeatMs * 0.75)} ms), two loopback agents of two slots, four ` +
+    `targets written in eight steps each; cut link: the cluster test bed (three nodes, ` +
+    `agents of two slots, tree and write log on sshfs), the link restored after the build ` +
+    `and the cut node's file system client drained before anything is read` +
+    `${bedSkipped ? ` (not run here: ${bedSkipped})` : ''}. Target, for every fault but ` +
+    `cut-link-any: 0 overlapping writes, 0 late writes, every build succeeds, every ` +
+    `target whole — ${ok ? 'met' : 'MISSED'}` +
+    `${reps < 20 ? ` (only ${reps} repetitions: the issue asks for 20)` : ''}. ` +
+    `cut-link-any cuts at any moment: a write the node had sent and the file server ` +
+    `not yet received when the link went down lands when it comes back (sshfs retries ` +
+    `it, as an NFS hard mount would); its late writes are counted, not a target.\n\n` +
+    markdownTable(
+      [
+        'fault',
+        'reps',
+        'overlaps',
+        'late writes',
+        'failed builds',
+        'incomplete targets',
+        'files left',
+        'processes left',
+        're-runs',
+        'fault to end, median s',
+        'max s',
+        'harness errors',
+      ],
+      rows.map((r) => [
+        r.fault,
+        r.reps,
+        r.overlaps,
+        r.lateWrites,
+        r.failedBuilds,
+        r.incomplete,
+        r.leftovers,
+        r.strays,
+        r.reruns,
+        fmt(r.afterFaultMsMedian / 1000, 1),
+        fmt(r.afterFaultMsMax / 1000, 1),
+        r.harnessErrors,
+      ]),
+    ) +
+    '\n'
+  );
+}
+
 if (isMain(import.meta.url)) {
   try {
     const o = numberOptions(process.argv.slice(2), ['reps', 'heartbeat-ms']);
     const reps = o['reps'] ?? 20;
     const heartbeatMs = o['heartbeat-ms'] ?? 2000;
-    const { rows, bedSkipped } = await runOneWriter(reps, heartbeatMs);
-    const ok = rows.every(
-      (r) =>
-        r.fault === 'cut-link-any' ||
-        (r.overlaps === 0 &&
-          r.lateWrites === 0 &&
-          r.failedBuilds === 0 &&
-          r.incomplete === 0 &&
-          r.harnessErrors === 0),
-    );
-    const markdown =
-      `# One writer at a time (issue 13)\n\n` +
-      `${reps} repetition(s) of each fault, --mp-heartbeat-timeout=${heartbeatMs} ` +
-      `(lease ${Math.floor(heartbeatMs * 0.75)} ms), two loopback agents of two slots, four ` +
-      `targets written in eight steps each; cut link: the cluster test bed (three nodes, ` +
-      `agents of two slots, tree and write log on sshfs), the link restored after the build ` +
-      `and the cut node's file system client drained before anything is read` +
-      `${bedSkipped ? ` (not run here: ${bedSkipped})` : ''}. Target, for every fault but ` +
-      `cut-link-any: 0 overlapping writes, 0 late writes, every build succeeds, every ` +
-      `target whole — ${ok ? 'met' : 'MISSED'}` +
-      `${reps < 20 ? ` (only ${reps} repetitions: the issue asks for 20)` : ''}. ` +
-      `cut-link-any cuts at any moment: a write the node had sent and the file server ` +
-      `not yet received when the link went down lands when it comes back (sshfs retries ` +
-      `it, as an NFS hard mount would); its late writes are counted, not a target.\n\n` +
-      markdownTable(
-        [
-          'fault',
-          'reps',
-          'overlaps',
-          'late writes',
-          'failed builds',
-          'incomplete targets',
-          'files left',
-          'processes left',
-          're-runs',
-          'fault to end, median s',
-          'max s',
-          'harness errors',
-        ],
-        rows.map((r) => [
-          r.fault,
-          r.reps,
-          r.overlaps,
-          r.lateWrites,
-          r.failedBuilds,
-          r.incomplete,
-          r.leftovers,
-          r.strays,
-          r.reruns,
-          fmt(r.afterFaultMsMedian / 1000, 1),
-          fmt(r.afterFaultMsMax / 1000, 1),
-          r.harnessErrors,
-        ]),
-      ) +
-      '\n';
-    await publishResults('one-writer', { machine: machine(), reps, heartbeatMs, rows }, markdown);
+    const publish = (rows: Row[], bedSkipped: string | undefined): Promise<void> =>
+      publishResults(
+        'one-writer',
+        { machine: machine(), reps, heartbeatMs, rows },
+        markdownFor(rows, reps, heartbeatMs, bedSkipped),
+      );
+    // Published after each fault, so that a run cut short keeps what it measured.
+    await runOneWriter(reps, heartbeatMs, publish);
   } catch (err) {
     process.stderr.write(`one-writer: ${(err as Error).message}\n`);
     process.exitCode = 1;

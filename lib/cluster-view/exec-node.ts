@@ -1,14 +1,9 @@
-import { randomBytes } from 'node:crypto';
-import { unlinkSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { parseHostList, type HostSpec } from '../client/host-list.js';
 import { NodeChannel } from '../client/node-channel.js';
+import { ProbeFile } from '../coordinator/probe-file.js';
 import { MpmakeError } from '../errors.js';
 import { pick, type NodeSnapshot } from '../placement/placement.js';
-import { tracer } from '../trace.js';
 import type { ClusterViewOptions } from './cluster-options.js';
-
-const trace = tracer('exec');
 
 /** How long to wait for a node's first load report before placing without it. */
 const FIRST_LOAD_WAIT_MS = 1000;
@@ -84,17 +79,24 @@ function checkProbe(
   });
 }
 
-/** Writes the probe file into `dir`; undefined (no check) when it cannot. */
-function writeProbe(dir: string): { path: string; content: string } | undefined {
-  const content = randomBytes(16).toString('hex');
-  const path = join(dir, `.mpmake-probe-${process.pid}-${content.slice(0, 8)}`);
-  try {
-    writeFileSync(path, content, { mode: 0o644 });
-    return { path, content };
-  } catch (err) {
-    trace(`cannot write a probe file in ${dir}: ${(err as Error).message}; skipping the check`);
-    return undefined;
-  }
+/**
+ * While the start check runs, SIGINT, SIGTERM or SIGHUP first removes the
+ * probe file, then ends us by that signal as before. Returns the unhook.
+ */
+function cleanupOnSignals(cleanup: () => void): () => void {
+  const hooks = (['SIGINT', 'SIGTERM', 'SIGHUP'] as const).map((sig) => {
+    const hook = (): void => {
+      cleanup();
+      unhook();
+      process.kill(process.pid, sig);
+    };
+    process.on(sig, hook);
+    return [sig, hook] as const;
+  });
+  const unhook = (): void => {
+    for (const [sig, hook] of hooks) process.off(sig, hook);
+  };
+  return unhook;
 }
 
 /**
@@ -181,7 +183,12 @@ export async function placeExec(
     );
   }
 
-  const probe = writeProbe(cwd);
+  // The same probe file as mpmake's start check (.mpmake-probe-PID-HEX):
+  // there only while the check runs; one left by a killed mpm exec or
+  // mpmake goes now.
+  const probes = new ProbeFile(cwd);
+  const probe = probes.acquire();
+  const unhook = cleanupOnSignals(() => probes.close());
   let passed: NodeChannel[];
   try {
     const checks = await Promise.all(
@@ -196,13 +203,8 @@ export async function placeExec(
     );
     passed = ready.filter((_, i) => checks[i]);
   } finally {
-    if (probe) {
-      try {
-        unlinkSync(probe.path);
-      } catch {
-        // gone already
-      }
-    }
+    probes.close();
+    unhook();
   }
   if (passed.length === 0) {
     for (const n of nodes) n.close();

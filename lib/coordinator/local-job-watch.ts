@@ -10,7 +10,10 @@ import { readFileSync } from 'node:fs';
  * Without /proc, a job's end is taken as the moment it was handed back.
  */
 export class LocalJobWatch {
-  private readonly watched = new Map<number, { since: string; done: (endedAtMs: number) => void }>();
+  private readonly watched = new Map<
+    number,
+    { since: string; done: (endedAtMs: number) => void }
+  >();
   private timer: NodeJS.Timeout | undefined;
 
   constructor(

@@ -135,7 +135,14 @@ export class RecipeRouter extends EventEmitter<BuildEvents> {
    */
   private endLocally(start: JobStartEvent, shimPid: number): void {
     const end = (endedAtMs: number, endSeen: boolean): void => {
-      const ev: JobEndEvent = { ...start, endedAtMs, code: null, signal: null, queuedMs: 0, runMs: 0 };
+      const ev: JobEndEvent = {
+        ...start,
+        endedAtMs,
+        code: null,
+        signal: null,
+        queuedMs: 0,
+        runMs: 0,
+      };
       if (endSeen) {
         ev.endSeen = true;
         ev.runMs = Math.max(0, endedAtMs - start.requestedAtMs);

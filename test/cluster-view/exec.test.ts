@@ -1,6 +1,7 @@
 // `mpm exec` against real agents on loopback: output on the right streams,
 // the command's exit status or signal, --on, and Ctrl-C cancelling the job.
-import { readFileSync, realpathSync } from 'node:fs';
+import { readdirSync, readFileSync, realpathSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import t from 'tap';
 import { startCluster } from '../helpers/cluster.js';
 import { mpmakeCli } from '../helpers/paths.js';
@@ -181,6 +182,20 @@ t.test('mpm exec', async (t) => {
       hosts.stderr.toString(),
       'mpm exec: --hosts: cannot read host entry "127.0.0.1::7543": more than one ":" (an IPv6 address with a port goes in brackets: [::1]:7543); write HOST[:PORT][/SLOTS], e.g. "nodeA:7543/8", "[fd00::1]:7543" or "localhost/4" [MPM_ERR_USAGE]\n',
     );
+  });
+
+  // Issue 13: after every run above (exit statuses, signals, SIGINT, no
+  // node), none of mpm exec's start-check probes is left in the tree; one
+  // left by an mpm exec killed during its check goes with the next run.
+  t.test('issue-13: no probe file of its own left in the tree', async (t) => {
+    const probes = (): string[] => readdirSync(cwd).filter((f) => f.startsWith('.mpmake-probe-'));
+    t.same(probes(), [], 'none after the runs above');
+    const dead = await runCapture('sh', ['-c', 'echo $$'], { cwd, env: cleanEnv() });
+    const stale = `.mpmake-probe-${dead.stdout.toString().trim()}-0123abcd`;
+    writeFileSync(join(cwd, stale), 'left by a killed run');
+    const r = await runMpm(['exec', '--', 'true'], { cwd, env });
+    t.equal(r.code, 0, describeEnd(r));
+    t.same(probes(), [], "the killed run's probe is gone, and this run's own");
   });
 });
 

@@ -78,7 +78,7 @@ export async function startSshd(server: Host, keys: SshKeys): Promise<HostProces
   const end = Date.now() + 10_000;
   for (;;) {
     try {
-      await server.sh(`bash -c 'exec 3<>/dev/tcp/${server.address}/22'`);
+      await server.sh(`bash --norc --noprofile -c 'exec 3<>/dev/tcp/${server.address}/22'`);
       return sshd;
     } catch {
       if (Date.now() > end) throw new Error(`test bed: sshd does not listen: ${log.trim()}`);

@@ -95,7 +95,11 @@ export class Host {
         '--propagation',
         'private',
         '--',
+        // No ~/.bashrc: bash reads it when stdin is a socket (Node's pipes
+        // are), and a slow one (pyenv's rehash) held hosts past their start.
         'bash',
+        '--norc',
+        '--noprofile',
         '-c',
         script,
       ],
@@ -112,7 +116,9 @@ export class Host {
       lines.once('line', (line) =>
         line === 'ready' ? resolve() : reject(new Error(`host ${name}: ${line}`)),
       );
-      holder.once('exit', () => reject(new Error(`host ${name} did not start: ${stderr.trim()}`)));
+      holder.once('exit', (code, signal) =>
+        reject(new Error(`host ${name} did not start (${signal ?? code}): ${stderr.trim()}`)),
+      );
     });
     const timer = setTimeout(() => holder.kill('SIGKILL'), START_TIMEOUT_MS);
     try {
