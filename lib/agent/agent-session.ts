@@ -42,6 +42,14 @@ import { RemoteJob } from './remote-job.js';
  */
 export const AUTH_TIMEOUT_MS = 5_000;
 /**
+ * With --auth munge: a MUNGE handshake is process starts on both sides
+ * (munge on the client; unmunge, a user lookup and munge here), which a
+ * starved machine with a dozen clients dialling at once does not get
+ * through in 5 s. Handshakes in progress stay bounded by
+ * --max-unauthenticated.
+ */
+export const MUNGE_AUTH_TIMEOUT_MS = 30_000;
+/**
  * An authenticated client that says nothing for this long is gone (a cut
  * link, a hung or frozen client): its jobs are killed. Clients ping every
  * fifth of their own heartbeat timeout and tell us that timeout; we act at
@@ -158,9 +166,16 @@ export class AgentSession {
       nodeId: ctx.nodeId,
       ...(ctx.options.munge ? { munge: true } : {}),
     });
-    this.authTimer = setTimeout(() => {
-      this.refuse('MPM_ERR_AUTH', 'no auth within the time limit', 'did not authenticate in time');
-    }, AUTH_TIMEOUT_MS);
+    this.authTimer = setTimeout(
+      () => {
+        this.refuse(
+          'MPM_ERR_AUTH',
+          'no auth within the time limit',
+          'did not authenticate in time',
+        );
+      },
+      ctx.options.munge ? MUNGE_AUTH_TIMEOUT_MS : AUTH_TIMEOUT_MS,
+    );
   }
 
   get isReady(): boolean {

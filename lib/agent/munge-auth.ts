@@ -2,6 +2,8 @@
  * The agent's side of `--auth munge`: who a client is, from its MUNGE
  * credential, and the agent's own credential for the welcome.
  */
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 import type { HandshakeBinding } from '../protocol/auth.js';
 import {
   agentPayload,
@@ -11,7 +13,13 @@ import {
   MungeError,
 } from '../protocol/munge.js';
 import type { MungeMode } from './agent-options.js';
-import { lookupUser, type RunAs } from './run-as.js';
+import type { RunAs } from './run-as.js';
+
+const getent = (args: string[]): Promise<{ stdout: string }> =>
+  promisify(execFile)('getent', args, {
+    timeout: 5000,
+    env: { LC_ALL: 'C', PATH: '/usr/bin:/bin' },
+  });
 
 /** A client that proved its uid: whom its jobs run as. */
 export interface MungeClient {
@@ -34,16 +42,26 @@ export interface MungeRefusal {
 export type MungeOutcome = MungeClient | MungeRefusal;
 
 const USER_CACHE_MS = 60_000;
-const users = new Map<number, { at: number; user: Promise<RunAs> }>();
+const users = new Map<number, { at: number; name: Promise<string> }>();
 
-/** The user database's entry for `uid`, cached for a minute. */
-function userOf(uid: number): Promise<RunAs> {
+/**
+ * The user name of `uid` in this node's user database (NSS: LDAP too), by
+ * one `getent passwd`, cached for a minute; rejects when there is none.
+ * (The launcher's initgroups finds the groups.)
+ */
+function userOf(uid: number): Promise<string> {
   const hit = users.get(uid);
-  if (hit && Date.now() - hit.at < USER_CACHE_MS) return hit.user;
-  const user = lookupUser(String(uid));
-  users.set(uid, { at: Date.now(), user });
-  user.catch(() => users.delete(uid));
-  return user;
+  if (hit && Date.now() - hit.at < USER_CACHE_MS) return hit.name;
+  const name = getent(['passwd', String(uid)]).then(({ stdout }) => {
+    const fields = stdout.split('\n')[0]!.split(':');
+    if (fields.length < 7 || fields[0] === '' || Number(fields[2]) !== uid) {
+      throw new Error(`no user with uid ${uid}`);
+    }
+    return fields[0]!;
+  });
+  users.set(uid, { at: Date.now(), name });
+  name.catch(() => users.delete(uid));
+  return name;
 }
 
 export interface MungePolicy {
@@ -110,14 +128,14 @@ export async function authenticateMunge(
   if (policy.euid !== 0 && uid !== policy.euid) {
     return refuse(`this agent runs as uid ${policy.euid}, not root: it runs jobs only as itself`);
   }
-  let entry: RunAs;
+  let name: string;
   try {
-    entry = await userOf(uid);
+    name = await userOf(uid);
   } catch {
     return refuse('no such user on this node (the user databases differ?)');
   }
   const runAs: RunAs | undefined =
-    uid === policy.euid ? undefined : { name: entry.name, uid, gid, groups: [], initgroups: true };
+    uid === policy.euid ? undefined : { name, uid, gid, groups: [], initgroups: true };
   let mine: string;
   try {
     mine = await mungeEncode(agentPayload(binding, channel), socket);
@@ -128,5 +146,5 @@ export async function authenticateMunge(
       log: `MUNGE: ${(err as Error).message}`,
     };
   }
-  return { user: entry.name, uid, runAs, credential: mine };
+  return { user: name, uid, runAs, credential: mine };
 }
