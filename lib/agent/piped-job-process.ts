@@ -7,7 +7,8 @@ import { EXIT_IDLE_MS, JobProcess, type JobOutcome } from './job-process.js';
  * streams, flow control, and when it is over. It is over when it has exited
  * and its streams have ended, except that a recipe may leave a background
  * child holding a pipe: once it has exited, output that stays silent for
- * EXIT_IDLE_MS (while we are not the ones holding it back) is given up on.
+ * EXIT_IDLE_MS (while we are not the ones holding it back, and while we
+ * were looking) is given up on.
  */
 export abstract class PipedJobProcess extends JobProcess {
   protected readonly streams: Readable[] = [];
@@ -16,6 +17,8 @@ export abstract class PipedJobProcess extends JobProcess {
   protected finished = false;
   private openStreams = 0;
   private idleTimer: NodeJS.Timeout | undefined;
+  /** Chunks read so far: tells whether anything came while the idle time was checked. */
+  private chunks = 0;
 
   pause(): void {
     if (this.paused || this.finished) return;
@@ -45,6 +48,7 @@ export abstract class PipedJobProcess extends JobProcess {
     };
     readable.on('data', (bytes: Buffer) => {
       if (this.finished) return;
+      this.chunks++;
       this.emit('data', stream, bytes);
       this.armIdleTimer();
     });
@@ -70,7 +74,22 @@ export abstract class PipedJobProcess extends JobProcess {
   private armIdleTimer(): void {
     clearTimeout(this.idleTimer);
     if (this.outcome === undefined || this.paused || this.finished) return;
-    this.idleTimer = setTimeout(() => this.finish(), EXIT_IDLE_MS);
+    this.idleTimer = setTimeout(() => this.finishIfStillIdle(), EXIT_IDLE_MS);
+  }
+
+  /**
+   * The idle time is up, but it may have passed without our looking at the
+   * streams: an agent that stalls (a loaded machine, a long turn of the
+   * event loop) runs its due timers before it polls again, and a fast
+   * job's whole output, waiting in the pipe, would be dropped. So look once
+   * more (an immediate runs after the event loop's next poll of the
+   * streams) and give up only if nothing came meanwhile.
+   */
+  private finishIfStillIdle(): void {
+    const chunks = this.chunks;
+    setImmediate(() => {
+      if (this.chunks === chunks && !this.paused) this.finish();
+    });
   }
 
   private maybeFinish(): void {
