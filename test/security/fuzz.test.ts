@@ -1,6 +1,6 @@
 /**
  * Bad input never crashes or executes: a fuzzing client sends the agent
- * 3,000 broken or out-of-order connections (see test/helpers/agent-fuzz.ts)
+ * 2,000 broken or out-of-order connections (see test/helpers/agent-fuzz.ts)
  * while a well-behaved client keeps running jobs. The agent stays up, runs
  * nothing it should not, and its memory stays bounded. Then the same for
  * the coordinator's shim socket in the middle of a real build.
@@ -18,11 +18,12 @@ import { cleanEnv, runMpmake, scratchDir } from '../helpers/run.js';
 import { secretFile, waitUntil } from '../helpers/security.js';
 
 const SECRET = 'fuzz-test secret 1e0c';
-const CASES = 3000;
+/** Thousands, as the claim needs (benchmarks/fuzz-agent.ts runs as many as you like). */
+const CASES = 2000;
 /** A generous bound: the agent idles near 60 MB. */
 const MAX_RSS_BYTES = 400 * 1024 * 1024;
 
-t.test('the agent under 3,000 fuzzed connections', async (t) => {
+t.test('the agent under 2,000 fuzzed connections', async (t) => {
   const dir = t.testdir({ marks: {}, good: {} });
   const markerDir = join(dir, 'marks');
   const agent = await startAgent(t, { slots: 4, secretFile: secretFile(dir, SECRET) });
@@ -39,7 +40,12 @@ t.test('the agent under 3,000 fuzzed connections', async (t) => {
     while (fuzzing) {
       const r = await good.run(`echo good-${goodJobs}`, { cwd: join(dir, 'good') });
       if (r.exit.code !== 0 || r.stdout.toString() !== `good-${goodJobs}\n`) {
-        goodFailures.push(`job ${goodJobs}: ${r.exit.code} ${JSON.stringify(r.stdout.toString())}`);
+        const { code, signal, runMs, queuedMs } = r.exit;
+        goodFailures.push(
+          `job ${goodJobs}: ${signal ?? `status ${code}`} after ${queuedMs} ms queued, ` +
+            `${runMs} ms running; stdout ${JSON.stringify(r.stdout.toString())}, ` +
+            `stderr ${JSON.stringify(r.stderr.toString())}`,
+        );
       }
       goodJobs++;
     }
@@ -51,7 +57,7 @@ t.test('the agent under 3,000 fuzzed connections', async (t) => {
     secret: Buffer.from(SECRET),
     markerDir,
     cases: CASES,
-    seconds: 25,
+    seconds: 20,
     concurrency: 16,
     seed: 20_251_115,
   });
