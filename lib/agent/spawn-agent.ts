@@ -1,4 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { availableParallelism, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { localSecret } from './local-secret.js';
@@ -33,10 +34,17 @@ export interface SpawnLocalAgentOptions {
   env?: NodeJS.ProcessEnv;
   /** A command the agent runs under (`prlimit …`, `sh -c '…; exec "$@"' sh`): tests. */
   wrap?: string[];
+  /** How long it may take to print its listening line; default {@link START_TIMEOUT_MS}. */
+  startTimeoutMs?: number;
 }
 
-/** How long an agent may take to print its listening line. */
-const START_TIMEOUT_MS = 10_000;
+/**
+ * How long an agent may take to print its listening line, by default. A
+ * healthy agent listens within a second or two, but on a loaded machine
+ * (a 2-core test machine at load 20) Node alone can take over 10 s to
+ * start: the bound is for an agent that hangs, not for a slow one.
+ */
+export const START_TIMEOUT_MS = 60_000;
 /** How much of the agent's stderr is kept for error messages. */
 const STDERR_TAIL_BYTES = 4096;
 
@@ -120,9 +128,14 @@ export function spawnLocalAgent(opts: SpawnLocalAgentOptions): Promise<LocalAgen
       fail(`exited (${signal ?? `status ${code}`}) before listening`);
     };
     const onError = (err: Error): void => fail(`could not be started: ${err.message}`);
+    const timeoutMs = opts.startTimeoutMs ?? START_TIMEOUT_MS;
     const timer = setTimeout(() => {
-      fail(`printed no listening line within ${START_TIMEOUT_MS / 1000} s`);
-    }, START_TIMEOUT_MS);
+      const load = loadavg()[0]!.toFixed(1);
+      fail(
+        `printed no listening line within ${timeoutMs / 1000} s: it hangs, or this machine ` +
+          `is too busy to start it (load average ${load} on ${availableParallelism()} CPUs)`,
+      );
+    }, timeoutMs);
     const cleanup = (): void => {
       clearTimeout(timer);
       child.off('close', onExit);
