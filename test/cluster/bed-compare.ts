@@ -13,6 +13,13 @@ import { readReport, type BuildReport } from '../helpers/fidelity.js';
 import { cleanEnv, describeEnd, runMake, type RunResult } from '../helpers/run.js';
 import { snapshotTree } from '../helpers/tree.js';
 
+/**
+ * A group of cases on the shared bed (bed.test.ts): registers its subtests
+ * on `t`; each asks for its agents (`bed.useAgents`) and builds in
+ * directories of its own.
+ */
+export type BedCases = (t: Test, bed: Bed) => Promise<void>;
+
 /** The bed tests' C tree: 24 units, light enough for a 2-core machine. */
 export function bedTree(): TreeFiles {
   return generateFiles('ctree', { units: 24, work: 4 });

@@ -10,10 +10,12 @@
  *
  *   const bed = await startBed(t);            // t.teardown closes it
  *   await bed.startAgents();                  // or { tls, allow, clockOffset } per node
+ *   await bed.useAgents([{ tls: true }]);     // one per node; keeps those already so
  *   writeFileSync(join(bed.exportDir, 'x'))   // the server's real directory
  *   await bed.mpmake(['-j9'], { cwd: bed.mountPath });
  *   await bed.client.run('make', ['-q'], { cwd: bed.mountPath });
  *   await bed.cutLink(bed.nodes[0]!); await bed.restoreLink(bed.nodes[0]!);
+ *   await bed.mountAlso(join(bed.runDir, 'neg'), { negativeTimeout: 3 });  // other caches
  *
  * Everything it starts is stopped by pid, and the namespaces vanish with
  * their processes, also when this process is killed (the hosts end when
@@ -40,6 +42,7 @@ import { attach, createBridge, setLink } from './bed/network.js';
 
 export { bedMissing, faketimeLibrary } from './bed/availability.js';
 export type { AgentOptions, BedAgent } from './bed/agents.js';
+export type { CacheOptions } from './bed/file-server.js';
 export type { Host } from './bed/host.js';
 
 export interface BedOptions extends CacheOptions {
@@ -86,6 +89,8 @@ function removeStaleRunDirs(): void {
 export class Bed {
   /** Every agent started and not stopped, in start order. */
   readonly agents: BedAgent[] = [];
+  /** The options each running agent was started with (see useAgents). */
+  private readonly agentOptions = new Map<BedAgent, string>();
   private readonly mounts = new Map<Host, HostProcess>();
   private sshd: HostProcess | undefined;
   private keys: SshKeys | undefined;
@@ -178,7 +183,28 @@ export class Bed {
   async startAgent(node: Host, options: AgentOptions = {}): Promise<BedAgent> {
     const agent = await startAgent(node, this.secretFile, options);
     this.agents.push(agent);
+    this.agentOptions.set(agent, optionsKey(options));
     return agent;
+  }
+
+  /**
+   * One agent on every node, node i's started with `perNode[i]` (default
+   * none), in node order. A node whose only agent still runs with those
+   * options keeps it; the others are (re)started, all at once. Cases
+   * sharing one bed (test/cluster/bed.test.ts) start only what they change.
+   */
+  async useAgents(perNode: AgentOptions[] = []): Promise<BedAgent[]> {
+    return Promise.all(
+      this.nodes.map(async (node, i) => {
+        const options = perNode[i] ?? {};
+        const running = this.agents.filter((a) => a.node === node);
+        const [only] = running;
+        const same = only?.running() && this.agentOptions.get(only) === optionsKey(options);
+        if (running.length === 1 && same) return only!;
+        await this.stopAgents(running);
+        return this.startAgent(node, options);
+      }),
+    );
   }
 
   /** Starts an agent on every node, all with `options`. */
@@ -189,7 +215,11 @@ export class Bed {
   /** Stops these agents (default all) by pid. */
   async stopAgents(agents: BedAgent[] = [...this.agents]): Promise<void> {
     await Promise.all(agents.map((a) => a.stop()));
-    for (const a of agents) this.agents.splice(this.agents.indexOf(a), 1);
+    for (const a of agents) {
+      const at = this.agents.indexOf(a);
+      if (at >= 0) this.agents.splice(at, 1);
+      this.agentOptions.delete(a);
+    }
   }
 
   /** MPMAKE_HOSTS for these agents (default all running). */
@@ -244,6 +274,15 @@ export class Bed {
     );
     rmSync(this.runDir, { recursive: true, force: true });
   }
+}
+
+/** Options as a key: the same options, in any key order, give the same key. */
+function optionsKey(options: AgentOptions): string {
+  return JSON.stringify(
+    Object.entries(options)
+      .filter(([, v]) => v !== undefined)
+      .sort(([a], [b]) => a.localeCompare(b)),
+  );
 }
 
 /** The part of tap's Test that startBed needs. */

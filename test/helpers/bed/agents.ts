@@ -36,6 +36,8 @@ export interface BedAgent {
   pid: number;
   /** Everything it logged on stderr so far. */
   log(): string;
+  /** Whether it still runs (it may have been killed, or have died). */
+  running(): boolean;
   stop(signal?: NodeJS.Signals): Promise<void>;
 }
 
@@ -79,6 +81,8 @@ export async function startAgent(
   const proc: HostProcess = await node.spawn(file, args, { env: cleanEnv(), stdin: 'pipe' });
   let log = '';
   proc.child.stderr!.on('data', (b: Buffer) => (log += b.toString()));
+  let exited = false;
+  void proc.exited.then(() => (exited = true));
   const line = await new Promise<string>((resolve, reject) => {
     const lines = createInterface({ input: proc.child.stdout! });
     const timer = setTimeout(() => reject(new Error('no listening line within 60 s')), 60_000);
@@ -106,6 +110,7 @@ export async function startAgent(
     id: m[4]!,
     pid: proc.pid,
     log: () => log,
+    running: () => !exited,
     stop: (signal) => proc.stop(signal),
   };
 }

@@ -7,12 +7,12 @@
 // there), with `make -q` satisfied on the file server's own directory each
 // round and on the client once its caches have expired. Then a header
 // generated on one node and included on others, regenerated within the
-// cache time.
+// cache time. Cases of the shared bed (run by bed.test.ts).
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import t from 'tap';
-import { bedMissing, startBed } from '../helpers/cluster-bed.js';
+import type { Test } from 'tap';
+import type { Bed } from '../helpers/cluster-bed.js';
 import { cleanEnv, describeEnd, runMake } from '../helpers/run.js';
 import { snapshotTree } from '../helpers/tree.js';
 import { bedTree, plainMake, writeFiles } from './bed-compare.js';
@@ -20,9 +20,13 @@ import { bedTree, plainMake, writeFiles } from './bed-compare.js';
 const ROUNDS = 20;
 /** Past the bed's 3 s attribute and lookup caches. */
 const CACHE_EXPIRY_MS = 3500;
-/** Into another second: sftp carries whole-second mtimes. */
-const NEXT_SECOND_MS = 1100;
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+/**
+ * Into the next second of the clock (all hosts share this machine's): sftp
+ * carries whole-second mtimes, so an edit must fall in a later second than
+ * every file the last build wrote to look newer than them.
+ */
+const nextSecond = (): Promise<void> => sleep(1050 - (Date.now() % 1000));
 
 /** Round i's edit: a unit's seed, or (every fifth round) config.h, which every unit includes. */
 function edit(round: number): { file: string; sed: string } {
@@ -75,18 +79,14 @@ out2.txt: p.y
 `;
 const groupedGen = (n: number): string => `echo 'A ${n}' > a.h\necho 'B ${n}' > b.h\n`;
 
-const missing = bedMissing();
-if (missing) {
-  t.plan(0, missing);
-} else {
-  // Cloned machines: every node has the same host name (the measured
-  // summary read `vm:7543 26, vm:7543 26, vm:7543 26`).
-  const bed = await startBed(t, { sameHostname: true });
-  // One after another: three Node starts at once can pass the bed's start
-  // timeout on a loaded 2-core machine.
-  for (const node of bed.nodes) await bed.startAgent(node);
-
+/**
+ * Incremental rounds and a regenerated header, on one agent per node. The
+ * bed's nodes must share one host name (cloned machines: the measured
+ * summary read `vm:7543 26, vm:7543 26, vm:7543 26`).
+ */
+export async function incrementalCases(t: Test, bed: Bed): Promise<void> {
   t.test(`${ROUNDS} incremental rounds end as local builds, make -q satisfied`, async (t) => {
+    await bed.useAgents();
     const name = 'incremental';
     const tree = bedTree();
     writeFiles(join(bed.exportDir, name), tree);
@@ -138,7 +138,7 @@ if (missing) {
       const q = await runMake(['-q'], { cwd: join(bed.exportDir, name), env: cleanEnv() });
       t.equal(describeEnd(q), 'exit 0', `${what}: make -q on the server's tree is satisfied`);
       if (!same || describeEnd(q) !== 'exit 0') break;
-      await sleep(NEXT_SECOND_MS);
+      await nextSecond();
     }
     await sleep(CACHE_EXPIRY_MS);
     const q = await bed.client.run('make', ['-q'], { cwd: bedDir });
@@ -147,6 +147,7 @@ if (missing) {
   });
 
   t.test('a header generated on one node, included on the others', async (t) => {
+    await bed.useAgents();
     const name = 'generated';
     writeFiles(join(bed.exportDir, name), GEN_FILES);
     const bedDir = join(bed.mountPath, name);
@@ -155,7 +156,7 @@ if (missing) {
     // Regenerated at once (within every host's cache time), three times.
     for (let round = 1; round <= 3; round++) {
       if (round > 1) {
-        await sleep(1100); // another second: sftp mtimes are whole seconds
+        await nextSecond();
         await bed.client.run('sh', ['-c', `printf '%s' "$1" > gen.sh`, 'sh', genSh(round)], {
           cwd: bedDir,
         });
@@ -173,6 +174,7 @@ if (missing) {
   });
 
   t.test('every target of a grouped or multi-target pattern rule (issue 11)', async (t) => {
+    await bed.useAgents();
     const name = 'grouped';
     const files = (n: number): Map<string, string> =>
       new Map([
@@ -187,7 +189,7 @@ if (missing) {
     // Round 1 builds; round 2 edits both inputs and builds at once (one such round failed before).
     for (let round = 1; round <= 2; round++) {
       if (round > 1) {
-        await sleep(NEXT_SECOND_MS);
+        await nextSecond();
         const edit = `printf '%s' "$1" > gen.sh && printf '%s' "$2" > p.in`;
         const next = files(round);
         await bed.client.run('sh', ['-c', edit, 'sh', next.get('gen.sh')!, next.get('p.in')!], {

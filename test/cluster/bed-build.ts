@@ -1,19 +1,18 @@
 // Builds on the cluster test bed (issue 11): a file server, a client and
 // three nodes in network namespaces, the tree on sshfs with NFS-like caches.
 // Each build must end as plain make's on the same sources: exit status,
-// output, every file. One bed for the whole file; each subtest builds in a
-// directory of its own (new names: nothing cached anywhere) on the agents
-// it starts.
+// output, every file. Cases of the shared bed (run by bed.test.ts); each
+// subtest builds in a directory of its own (new names: nothing cached
+// anywhere) on the agents it asks for.
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import t from 'tap';
+import type { Test } from 'tap';
 import type { BuildReport as FullReport } from '../../lib/coordinator/build-report.js';
 import {
-  bedMissing,
   CLIENT_ADDRESS,
   faketimeLibrary,
-  startBed,
   type AgentOptions,
+  type Bed,
   type Host,
 } from '../helpers/cluster-bed.js';
 import type { TreeFiles } from '../../fixtures/gen-tree.js';
@@ -59,22 +58,16 @@ function generatedHeaderTree(): TreeFiles {
   return files;
 }
 
-const missing = bedMissing();
-if (missing) {
-  t.plan(0, missing);
-} else {
-  const bed = await startBed(t);
+/** Clean builds of the bed tree and a generated header; TLS; nodes left out by start checks. */
+export async function buildCases(t: Test, bed: Bed): Promise<void> {
   const tree = bedTree();
   const reference = await referenceBuild(bed, 'plain', tree, ['-j9']);
   const leavingOut = /^mpmake: leaving out /;
   const host = (address: string): string => address.split(':')[0]!;
 
-  /** Builds NAME with -j9 on agents started with `perNode[i]`. */
+  /** Builds NAME with -j9 on agents with `perNode[i]` (those already so are kept). */
   const build = async (name: string, perNode: AgentOptions[], env: Record<string, string> = {}) => {
-    await bed.stopAgents();
-    const agents = await Promise.all(
-      bed.nodes.map((node, i) => bed.startAgent(node, perNode[i] ?? {})),
-    );
+    const agents = await bed.useAgents(perNode);
     const dir = placeTree(bed, name, tree);
     const mp = await bed.mpmake(['-j9', '--mp-quiet', `--mp-report=${reportPath(bed, name)}`], {
       cwd: dir,
@@ -99,7 +92,6 @@ if (missing) {
     t.equal(report.jobs.local, 0, 'no job ran on the client');
   });
 
-  // On the agents the clean build left running.
   t.test('a header generated on one node is included by jobs on the others', async (t) => {
     const tree = generatedHeaderTree();
     const ref = join(bed.mountPath, 'gen-plain');
@@ -110,6 +102,7 @@ if (missing) {
     });
     t.equal(plain.code, 0, 'plain make builds it');
     const log = join(bed.runDir, 'gen.log');
+    await bed.useAgents();
     const mp = await bed.mpmake(['-j9', '--mp-quiet', '--mp-local='], {
       cwd: placeTree(bed, 'gen', tree),
       env: { BED_LOG: log },
@@ -136,7 +129,7 @@ if (missing) {
   t.test(
     'negative lookups cached: gen.h made on one node after every host missed it',
     async (t) => {
-      if (bed.agents.length === 0) await bed.startAgents(); // run alone (--grep)
+      await bed.useAgents();
       const negPath = join(bed.runDir, 'tree-neg');
       await bed.mountAlso(negPath, { negativeTimeout: 3 });
       const tree = generatedHeaderTree();
@@ -227,9 +220,5 @@ if (missing) {
     const victim = r.victim.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
     t.match(r.stderr, new RegExp(`lost ${victim} .*running it again`), 'and mpmake said so');
     t.equal(r.report.jobs.total, 4, 'four jobs, each counted once');
-  });
-
-  t.test('the sshfs mounts live only in the hosts', async (t) => {
-    t.notMatch(readFileSync('/proc/self/mountinfo', 'utf8'), bed.mountPath, 'none in ours');
   });
 }
