@@ -20,6 +20,12 @@ import { secretFile, waitUntil } from '../helpers/security.js';
 const SECRET = 'fuzz-test secret 1e0c';
 /** Thousands, as the claim needs (benchmarks/fuzz-agent.ts runs as many as you like). */
 const CASES = 2000;
+/**
+ * Only a bound for a hung run: every case is tried however slow the
+ * machine is (at load 27 on two cores, 730 cases took 20 s; idle, 2,000
+ * take a few seconds), so what is proven does not depend on the load.
+ */
+const MAX_SECONDS = 240;
 /** A generous bound: the agent idles near 60 MB. */
 const MAX_RSS_BYTES = 400 * 1024 * 1024;
 
@@ -57,7 +63,7 @@ t.test('the agent under 2,000 fuzzed connections', async (t) => {
     secret: Buffer.from(SECRET),
     markerDir,
     cases: CASES,
-    seconds: 20,
+    seconds: MAX_SECONDS,
     concurrency: 16,
     seed: 20_251_115,
   });
@@ -68,7 +74,7 @@ t.test('the agent under 2,000 fuzzed connections', async (t) => {
     `${result.tried} cases in ${secs.toFixed(1)} s; ${result.welcomed.size} authenticated; ` +
       `good client ran ${goodJobs} jobs; agent peak RSS ${(peakRss / 2 ** 20).toFixed(0)} MiB`,
   );
-  t.ok(result.tried >= Math.min(CASES, 1000), `tried ${result.tried} cases`);
+  t.equal(result.tried, CASES, `every case was tried (${MAX_SECONDS} s bound)`);
   t.ok(Object.keys(result.byKind).length >= 30, 'every kind, before and after auth');
   t.equal(result.noHello, 0, 'every connection got its hello: the agent never went away');
   t.same(result.welcomedWithoutProof, [], 'no case was welcomed without a valid proof');
