@@ -7,7 +7,8 @@
 // there), with `make -q` satisfied on the file server's own directory each
 // round and on the client once its caches have expired. Then a header
 // generated on one node and included on others, regenerated within the
-// cache time. Cases of the shared bed (run by bed.test.ts).
+// cache time, and every target of grouped and multi-target pattern rules.
+// Cases of the shared bed (run by bed.test.ts).
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -80,9 +81,9 @@ out2.txt: p.y
 const groupedGen = (n: number): string => `echo 'A ${n}' > a.h\necho 'B ${n}' > b.h\n`;
 
 /**
- * Incremental rounds and a regenerated header, on one agent per node. The
- * bed's nodes must share one host name (cloned machines: the measured
- * summary read `vm:7543 26, vm:7543 26, vm:7543 26`).
+ * Incremental rounds, a regenerated header, grouped and multi-target rules,
+ * on one agent per node. The bed's nodes must share one host name (cloned
+ * machines: the measured summary read `vm:7543 26, vm:7543 26, vm:7543 26`).
  */
 export async function incrementalCases(t: Test, bed: Bed): Promise<void> {
   t.test(`${ROUNDS} incremental rounds end as local builds, make -q satisfied`, async (t) => {
@@ -105,6 +106,8 @@ export async function incrementalCases(t: Test, bed: Bed): Promise<void> {
     t.equal(new Set(ids).size, 3, `three nodes with one host name, three ids: ${ids.join(', ')}`);
     t.equal(describeEnd(await plainMake(refDir, ['-j9'])), 'exit 0', 'the local clean build');
     let lagged = 0;
+    /** Where a round's time goes (comments, for the suite's budget; nothing asserted). */
+    const times: string[] = [];
     for (let round = 0; round < ROUNDS; round++) {
       // The last round ended past the caches; the first starts past them too
       // and in another second than the clean build (sftp mtimes are whole seconds).
@@ -113,20 +116,24 @@ export async function incrementalCases(t: Test, bed: Bed): Promise<void> {
       await bed.client.run('sed', ['-i', sed, file], { cwd: bedDir });
       execFileSync('sed', ['-i', sed, file], { cwd: refDir });
       // The local reference builds meanwhile: it shares nothing with the bed.
-      const [mp, plain] = await Promise.all([
-        bed.mpmake(['-j9', '--mp-quiet', `--mp-report=${report}`], { cwd: bedDir }),
-        plainMake(refDir, ['-j9']),
+      const took = <T>(p: Promise<T>): Promise<[T, number]> => {
+        const t0 = Date.now();
+        return p.then((v) => [v, Date.now() - t0]);
+      };
+      const [[mp, mpMs], [plain, plainMs]] = await Promise.all([
+        took(bed.mpmake(['-j9', '--mp-quiet', `--mp-report=${report}`], { cwd: bedDir })),
+        took(plainMake(refDir, ['-j9'])),
       ]);
       const what = `round ${round} (${file})`;
       if (describeEnd(mp) !== 'exit 0' || describeEnd(plain) !== 'exit 0') {
         t.fail(`${what}: mpmake ${describeEnd(mp)}, make ${describeEnd(plain)}: ${mp.stderr}`);
         break;
       }
-      const fs = (
-        JSON.parse(readFileSync(report, 'utf8')) as {
-          fs?: { targets: { retries: number } };
-        }
-      ).fs;
+      const checksFrom = Date.now();
+      const { fs, wallMs } = JSON.parse(readFileSync(report, 'utf8')) as {
+        fs?: { targets: { retries: number } };
+        wallMs: number;
+      };
       if ((fs?.targets.retries ?? 0) > 0) lagged++;
       const same =
         JSON.stringify(snapshotTree(join(bed.exportDir, name))) ===
@@ -138,8 +145,10 @@ export async function incrementalCases(t: Test, bed: Bed): Promise<void> {
       const q = await runMake(['-q'], { cwd: join(bed.exportDir, name), env: cleanEnv() });
       t.equal(describeEnd(q), 'exit 0', `${what}: make -q on the server's tree is satisfied`);
       if (!same || describeEnd(q) !== 'exit 0') break;
+      times.push(`${file} ${mpMs}/${wallMs}/${plainMs}/${Date.now() - checksFrom}`);
       await nextSecond();
     }
+    t.comment(`ms per round (mpmake process/its wallMs/plain make/checks): ${times.join(', ')}`);
     await sleep(CACHE_EXPIRY_MS);
     const q = await bed.client.run('make', ['-q'], { cwd: bedDir });
     t.equal(describeEnd(q), 'exit 0', 'make -q on the client is satisfied once its caches expire');
