@@ -14,6 +14,7 @@ import {
 import { localSecret } from '../../lib/agent/local-secret.js';
 import { authFor } from '../../lib/client/agent-dial.js';
 import { Channel } from '../../lib/protocol/channel.js';
+import { withoutTapHooks } from '../helpers/run.js';
 import {
   checkAgentMessage,
   type AgentToClient,
@@ -47,7 +48,7 @@ export async function until(
 
 /** Starts an agent and stops it at teardown. */
 export async function startAgent(t: Teardown, opts: SpawnLocalAgentOptions): Promise<LocalAgent> {
-  const agent = await spawnLocalAgent(opts);
+  const agent = await spawnLocalAgent({ env: withoutTapHooks(), ...opts });
   t.teardown(() => agent.stop());
   return agent;
 }

@@ -4,11 +4,14 @@ import { join } from 'node:path';
 import t from 'tap';
 import { isLoopbackHost, parseListen, resolveAgentOptions } from '../../lib/agent/agent-options.js';
 import { packageRoot } from '../../lib/agent/package-root.js';
+import { withoutTapHooks } from '../helpers/run.js';
 import { startAgent, TestClient } from './client.js';
 
 /** Runs `mpm ARGS` to its end; for options that must fail before listening. */
 function mpm(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const child = spawn(process.execPath, [join(packageRoot(), 'dist/cli/mpm.js'), ...args]);
+  const child = spawn(process.execPath, [join(packageRoot(), 'dist/cli/mpm.js'), ...args], {
+    env: withoutTapHooks(),
+  });
   let stdout = '';
   let stderr = '';
   child.stdout.on('data', (b: Buffer) => (stdout += b.toString()));

@@ -56,6 +56,21 @@ const MAKE_VARS = [
 
 let emptyConfigHome: string | undefined;
 
+/** tap's hooks in a test's environment: NODE_OPTIONS (its loaders) and its own _TAPJS* settings. */
+function isTapHook(key: string): boolean {
+  return key === 'NODE_OPTIONS' || key.startsWith('_TAPJS');
+}
+
+/**
+ * `env` (default the test process's) without tap's hooks. tap puts its
+ * process-tracking loader in NODE_OPTIONS, so every Node child (an agent,
+ * a fallback shim) would load it: over a second of CPU per process at
+ * start, on a 2-core machine, for nothing the tests use.
+ */
+export function withoutTapHooks(env: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
+  return Object.fromEntries(Object.entries(env).filter(([key]) => !isTapHook(key)));
+}
+
 /**
  * The test process's environment without what would change make's or
  * mpmake's behaviour: a parent make's jobserver and level (`make test` runs
@@ -75,7 +90,7 @@ export function cleanEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv 
   for (const [key, value] of Object.entries(process.env)) {
     if (value === undefined) continue;
     if (MAKE_VARS.includes(key) || key.startsWith('MPMAKE_') || key.startsWith('TAP')) continue;
-    if (key === 'NODE_OPTIONS' || key.startsWith('_TAPJS') || key.startsWith('LC_')) continue;
+    if (isTapHook(key) || key.startsWith('LC_')) continue;
     env[key] = value;
   }
   env['LC_ALL'] = 'C';

@@ -7,6 +7,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { LocalAgent } from '../../lib/agent/spawn-agent.js';
 import { packageRoot } from '../../lib/agent/package-root.js';
+import { withoutTapHooks } from './run.js';
 
 /** Writes `secret` (plus the newline an editor leaves) to DIR/NAME, mode 0600. */
 export function secretFile(dir: string, secret: string, name = 'secret'): string {
@@ -25,7 +26,7 @@ export function agentLog(agent: LocalAgent): { text(): string } {
 /** Runs `mpm ARGS` to its end (for options that fail before listening). */
 export function mpm(
   args: string[],
-  env: NodeJS.ProcessEnv = process.env,
+  env: NodeJS.ProcessEnv = withoutTapHooks(),
 ): Promise<{ code: number | null; stdout: string; stderr: string }> {
   const child = spawn(process.execPath, [join(packageRoot(), 'dist/cli/mpm.js'), ...args], {
     env,

@@ -22,6 +22,7 @@ import {
   type ShimRequest,
 } from '../../lib/shim/shim-protocol.js';
 import { fallbackShimPath, launcherScript, nativeShimPath } from '../../lib/shim/install-shim.js';
+import { withoutTapHooks } from '../helpers/run.js';
 
 export const PACKAGE_ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 
@@ -264,7 +265,7 @@ export class FakeCoordinator {
 
 /** Environment for a shim that talks to `sockPath`, with the test acting as make. */
 export function shimEnv(sockPath: string, extra: Record<string, string> = {}): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = { ...process.env };
+  const env = withoutTapHooks();
   for (const k of Object.keys(env)) {
     if (k.startsWith('MPMAKE_') || k === 'MAKEFLAGS' || k === 'MFLAGS' || k === 'MAKELEVEL') {
       delete env[k];
