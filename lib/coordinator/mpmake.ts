@@ -6,6 +6,7 @@ import { NoAgentsError, UsageError } from '../errors.js';
 import { TokenAudit } from '../jobserver/token-audit.js';
 import { CommandTimes } from '../placement/command-times.js';
 import { historyFile, readHistory, writeHistory } from '../report/build-history.js';
+import { dryRunTotal } from './dry-run-total.js';
 import { attachObservers } from '../report/observers.js';
 import { readSecretFile } from '../protocol/secret-file.js';
 import { installShim, nativeShimPath, preloadPath } from '../shim/install-shim.js';
@@ -249,6 +250,21 @@ function followCluster(pool: MakePool, cluster: Cluster, makeName: string): () =
   };
 }
 
+/**
+ * The progress line's expected total: the last build's line count, else a
+ * bounded `make -n` of the same goals; else why there is none.
+ */
+async function expectedTotal(
+  lastBuild: number | undefined,
+  dry: Parameters<typeof dryRunTotal>[0] & { noHistory: string },
+): Promise<{ expected?: { total: number; from: string }; noTotal?: string }> {
+  if (lastBuild !== undefined) return { expected: { total: lastBuild, from: 'the last build' } };
+  const { noHistory } = dry;
+  const r = await dryRunTotal(dry);
+  if ('total' in r) return { expected: { total: r.total, from: `make -n, ${noHistory}` } };
+  return { noTotal: `${noHistory}; ${r.reason}` };
+}
+
 async function clusterMake(
   options: MpmakeOptions,
   args: string[],
@@ -300,10 +316,25 @@ async function clusterMake(
       onClient: inProcess,
       forcedShell: options.shell,
     });
+    const progress = !options.quiet && !dryRun && process.stderr.isTTY === true;
+    const total = progress
+      ? await expectedTotal(history?.ok ? history.jobs : undefined, {
+          noHistory: !learn
+            ? 'no history (--mp-no-learn)'
+            : history
+              ? 'the last build of this tree failed'
+              : 'no history for this tree',
+          make: options.make,
+          args,
+          cwd: where.cwd,
+          env,
+          local: options.local,
+        })
+      : {};
     const observers = attachObservers(router, cluster, {
       trace: options.trace,
-      progress: !options.quiet && !dryRun && process.stderr.isTTY === true,
-      expected: history?.ok ? { total: history.jobs, from: 'the last build' } : undefined,
+      progress,
+      ...total,
     });
     const ends: JobEndEvent[] = [];
     router.on('job-end', (e) => {

@@ -26,6 +26,8 @@ export interface ObserverOptions {
   progress: boolean;
   /** How many lines the build is expected to have, and where that figure comes from. */
   expected?: { total: number; from: string } | undefined;
+  /** Without `expected`: why there is no total. */
+  noTotal?: string | undefined;
   /** The clock (ms since epoch); Date.now unless a test injects one. */
   now?: () => number;
 }
@@ -70,6 +72,7 @@ export function attachObservers(
       columns: () => process.stderr.columns ?? 80,
       nodes: () => cluster.nodeLoads(),
       expected: options.expected,
+      noTotal: options.noTotal,
     });
     events.on('job-start', onProgressStart);
     events.on('job-output', onProgressOutput);

@@ -18,6 +18,8 @@ export interface ProgressLineOptions {
    * shows no total, percentage or time left.
    */
   expected?: { total: number; from: string } | undefined;
+  /** Without `expected`: why there is no total ("no history for this tree; …"), shown after the count. */
+  noTotal?: string | undefined;
   /** Redraw only after this long without a job event. Default 150. */
   quietMs?: number;
   /** Redraw at most this often. Default 200. */
@@ -152,7 +154,10 @@ export class ProgressLine {
    */
   private progress(now: number): string {
     const expected = this.options.expected;
-    if (!expected || expected.total <= 0) return `${this.done} done`;
+    if (!expected || expected.total <= 0) {
+      const why = this.options.noTotal;
+      return why === undefined ? `${this.done} done` : `${this.done} done (no total: ${why})`;
+    }
     const { total } = expected;
     if (this.done >= total) return `${this.done}/${total}+ done (100%, more than ${expected.from})`;
     const pct = Math.floor((this.done * 100) / total);

@@ -187,6 +187,18 @@ t.test(
   },
 );
 
+t.test('issue-16: without a total, the line says why', async (t) => {
+  const h = harness({
+    noTotal: 'no history for this tree; make -n took over 1 s',
+    columns: () => 200,
+  });
+  h.line.jobStart(start());
+  t.equal(
+    h.line.render(),
+    'mpmake: 0 done (no total: no history for this tree; make -n took over 1 s), 1 running | nodeA 3/4 nodeB 2/2+5q | 0.0 jobs/s',
+  );
+});
+
 t.test('issue-16: durations read as a person would say them', async (t) => {
   t.same([0, 12_400, 185_000, 3_725_000].map(formatDuration), [
     '0 s',
