@@ -62,29 +62,60 @@ const CREDENTIAL_ERRORS: Record<number, string> = {
 /** munge_err_t: munged not reached (EMUNGE_SOCKET), or too slow (EMUNGE_TIMEOUT). */
 const LOCAL_ERRORS = new Set([6, 7]);
 
-function run(cmd: string, args: string[], input: string | Buffer, socket: string): Promise<string> {
-  return new Promise((resolve, reject) => {
+/** munge_err_t EMUNGE_SOCKET: munged not reached (its socket busy under load: EAGAIN), nothing decoded. */
+const SOCKET_ERROR = 6;
+/** munged there but busy (its socket's backlog full), or a connection it dropped. */
+const BUSY = /temporarily unavailable|EAGAIN|busy|Input\/output error|reset by peer/i;
+/** Tries of one munge/unmunge when munged was busy (or munge's answer was empty), and the pause between. */
+const TRIES = 4;
+const RETRY_MS = 200;
+/** A credential as munge writes it: "MUNGE:" base64 ":" (nothing else, nothing empty). */
+const CREDENTIAL = /^MUNGE:[A-Za-z0-9+/=]+:$/;
+
+interface RunFailure {
+  error: MungeError;
+  /** munged was not reached: the same request again is safe (nothing was decoded). */
+  transient: boolean;
+}
+
+function runOnce(
+  cmd: string,
+  args: string[],
+  input: string | Buffer,
+  socket: string,
+): Promise<string | RunFailure> {
+  return new Promise((resolve) => {
     const child = execFile(
       cmd,
       [...args, '--socket', socket],
       { timeout: TIMEOUT_MS, maxBuffer: 64 * 1024, env: { PATH: process.env['PATH'] ?? '' } },
       (err, stdout, stderr) => {
         if (!err) return resolve(stdout);
-        const { code, killed } = err as { code?: unknown; killed?: boolean };
+        const { code, killed, signal } = err as {
+          code?: unknown;
+          killed?: boolean;
+          signal?: unknown;
+        };
         const why =
           stderr
             .trim()
             .replace(/^\S+: (Error: )?/, '')
-            .split('\n')[0] || err.message;
+            .split('\n')[0] || (typeof signal === 'string' ? `ended by ${signal}` : err.message);
+        const fail = (message: string, local: boolean, transient = false): void =>
+          resolve({ error: new MungeError(message, local), transient });
         if (code === 'ENOENT') {
-          reject(new MungeError(`${cmd} not found (Debian: apt install munge)`, true));
+          fail(`${cmd} not found (Debian: apt install munge)`, true);
         } else if (killed === true || (typeof code === 'number' && LOCAL_ERRORS.has(code))) {
-          reject(
-            new MungeError(`cannot reach munged at ${socket}: ${killed ? 'no answer' : why}`, true),
+          fail(
+            `cannot reach munged at ${socket}: ${killed === true ? 'no answer' : why}`,
+            true,
+            code === SOCKET_ERROR && BUSY.test(stderr),
           );
+        } else if (typeof code !== 'number') {
+          // Ended by a signal, not by munge's own judgement.
+          fail(`${cmd} did not finish: ${why}`, true);
         } else {
-          const known = typeof code === 'number' ? CREDENTIAL_ERRORS[code] : undefined;
-          reject(new MungeError(known ?? `${cmd}: ${why}`, false));
+          fail(CREDENTIAL_ERRORS[code] ?? `${cmd}: ${why}`, false);
         }
       },
     );
@@ -93,9 +124,45 @@ function run(cmd: string, args: string[], input: string | Buffer, socket: string
   });
 }
 
-/** A credential from the local munged for `payload` (this process's uid and gid). */
+/**
+ * Runs munge or unmunge; munged busy (EMUNGE_SOCKET: its socket's backlog
+ * full under load, EAGAIN) is retried briefly, as is an answer `accept`
+ * rejects when `retryBadAnswer` (munge: asking again is harmless). Never
+ * resolves to an answer `accept` rejects: that is a MungeError.
+ */
+async function run(
+  cmd: string,
+  args: string[],
+  input: string | Buffer,
+  socket: string,
+  accept: (out: string) => boolean,
+  retryBadAnswer: boolean,
+): Promise<string> {
+  let last: MungeError | undefined;
+  for (let i = 0; i < TRIES; i++) {
+    if (i > 0) await new Promise((r) => setTimeout(r, RETRY_MS * i));
+    const out = await runOnce(cmd, args, input, socket);
+    if (typeof out === 'string') {
+      if (accept(out)) return out;
+      last = new MungeError(
+        out.trim() === ''
+          ? `${cmd} at ${socket} succeeded but wrote nothing (munged overloaded?)`
+          : `${cmd} at ${socket} gave an unexpected answer`,
+        true,
+      );
+      if (!retryBadAnswer) break;
+    } else {
+      last = out.error;
+      if (!out.transient) break;
+    }
+  }
+  throw last!;
+}
+
+/** A credential from the local munged for `payload` (this process's uid and gid); never empty. */
 export async function mungeEncode(payload: Buffer, socket = DEFAULT_MUNGE_SOCKET): Promise<string> {
-  return (await run('munge', [], payload, socket)).trim();
+  const ok = (out: string): boolean => CREDENTIAL.test(out.trim());
+  return (await run('munge', [], payload, socket, ok, true)).trim();
 }
 
 /** Decodes `credential` with the local munged; throws MungeError when it is not valid. */
@@ -103,9 +170,10 @@ export async function mungeDecode(
   credential: string,
   socket = DEFAULT_MUNGE_SOCKET,
 ): Promise<MungeIdentity> {
-  const out = await run('unmunge', ['--numeric', '--keys', 'STATUS,UID,GID'], credential, socket);
+  // A second unmunge of a credential munged did decode would be a "replay": not retried.
+  const args = ['--numeric', '--keys', 'STATUS,UID,GID'];
+  const out = await run('unmunge', args, credential, socket, (o) => o.includes('\n\n'), false);
   const blank = out.indexOf('\n\n');
-  if (blank < 0) throw new MungeError('unmunge gave an unexpected answer', false);
   const meta = new Map<string, string>();
   for (const line of out.slice(0, blank).split('\n')) {
     const m = /^([A-Z_]+):\s*(.*)$/.exec(line);
@@ -118,7 +186,7 @@ export async function mungeDecode(
     !Number.isSafeInteger(uid) ||
     !Number.isSafeInteger(gid)
   ) {
-    throw new MungeError('unmunge gave an unexpected answer', false);
+    throw new MungeError(`unmunge at ${socket} gave an unexpected answer`, true);
   }
   return { uid, gid, payload: Buffer.from(out.slice(blank + 2), 'utf8') };
 }
