@@ -20,10 +20,12 @@ import { bedMissing, startBed } from '../helpers/cluster-bed.js';
 import type { BedCases } from './bed-compare.js';
 import { buildCases } from './bed-build.js';
 import { incrementalCases } from './bed-incremental.js';
+import { mungeCases } from './bed-munge.js';
 
 const CASES: [string, BedCases][] = [
   ['incremental builds', incrementalCases],
   ['builds', buildCases],
+  ['MUNGE', mungeCases],
 ];
 
 const missing = bedMissing();
