@@ -387,6 +387,9 @@ export class AgentSession {
         return this.cancel(message);
       case 'withdraw':
         return this.withdraw(message.id);
+      case 'resize':
+        this.jobs.get(message.id)?.resize(message.cols, message.rows);
+        return;
       case 'probe':
         return this.probe(message);
       case 'ping':

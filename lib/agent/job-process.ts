@@ -31,6 +31,9 @@ export abstract class JobProcess extends EventEmitter<JobProcessEvents> {
   abstract pause(): void;
   abstract resume(): void;
 
+  /** The client's terminal changed size: only a job under a pty has one to follow. */
+  resize(_cols: number, _rows: number): void {}
+
   /** Sends `signal` to the job's whole process group. */
   kill(signal: NodeJS.Signals): void {
     killGroup(this.pid, signal);

@@ -105,6 +105,16 @@ export class PtyJobProcess extends JobProcess {
     this.term.resume();
   }
 
+  /** The client's terminal changed size: so does the job's (its processes get SIGWINCH). */
+  override resize(cols: number, rows: number): void {
+    if (this.exited) return;
+    try {
+      this.term.resize(cols, rows);
+    } catch {
+      // The pty is already closed: the job is ending.
+    }
+  }
+
   private onProcessGone(): void {
     clearInterval(this.pollTimer);
     this.exited = true;

@@ -186,6 +186,11 @@ export class RemoteJob {
     this.updateFlow();
   }
 
+  /** The client's terminal changed size: a running pty job's terminal follows. */
+  resize(cols: number, rows: number): void {
+    if (this.state === 'running') this.process?.resize(cols, rows);
+  }
+
   /** Signals the job's process group; SIGKILL follows after KILL_GRACE_MS. */
   signal(signal: NodeJS.Signals): void {
     if (this.state === 'running' && !this.process) this.earlySignal ??= signal;

@@ -357,6 +357,19 @@ const CancelSchema = Type.Object({
 });
 export type CancelMessage = Static<typeof CancelSchema>;
 
+/**
+ * Client -> agent: the client's terminal changed size (SIGWINCH) while job
+ * `id` runs under a pty: the node resizes that pty (its processes get
+ * SIGWINCH). Ignored for a job without a pty or one that has ended.
+ */
+const ResizeSchema = Type.Object({
+  type: Type.Literal('resize'),
+  id: Id,
+  cols: TtySizeSchema.properties.cols,
+  rows: TtySizeSchema.properties.rows,
+});
+export type ResizeMessage = Static<typeof ResizeSchema>;
+
 /** Client -> agent: check that `path` holds `content` (shared file system). */
 const ProbeSchema = Type.Object({
   type: Type.Literal('probe'),
@@ -417,6 +430,7 @@ const CLIENT_TO_AGENT = [
   JobSchema,
   AckSchema,
   CancelSchema,
+  ResizeSchema,
   ProbeSchema,
   PingSchema,
   StatusRequestSchema,

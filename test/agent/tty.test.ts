@@ -17,6 +17,35 @@ t.test('tty jobs run under a pseudo-terminal', async (t) => {
     t.equal(r.stdout.toString(), 'tty-out\ntty-err\n45 123\nxterm-256color\na\nb\r\n');
   });
 
+  t.test(
+    'issue-16: the pty follows a resize from the client (SIGWINCH reaches the job)',
+    async (t) => {
+      const { until } = await import('./client.js');
+      const id = client.submit({
+        argv: [
+          '/bin/sh',
+          '-c',
+          'trap "stty size </dev/tty; exit 0" WINCH; stty size </dev/tty; while :; do sleep 0.05; done',
+        ],
+        tty,
+      });
+      await until(() => client.receivedBytes(id) >= '45 123\r\n'.length - 1, 'the first size');
+      client.send({ type: 'resize', id, cols: 101, rows: 33 });
+      const r = await client.result(id);
+      t.equal(r.exit.code, 0, 'the trap ran: the job got SIGWINCH');
+      t.equal(r.stdout.toString(), '45 123\n33 101\n', 'stty size before and after');
+    },
+  );
+
+  t.test('issue-16: a resize with a size out of range is refused', async (t) => {
+    const { checkClientMessage } = await import('../../lib/protocol/messages.js');
+    t.type(checkClientMessage({ type: 'resize', id: 1, cols: 80, rows: 24 }), 'object');
+    t.equal(
+      checkClientMessage({ type: 'resize', id: 1, cols: 0, rows: 24 }),
+      'malformed resize: "/cols" Expected integer to be greater or equal to 1',
+    );
+  });
+
   t.test('tput sees the columns', async (t) => {
     const r = await client.run('tput cols 2>/dev/null || stty size | cut -d" " -f2', {
       tty,
