@@ -1,5 +1,6 @@
 import type { Socket } from 'node:net';
 import {
+  AUTH_TIME_LIMIT,
   endpointOf,
   newChallenge,
   proveAgent,
@@ -168,11 +169,7 @@ export class AgentSession {
     });
     this.authTimer = setTimeout(
       () => {
-        this.refuse(
-          'MPM_ERR_AUTH',
-          'no auth within the time limit',
-          'did not authenticate in time',
-        );
+        this.refuse('MPM_ERR_AUTH', AUTH_TIME_LIMIT, 'did not authenticate in time');
       },
       ctx.options.munge ? MUNGE_AUTH_TIMEOUT_MS : AUTH_TIMEOUT_MS,
     );

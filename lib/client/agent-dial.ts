@@ -9,6 +9,7 @@
 import { connect, type Socket } from 'node:net';
 import { AgentAuthError, FrameTooLargeError, ProtocolError, TlsError } from '../errors.js';
 import {
+  AUTH_TIME_LIMIT,
   endpointOf,
   newChallenge,
   proveClient,
@@ -268,7 +269,8 @@ export function dialAgent(
         );
         return;
       case 'error': {
-        if (REFUSALS.has(m.code)) refused = true;
+        // A handshake the agent timed out is load, not identity: tried again (backoff).
+        if (REFUSALS.has(m.code) && m.message !== AUTH_TIME_LIMIT) refused = true;
         // A plain refusal of a proof is a wrong secret; a bound one that fails
         // for the endpoint (a relay) says so itself.
         const wrongSecret =
