@@ -76,7 +76,8 @@ export async function runOneWriter(
   onRows: (rows: Row[], bedSkipped: string | undefined) => Promise<void> = async () => {},
 ): Promise<{ rows: Row[]; bedSkipped: string | undefined }> {
   const bedSkipped = bedMissing();
-  const kinds: Kind[] = [...FAULTS, ...(bedSkipped ? [] : (['cut-link', 'cut-link-any'] as const))];
+  // The cut link first (on a shared box, what is measured first is kept first).
+  const kinds: Kind[] = bedSkipped ? [...FAULTS] : ['cut-link', ...FAULTS, 'cut-link-any'];
   if (bedSkipped) process.stderr.write(`one-writer: no cut-link runs: ${bedSkipped}\n`);
   const rows: Row[] = [];
   let bed: Bed | undefined;
