@@ -125,8 +125,8 @@ export class RemoteJob {
   }
 
   private launch(): void {
-    const { env } = this.message;
-    const jobEnv = { ...env, MPMAKE_REMOTE: '1' };
+    // The environment as sent (the session added MPMAKE_NODE), nothing more.
+    const jobEnv = this.message.env;
     // make's $@ (absolute): deleted by the supervisor if the job is killed half-way.
     const produced = this.message.produces?.[0];
     const targetPath = produced !== undefined && isAbsolute(produced) ? produced : undefined;

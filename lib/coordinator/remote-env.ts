@@ -18,8 +18,9 @@ const CLIENT_ONLY = new Set([
  * exported and target-specific variables arrive as make set them), with
  * MAKEFLAGS/MFLAGS cleaned of client-only words, mpmake's private variables
  * removed, variables that look like secrets held back (see env-filter.ts;
- * also their definitions on make's command line, which MAKEFLAGS repeats),
- * and MPMAKE_REMOTE=1 so a nested shim is a plain shell there. The names
+ * also their definitions on make's command line, which MAKEFLAGS repeats).
+ * Nothing is added: the agent adds only the documented MPMAKE_NODE, and a
+ * shim there is a plain shell because MPMAKE_SOCK never leaves. The names
  * held back are added to `heldBack`, each with the rule that held it. A job
  * for the client itself (the `localhost/N` agent) gets SHIP_EVERYTHING.
  */
@@ -41,6 +42,5 @@ export function remoteEnv(
     if (dropVariable(k, makeflags ? undefined : v)) continue;
     out[k] = makeflags && typeof v === 'string' ? cleanMakeflagsForRemote(v, dropVariable) : v;
   }
-  out['MPMAKE_REMOTE'] = '1';
   return out;
 }

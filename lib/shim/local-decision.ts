@@ -3,7 +3,7 @@
  * code in shim.c, used by the fallback shim. The rules and their order are
  * the same (DESIGN.md, "Lines that stay local"):
  *
- *   1. MPMAKE_SOCK unset/empty, or MPMAKE_REMOTE=1       -> plain shell
+ *   1. MPMAKE_SOCK unset/empty (as on a node)           -> plain shell
  *   2. not a `-c` invocation (`$(SHELL) ./config.status`) -> plain shell
  *   3. the parent process is not make                     -> plain shell
  *   4. a `$(shell ...)` call                              -> plain shell
@@ -20,7 +20,6 @@ export type ShimEnv = Readonly<Record<string, string | undefined>>;
 
 export type LocalReason =
   | 'no-coordinator'
-  | 'remote-node'
   | 'not-dash-c'
   | 'parent-not-make'
   | 'shell-function'
@@ -203,7 +202,6 @@ export function decide(
   probes: ShimProbes = procProbes,
 ): Decision {
   if (!env.MPMAKE_SOCK) return { where: 'local', reason: 'no-coordinator' };
-  if (env.MPMAKE_REMOTE === '1') return { where: 'local', reason: 'remote-node' };
   if (!isDashC(argv)) return { where: 'local', reason: 'not-dash-c' };
   const comm = probes.comm(ppid);
   if (comm === null || !commIsMake(comm, makeName(env))) {

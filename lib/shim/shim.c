@@ -10,8 +10,8 @@
  * local"). One C99 file, libc only (Linux: /proc, MSG_NOSIGNAL, pipe2).
  *
  * Environment read:
- *   MPMAKE_SOCK              coordinator socket; unset/empty => plain shell
- *   MPMAKE_REMOTE=1          we are on a node => plain shell
+ *   MPMAKE_SOCK              coordinator socket; unset/empty (as on a node,
+ *                            where it is never sent) => plain shell
  *   MPMAKE_REAL_SHELL        the shell to exec (default /bin/sh)
  *   MPMAKE_MAKE_NAME         base name of make (default "make")
  *   MPMAKE_JOBSERVER_TEXTUAL=1  jobserver fds leak to every child
@@ -1112,12 +1112,10 @@ int main(int argc, char **argv) {
   if (getenv("__MPMAKE_EXEC") != NULL) return exec_mode_main(argc, argv);
   const char *shell = env_or("MPMAKE_REAL_SHELL", "/bin/sh");
   const char *sock = getenv("MPMAKE_SOCK");
-  const char *remote = getenv("MPMAKE_REMOTE");
   if (argc == 2 && strcmp(argv[1], "--mp-revalidate") == 0) return revalidate_main();
 
-  /* 1. not under mpmake, or on a node */
-  if (sock == NULL || sock[0] == '\0' || (remote != NULL && strcmp(remote, "1") == 0))
-    exec_shell(shell, argv);
+  /* 1. not under mpmake, or on a node (MPMAKE_SOCK is never sent there) */
+  if (sock == NULL || sock[0] == '\0') exec_shell(shell, argv);
   /* 2. `$(SHELL) script` and friends */
   if (!is_c_invocation(argc, argv)) exec_shell(shell, argv);
   /* 3. a script running `$(SHELL) -c ...`: make is not our parent */

@@ -92,11 +92,12 @@ t.test('jobs on pipes', async (t) => {
     t.equal(r2.stdout.toString().trim(), '0002');
   });
 
-  t.test('the job gets exactly the given env, plus MPMAKE_REMOTE=1', async (t) => {
-    const r = await client.run('printf "%s|%s|%s" "$FOO" "$MPMAKE_REMOTE" "${HOME-unset}"', {
-      env: { PATH: '/usr/bin:/bin', FOO: 'bar baz\nqux' },
-    });
-    t.equal(r.stdout.toString(), 'bar baz\nqux|1|unset');
+  t.test('the job gets exactly the given env, plus MPMAKE_NODE', async (t) => {
+    const r = await client.run(
+      'printf "%s|%s|%s|%s" "$FOO" "${MPMAKE_REMOTE-unset}" "${HOME-unset}" "${MPMAKE_NODE:+node}"',
+      { env: { PATH: '/usr/bin:/bin', FOO: 'bar baz\nqux' } },
+    );
+    t.equal(r.stdout.toString(), 'bar baz\nqux|unset|unset|node');
   });
 
   t.test('a background child holding the pipe does not hold up the exit', async (t) => {

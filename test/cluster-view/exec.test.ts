@@ -70,12 +70,25 @@ t.test('mpm exec', async (t) => {
       [0, `127.0.0.1:${cluster.agents[0]!.port}`],
     ] as const) {
       const r = await runMpm(
-        ['exec', '--on', name, '--verbose', '--', 'sh', '-c', `echo "$MPMAKE_REMOTE"; ${ANCESTRY}`],
+        [
+          'exec',
+          '--on',
+          name,
+          '--verbose',
+          '--',
+          'sh',
+          '-c',
+          `echo "\${MPMAKE_REMOTE-unset} $MPMAKE_NODE"; ${ANCESTRY}`,
+        ],
         { cwd, env },
       );
       t.equal(r.code, 0, r.stderr.toString());
       const [remote, ...pids] = r.stdout.toString().trim().split('\n');
-      t.equal(remote, '1', 'the job has MPMAKE_REMOTE=1');
+      t.equal(
+        remote,
+        `unset ${cluster.agents[i]!.id}`,
+        'the job has MPMAKE_NODE, no MPMAKE_REMOTE',
+      );
       const under = (pid: number): boolean => pids.map(Number).includes(pid);
       t.ok(under(cluster.agents[i]!.pid), `--on ${name}: runs under agent ${i}`);
       t.notOk(under(cluster.agents[1 - i]!.pid), `--on ${name}: not under the other agent`);
@@ -120,8 +133,8 @@ t.test('mpm exec', async (t) => {
   });
 
   // MExec: a whole build submitted to one node, whose recipes then spread
-  // over the cluster (the agent gives every job MPMAKE_REMOTE=1; the mpmake
-  // there must not pass it on to its make: it has a coordinator of its own).
+  // over the cluster (the agent gives every job MPMAKE_NODE; the mpmake there
+  // starts a coordinator of its own).
   t.test('mpm exec --on NODE -- mpmake -j: the build uses the cluster', async (t) => {
     const dir = t.testdir({
       Makefile: 'all: a b c d\na b c d:\n\techo $@ > $@.out; sleep 0.3\n',

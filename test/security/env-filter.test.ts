@@ -118,9 +118,9 @@ t.test('remoteEnv holds back variables and their MAKEFLAGS definitions', async (
     envFilter(),
     held,
   );
-  t.same(env, { PATH: '/bin', MAKEFLAGS: ' -- VISIBLE=yes', MPMAKE_REMOTE: '1' });
+  t.same(env, { PATH: '/bin', MAKEFLAGS: ' -- VISIBLE=yes' });
   t.same([...held.keys()].sort(), ['DEPLOY_TOKEN', 'GITHUB_TOKEN']);
-  t.same(remoteEnv({ AWS_SECRET_ACCESS_KEY: 'k' }), { MPMAKE_REMOTE: '1' }, 'the rules by default');
+  t.same(remoteEnv({ AWS_SECRET_ACCESS_KEY: 'k' }), {}, 'the rules by default');
   t.equal(heldBackLine(new Map()), undefined);
   t.match(
     heldBackLine(

@@ -76,7 +76,7 @@ t.test('allow beats every rule; deny names its pattern; bytes are judged too', a
   );
   t.same(
     env,
-    { MAKEFLAGS: ' -- OK_URL=https://m/x', AWS_CA_BUNDLE: '/ca.pem', MPMAKE_REMOTE: '1' },
+    { MAKEFLAGS: ' -- OK_URL=https://m/x', AWS_CA_BUNDLE: '/ca.pem' },
     'a command-line definition with a password is taken out of MAKEFLAGS, and only it',
   );
   t.same([...held], [['DATABASE_URL', 'a URL with user:password@']]);

@@ -155,10 +155,8 @@ t.test('decide() in order', async (t) => {
   t.same(decide(c, env, 7, probes()), { where: 'coordinator' });
   t.same(decide(c, {}, 7, probes()), { where: 'local', reason: 'no-coordinator' });
   t.same(decide(c, { MPMAKE_SOCK: '' }, 7, probes()), { where: 'local', reason: 'no-coordinator' });
-  t.same(decide(c, { ...env, MPMAKE_REMOTE: '1' }, 7, probes()), {
-    where: 'local',
-    reason: 'remote-node',
-  });
+  // Nothing marks a node but the missing socket: MPMAKE_REMOTE is no rule (issue 14).
+  t.same(decide(c, { ...env, MPMAKE_REMOTE: '1' }, 7, probes()), { where: 'coordinator' });
   t.same(decide(['/priv/sh', './config.status'], env, 7, probes()), {
     where: 'local',
     reason: 'not-dash-c',

@@ -62,15 +62,11 @@ for (const v of variants) {
       t.equal(r.code, 3);
     });
 
-    t.test('MPMAKE_REMOTE=1 and non -c invocations are a plain shell', async (t) => {
+    t.test('non -c invocations are a plain shell', async (t) => {
       const fc = await fake(t, (c) => c.exit(99));
-      const env = shimEnv(fc.path, { MPMAKE_REMOTE: '1' });
-      let r = await run(v.file, args(v, '-c', 'echo remote-node; exit 4'), { env });
-      t.equal(r.stdout.toString(), 'remote-node\n');
-      t.equal(r.code, 4);
       const script = path.join(base, `script${serial++}.sh`);
       fs.writeFileSync(script, 'echo "script $1"\nexit 5\n');
-      r = await run(v.file, args(v, script, 'arg'), { env: shimEnv(fc.path) });
+      const r = await run(v.file, args(v, script, 'arg'), { env: shimEnv(fc.path) });
       t.equal(r.stdout.toString(), 'script arg\n');
       t.equal(r.code, 5);
       t.equal(fc.conns.length, 0, 'the coordinator was not asked');
