@@ -40,7 +40,11 @@ export interface BuildReport {
    */
   parallelism?: { peak: number; mean: number };
   /** The pool make used: ours, a parent's, or none (serial); tokens unaccounted for. */
-  jobserver?: { kind: 'own' | 'parent' | 'none'; tokensLost: number; tokensRefilled: number };
+  jobserver?: {
+    kind: 'own' | 'parent' | 'make' | 'none';
+    tokensLost: number;
+    tokensRefilled: number;
+  };
   /**
    * Environment variables not shipped to nodes because they look like
    * secrets (or match --mp-env-deny): names only, sorted, never values.

@@ -33,11 +33,17 @@ export function runMake(
   make: string,
   args: string[],
   env: NodeJS.ProcessEnv,
-  extraFds: number[],
+  /** make's fds 3, 4, …: an fd of ours, or nothing there (undefined). */
+  extraFds: (number | undefined)[],
   /** make's argv[0], from which it takes $(MAKE), MAKE_COMMAND and its name in messages. */
   argv0?: string,
 ): { child: ChildProcess; done: Promise<MakeResult> } {
-  const stdio: StdioOptions = ['inherit', 'inherit', 'inherit', ...extraFds];
+  const stdio: StdioOptions = [
+    'inherit',
+    'inherit',
+    'inherit',
+    ...extraFds.map((fd) => fd ?? 'ignore'),
+  ];
   const child = spawn(make, args, argv0 !== undefined ? { stdio, env, argv0 } : { stdio, env });
   const handlers = new Map<NodeJS.Signals, () => void>();
   for (const sig of FORWARDED) {

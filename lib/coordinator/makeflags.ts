@@ -23,12 +23,17 @@ function splitWords(flags: string): string[] {
 const JOBSERVER_WORD = /^--(jobserver-auth|jobserver-fds|sync-mutex)=/;
 const isJobsWord = (w: string): boolean => /^-j[0-9]*$/.test(w) || /^--jobs(=|$)/.test(w);
 
+const SYNC_MUTEX_WORD = /^--sync-mutex=/;
+
 /**
  * What a node's job sees: no `SHELL=` (it names the client's shim) or
- * `MPMAKE_TARGET=`, `MPMAKE_PREREQS=` (mpmake's own), no
- * jobserver or sync-mutex words (they name fds and files that exist only on
- * the client), so a remote make, cargo or `gcc -flto=jobserver` starts its
- * own pool instead of touching fds that aren't there.
+ * `MPMAKE_TARGET=`, `MPMAKE_PREREQS=` (mpmake's own, from the fallback
+ * without the interposer), no sync-mutex word (make 4.4 stops when it cannot
+ * open that file, which exists only on the client). The jobserver word
+ * stays, as make gives it to every job: a job's fds 3 and up are closed on
+ * the node, as make closes them for a line it does not mark recursive, so
+ * a make there says "jobserver unavailable" and runs serially, as it would
+ * in such a line; a `fifo:PATH` is there only where the client's /tmp is.
  */
 export function cleanMakeflagsForRemote(
   flags: string,
@@ -38,7 +43,7 @@ export function cleanMakeflagsForRemote(
   const words = splitWords(flags);
   const dashdash = words.indexOf('--');
   const kept = words.filter((w, i) => {
-    if (JOBSERVER_WORD.test(w)) return false;
+    if (SYNC_MUTEX_WORD.test(w)) return false;
     if (dashdash >= 0 && i > dashdash && /^(SHELL|MPMAKE_TARGET|MPMAKE_PREREQS):?=/.test(w))
       return false;
     const isVar = dashdash >= 0 && i > dashdash;
@@ -59,15 +64,16 @@ export function cleanMakeflagsForRemote(
 /**
  * The MAKEFLAGS mpmake gives the make it starts: the user's own flags,
  * cleaned of parallelism and jobserver words, plus `-jN` (when N > 1) and
- * the pool's `--jobserver-auth=FD,FD`. Never put -j on make's argv instead:
- * that resets jobserver mode. Without a pool (`fd` undefined: a serial
- * build) make must not see a jobserver at all: in jobserver mode even one
- * slot changes the order in which make visits targets.
+ * the pool's `--jobserver-auth=AUTH` (`R,W` or `fifo:PATH`). Never put -j on
+ * make's argv instead: that resets jobserver mode. Without a pool (`auth`
+ * undefined: a serial build) make must not see a jobserver at all: in
+ * jobserver mode even one slot changes the order in which make visits
+ * targets.
  */
 export function composeMakeflags(
   userFlags: string | undefined,
   slots: number,
-  fd: number | undefined,
+  auth: string | undefined,
 ): string {
   const words = splitWords(userFlags ?? '');
   const dashdash = words.indexOf('--');
@@ -82,9 +88,28 @@ export function composeMakeflags(
     .filter((w) => w !== '-' && !JOBSERVER_WORD.test(w) && !isJobsWord(w));
   const ours = [
     ...(slots > 1 ? [`-j${slots}`] : []),
-    ...(fd !== undefined ? [`--jobserver-auth=${fd},${fd}`] : []),
+    ...(auth !== undefined ? [`--jobserver-auth=${auth}`] : []),
   ];
   return ' ' + [...kept, ...ours, ...varWords].join(' ');
+}
+
+/**
+ * The -j that MAKEFLAGS (from the environment) asks for, as make reads it:
+ * the last `-jN`, `-j` or `--jobs[=N]` among the flags (the first word may
+ * be single letters without a dash: `kj4`); undefined when none.
+ */
+export function jobsInMakeflags(flags: string | undefined): 'all' | number | undefined {
+  let found: 'all' | number | undefined;
+  const words = splitWords(flags ?? '');
+  for (const [i, w] of words.entries()) {
+    if (w === '--') break;
+    const single = i === 0 && !w.startsWith('-') && !w.includes('=') ? '-' + w : w;
+    const m = /^--jobs(?:=(\d*))?$/.exec(w) ?? /^-[a-zA-Z]*j(\d*)$/.exec(single);
+    if (!m) continue;
+    const n = Number(m[1] || '0');
+    found = n === 0 ? 'all' : n;
+  }
+  return found;
 }
 
 /** The last `--jobserver-auth=`/`--jobserver-fds=` value in MAKEFLAGS, if any. */
@@ -95,21 +120,4 @@ export function jobserverAuthOf(flags: string | undefined): string | undefined {
     if (m) found = m[1];
   }
   return found;
-}
-
-/**
- * MAKEFLAGS with its jobserver words replaced by one `--jobserver-auth=AUTH`
- * (a parent's pool, renumbered to the fds make gets from us), the rest kept.
- */
-export function rewriteJobserverAuth(flags: string, auth: string): string {
-  const words = splitWords(flags);
-  const dashdash = words.indexOf('--');
-  const flagWords = (dashdash >= 0 ? words.slice(0, dashdash) : words).filter(
-    (w) => !JOBSERVER_WORD.test(w),
-  );
-  const varWords = dashdash >= 0 ? words.slice(dashdash) : [];
-  if (flagWords[0] !== undefined && !flagWords[0].startsWith('-') && !flagWords[0].includes('=')) {
-    flagWords[0] = '-' + flagWords[0];
-  }
-  return ' ' + [...flagWords, `--jobserver-auth=${auth}`, ...varWords].join(' ');
 }

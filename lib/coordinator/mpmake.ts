@@ -18,7 +18,7 @@ import { intendedShell, makefileArgs } from './intended-shell.js';
 import { findOuterBuild, typedCommand, type BuildLink } from './make-command.js';
 import { makeLeaksJobserver, makeVersion, runMake, type MakeResult } from './make-process.js';
 import { isDryRun, splitMakeArgs, type JobsRequest } from './make-args.js';
-import { setupMakePool, type MakePool } from './make-pool.js';
+import { setupMakePool, type JobserverStyle, type MakePool } from './make-pool.js';
 import { checkOptionValues } from './option-checks.js';
 import { MPMAKE_HELP, parseArgs, type MpmakeOptions } from './options.js';
 import { RecipeRouter } from './recipe-router.js';
@@ -85,11 +85,15 @@ export async function runMpmake(
       );
     }
   }
+  // A job on a node (the agent gave it MPMAKE_NODE) has no outer build
+  // there: an agent started under a build must not lead its jobs' mpmake
+  // back to that build's coordinator.
+  const onNode = env['MPMAKE_NODE'] !== undefined;
   const outerSock = env['MPMAKE_SOCK'];
-  if (outerSock && env['MPMAKE_REMOTE'] !== '1' && existsSync(outerSock)) {
+  if (outerSock && !onNode && existsSync(outerSock)) {
     return nestedMake(options, args, jobs, env, { sock: outerSock });
   }
-  const outer = env['MPMAKE_REMOTE'] !== '1' ? findOuterBuild() : undefined;
+  const outer = !onNode ? findOuterBuild() : undefined;
   if (outer) return nestedMake(options, args, jobs, env, { sock: outer['__MPMAKE_SOCK']!, outer });
 
   if (options.hosts.length === 0) {
@@ -167,41 +171,61 @@ async function nestedMake(
   trace(`nested under the coordinator at ${sock}`);
   const runDir = makeRunDir();
   try {
+    // The jobserver is make's affair here: MAKEFLAGS, -j and the parent's
+    // fds reach make as they came, and make warns and decides as it would.
     const pool = setupMakePool({
       env,
       jobs,
       runDir: runDir.path,
-      clusterSlots: jobs === 'all' ? 64 : 1,
-      style: options.jobserverStyle,
+      clusterSlots: 1,
+      style: 'pipe',
+      nested: true,
+      makeName: makeNameOf(options),
     });
-    if (pool.warning) say(pool.warning);
+    const makeArgs = [...pool.makeArgs, ...args];
     const preload = outer?.['__MPMAKE_PRELOAD'];
     if (outer && preload) {
-      const link: BuildLink = { ...outer };
-      if (pool.textual) link['__MPMAKE_TEXTUAL'] = '1';
-      else delete link['__MPMAKE_TEXTUAL'];
-      const makeEnv = linkedMakeEnv(withMakeflags(env, pool), link, preload);
-      const { done } = runMake(options.make, args, makeEnv, pool.fds, typedCommand());
-      const result = await done;
-      pool.own?.close();
-      return result;
+      // The outer build's link, __MPMAKE_TEXTUAL included (a property of make).
+      const makeEnv = linkedMakeEnv(withMakeflags(env, pool), { ...outer }, preload);
+      const { done } = runMake(options.make, makeArgs, makeEnv, pool.fds, typedCommand());
+      return await done;
     }
-    const makeEnv: NodeJS.ProcessEnv = { ...env, MAKEFLAGS: pool.makeflags };
-    if (pool.textual) makeEnv['MPMAKE_JOBSERVER_TEXTUAL'] = '1';
-    else delete makeEnv['MPMAKE_JOBSERVER_TEXTUAL'];
+    const makeEnv = withMakeflags(env, pool);
     const shim = join(dirname(sock), 'sh');
     const { done } = runMake(
       options.make,
-      [...args, `SHELL=${shim}`, 'MPMAKE_TARGET=$@', MPMAKE_PREREQS],
+      [...makeArgs, `SHELL=${shim}`, 'MPMAKE_TARGET=$@', MPMAKE_PREREQS],
       makeEnv,
       pool.fds,
     );
-    const result = await done;
-    pool.own?.close();
-    return result;
+    return await done;
   } finally {
     runDir.remove();
   }
+}
+
+/** make's name in its messages: the command typed, as make takes it from argv[0]. */
+function makeNameOf(options: MpmakeOptions): string {
+  return basename(typedCommand() ?? options.make);
+}
+
+/** The `--jobserver-style` given to make (make 4.4 checks it when it starts a pool). */
+function makeStyleArg(args: readonly string[]): string | undefined {
+  let style: string | undefined;
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i]!;
+    if (a === '--') break;
+    if (a.startsWith('--jobserver-style=')) style = a.slice('--jobserver-style='.length);
+    else if (a === '--jobserver-style') style = args[++i];
+  }
+  return style;
+}
+
+/** The pool's style: the one asked for, else make's own default (fifo from make 4.4). */
+function poolStyle(options: MpmakeOptions): JobserverStyle {
+  if (options.jobserverStyle !== undefined) return options.jobserverStyle;
+  const v = makeVersion(options.make);
+  return v !== undefined && (v[0] > 4 || (v[0] === 4 && v[1] >= 4)) ? 'fifo' : 'pipe';
 }
 
 async function localMake(
@@ -288,7 +312,9 @@ async function clusterMake(
       jobs,
       runDir: runDir.path,
       clusterSlots: cluster.totalSlots,
-      style: options.jobserverStyle,
+      style: poolStyle(options),
+      makeStyle: makeStyleArg(args),
+      makeName: makeNameOf(options),
     });
     if (pool.warning) say(pool.warning);
     // With the interposer, make keeps its own SHELL: no pre-pass needed.
@@ -368,10 +394,18 @@ async function clusterMake(
       if (textual) link['__MPMAKE_TEXTUAL'] = '1';
       const makeEnv = linkedMakeEnv(withMakeflags(env, pool), link, preload);
       trace(`make ${args.join(' ')}: jobserver ${pool.kind}, MAKEFLAGS=${makeEnv['MAKEFLAGS']}`);
-      done = runMake(options.make, args, makeEnv, pool.fds, typedCommand()).done;
+      done = runMake(
+        options.make,
+        [...pool.makeArgs, ...args],
+        makeEnv,
+        pool.fds,
+        typedCommand(),
+      ).done;
     } else {
       done = legacyMake(options, args, env, pool, shim.shellPath, sock, topShell, textual);
     }
+    // make holds its ends of our pool now.
+    for (const fd of pool.handedFds) closeQuietly(fd);
     const result = await done;
     // Nothing after the build may turn make's status into another one.
     try {
@@ -446,7 +480,6 @@ async function clusterMake(
   } finally {
     server?.close();
     pool?.own?.close();
-    if (pool?.parent?.kind === 'fifo') closeQuietly(pool.parent.fd);
     cluster.close();
     runDir.remove();
   }
@@ -468,8 +501,7 @@ function legacyMake(
   textual: boolean,
 ): Promise<MakeResult> {
   const makeEnv: NodeJS.ProcessEnv = {
-    ...env,
-    MAKEFLAGS: pool.makeflags,
+    ...withMakeflags(env, pool),
     MPMAKE_SOCK: sock,
     MPMAKE_REAL_SHELL: topShell,
     MPMAKE_LOCAL: options.local.join(' '),
@@ -477,16 +509,13 @@ function legacyMake(
   };
   delete makeEnv['MFLAGS'];
   delete makeEnv['MPMAKE_JOBSERVER_TEXTUAL'];
-  // A build submitted to a node (`mpm exec --on node -- mpmake`) runs
-  // where MPMAKE_REMOTE=1; its own recipes must still go to the cluster.
-  delete makeEnv['MPMAKE_REMOTE'];
   if (textual) makeEnv['MPMAKE_JOBSERVER_TEXTUAL'] = '1';
   trace(`make ${args.join(' ')}: jobserver ${pool.kind}, MAKEFLAGS=${makeEnv['MAKEFLAGS']}`);
   // MPMAKE_TARGET=$@ (and MPMAKE_PREREQS) are expanded per target when make
   // exports them to a recipe: the coordinator learns each line's target.
   return runMake(
     options.make,
-    [...args, `SHELL=${shimPath}`, 'MPMAKE_TARGET=$@', MPMAKE_PREREQS],
+    [...pool.makeArgs, ...args, `SHELL=${shimPath}`, 'MPMAKE_TARGET=$@', MPMAKE_PREREQS],
     makeEnv,
     pool.fds,
   ).done;
@@ -495,6 +524,7 @@ function legacyMake(
 /** The user's environment with the pool's MAKEFLAGS (none when there is nothing to say). */
 function withMakeflags(env: NodeJS.ProcessEnv, pool: MakePool): NodeJS.ProcessEnv {
   const out = { ...env };
+  if (pool.makeflags === undefined) return out;
   if (pool.kind === 'none' && env['MAKEFLAGS'] === undefined && pool.makeflags.trim() === '')
     delete out['MAKEFLAGS'];
   else out['MAKEFLAGS'] = pool.makeflags;

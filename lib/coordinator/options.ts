@@ -24,7 +24,8 @@ export interface MpmakeOptions {
   make: string;
   placement: 'lowest-wait' | 'first-free';
   explain: boolean;
-  jobserverStyle: 'pipe' | 'fifo';
+  /** undefined: as make would (its --jobserver-style, else fifo from make 4.4 on). */
+  jobserverStyle: 'pipe' | 'fifo' | undefined;
   connectTimeoutMs: number;
   heartbeatTimeoutMs: number;
   maxClockSkewMs: number;
@@ -250,7 +251,8 @@ export function parseArgs(
   const hosts = get('hosts');
   const color = oneOf(get('color'), ['auto', 'always', 'never'] as const, 'auto');
   const placement = oneOf(get('placement'), ['lowest-wait', 'first-free'] as const, 'lowest-wait');
-  const style = oneOf(get('jobserver-style'), ['pipe', 'fifo'] as const, 'pipe');
+  const styleGiven = get('jobserver-style');
+  const style = styleGiven ? oneOf(styleGiven, ['pipe', 'fifo'] as const, 'pipe') : undefined;
   const local = get('local');
   const tls = get('tls') ? bool('tls') : undefined;
   const insecure = bool('insecure');
@@ -389,7 +391,7 @@ Options (environment variable; config file key):
                            with a free slot, else refuse) is the LSF-like baseline
                            the benchmarks compare with (MPMAKE_PLACEMENT) [lowest-wait]
   --mp-jobserver-style=pipe|fifo  the pool's style for make (fifo needs make >= 4.4)
-                           (MPMAKE_JOBSERVER_STYLE; jobserverStyle) [pipe]
+                           (MPMAKE_JOBSERVER_STYLE; jobserverStyle) [as make: fifo from 4.4]
   --mp-connect-timeout=MS  per-agent connect timeout [3000]
   --mp-heartbeat-timeout=MS  silence after which a node is down [5000]
   --mp-max-clock-skew=MS   largest tolerated clock difference [1000]

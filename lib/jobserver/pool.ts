@@ -1,16 +1,17 @@
-import { closeSync, constants, openSync, readSync, writeSync } from 'node:fs';
-import { join } from 'node:path';
+import { closeSync, constants, openSync, readSync, unlinkSync, writeSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import { tracer } from '../trace.js';
 
 const trace = tracer('jobserver');
 
 /**
- * The jobserver pool mpmake owns for its make: a FIFO in mpmake's private
- * run directory, opened O_RDWR|O_NONBLOCK, whose one fd is handed to make as
- * both ends (`--jobserver-auth=FD,FD`), or named as `fifo:PATH` for make
- * 4.4. Node cannot create an anonymous pipe, and the socketpair behind
- * `stdio: 'pipe'` is not something make can use as a jobserver.
+ * The jobserver pool mpmake owns for its make: a FIFO (in mpmake's private
+ * run directory, or where make 4.4 would put its own), which mpmake holds
+ * open O_RDWR|O_NONBLOCK. make gets it as make would have made it: a read
+ * end and a write end of its own (`--jobserver-auth=3,4`, see `openEnds`),
+ * or named as `fifo:PATH` for make 4.4. Node cannot create an anonymous
+ * pipe, and the socketpair behind `stdio: 'pipe'` is not something make can
+ * use as a jobserver.
  *
  * The pool holds slots-1 one-byte tokens (every make holds one implicit
  * slot). It can grow and shrink while make runs: growing writes tokens,
@@ -29,9 +30,11 @@ export class JobserverPool {
   /** Tokens written again after clients died holding them. */
   refilled = 0;
 
-  constructor(runDir: string, slots: number) {
-    this.path = join(runDir, 'jobserver');
-    execFileSync('mkfifo', ['-m', '0600', this.path]);
+  /** Creates the FIFO `dir/name` (mkfifo's error, if any, is thrown). */
+  constructor(dir: string, slots: number, name = 'jobserver') {
+    // As make writes it (`./GMfifo…` for MAKE_TMPDIR=.): no normalising.
+    this.path = dir.endsWith('/') ? dir + name : `${dir}/${name}`;
+    execFileSync('mkfifo', ['-m', '0600', this.path], { stdio: 'ignore' });
     this.fd = openSync(this.path, constants.O_RDWR | constants.O_NONBLOCK);
     this.resize(slots);
   }
@@ -81,6 +84,15 @@ export class JobserverPool {
     return n;
   }
 
+  /**
+   * A read end (O_NONBLOCK, as make sets its own) and a write end of their
+   * own, as make's pipe(2) gives it; the caller closes them once handed on.
+   */
+  openEnds(): [number, number] {
+    const r = openSync(this.path, constants.O_RDONLY | constants.O_NONBLOCK);
+    return [r, openSync(this.path, constants.O_WRONLY)];
+  }
+
   /** Tokens in circulation (in the pool or held by clients). */
   get inCirculation(): number {
     return this.circulating;
@@ -128,11 +140,17 @@ export class JobserverPool {
     return { added: this.added, removed: this.removed, refilled: this.refilled };
   }
 
+  /** Closes the pool and removes its FIFO. */
   close(): void {
     try {
       closeSync(this.fd);
     } catch {
       // already closed
+    }
+    try {
+      unlinkSync(this.path);
+    } catch {
+      // already gone
     }
   }
 }

@@ -33,3 +33,16 @@ fidelityCase(t, c, 'fast-path-missing-command-sigterm-sigabrt', caseDir('fast-pa
 
 // $(MAKE) and MAKE_COMMAND named the real make, not the command typed.
 fidelityCase(t, c, 'make-value', caseDir('make-var'), [{ args: [] }]);
+
+// Every job on a node had MPMAKE_REMOTE=1 in its environment; only the
+// documented MPMAKE_NODE may be added there.
+fidelityCase(t, c, 'job-env-mpmake-remote', caseDir('job-env'), [{ args: [] }]);
+
+// mpmake's pool read --jobserver-auth=3,3 (one fd for both ends) where make
+// 4.3 has 3,4; jobs on a node saw no jobserver word at all (so a make there
+// kept quiet where make's says "jobserver unavailable"); -j2 in MAKEFLAGS
+// from the environment was dropped.
+fidelityCase(t, c, 'jobserver-auth-form', caseDir('jobserver-auth'), [
+  { label: 'j2', args: ['-j2'] },
+  { label: 'makeflags-env-j2', args: [], env: { MAKEFLAGS: '-j2' } },
+]);
