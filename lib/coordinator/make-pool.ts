@@ -1,7 +1,7 @@
-import { closeSync, statSync } from 'node:fs';
+import { closeSync, constants, openSync, statSync } from 'node:fs';
 import { JobserverPool } from '../jobserver/pool.js';
 import { findParentPool, type ParentPool } from '../jobserver/parent-pool.js';
-import { composeMakeflags, jobsInMakeflags } from './makeflags.js';
+import { composeMakeflags, jobsInMakeflags, rewriteJobserverAuth } from './makeflags.js';
 import type { JobsRequest } from './make-args.js';
 
 export type JobserverStyle = 'pipe' | 'fifo';
@@ -127,6 +127,8 @@ export function setupMakePool(opts: {
   makeStyle?: string | undefined;
   /** Under an outer mpmake build. */
   nested?: boolean;
+  /** make reads `fifo:PATH` (4.4 and later); an older one gets a fifo parent as fds. */
+  makeReadsFifo?: boolean;
   /** make's name in its messages (the command typed). */
   makeName: string;
 }): MakePool {
@@ -142,7 +144,25 @@ export function setupMakePool(opts: {
   };
   // make's own affair: MAKEFLAGS, its -j and the parent's fds as they came.
   const asItCame = (kind: 'parent' | 'make' | 'none', textual: boolean): MakePool => {
-    if (found.found && found.pool?.kind === 'fifo') closeQuietly(found.pool.fd);
+    if (found.found && found.pool?.kind === 'fifo') {
+      closeQuietly(found.pool.fd);
+      // make 4.3 cannot read `fifo:PATH`: it gets the FIFO's two ends as 3,4.
+      if (!opts.makeReadsFifo) {
+        const ends = [
+          openSync(found.pool.path, constants.O_RDONLY | constants.O_NONBLOCK),
+          openSync(found.pool.path, constants.O_WRONLY),
+        ];
+        return {
+          ...base,
+          kind,
+          fds: ends,
+          handedFds: ends,
+          makeflags: rewriteJobserverAuth(userFlags ?? '', '3,4'),
+          makeArgs: jobsWord(opts.jobs),
+          textual: false,
+        };
+      }
+    }
     return {
       ...base,
       kind,

@@ -121,3 +121,20 @@ export function jobserverAuthOf(flags: string | undefined): string | undefined {
   }
   return found;
 }
+
+/**
+ * MAKEFLAGS with its jobserver words replaced by one `--jobserver-auth=AUTH`
+ * (a parent's pool, renumbered to the fds make gets from us), the rest kept.
+ */
+export function rewriteJobserverAuth(flags: string, auth: string): string {
+  const words = splitWords(flags);
+  const dashdash = words.indexOf('--');
+  const flagWords = (dashdash >= 0 ? words.slice(0, dashdash) : words).filter(
+    (w) => !JOBSERVER_WORD.test(w),
+  );
+  const varWords = dashdash >= 0 ? words.slice(dashdash) : [];
+  if (flagWords[0] !== undefined && !flagWords[0].startsWith('-') && !flagWords[0].includes('=')) {
+    flagWords[0] = '-' + flagWords[0];
+  }
+  return ' ' + [...flagWords, `--jobserver-auth=${auth}`, ...varWords].join(' ');
+}

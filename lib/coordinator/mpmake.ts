@@ -180,6 +180,7 @@ async function nestedMake(
       clusterSlots: 1,
       style: 'pipe',
       nested: true,
+      makeReadsFifo: readsFifo(options.make),
       makeName: makeNameOf(options),
     });
     const makeArgs = [...pool.makeArgs, ...args];
@@ -188,6 +189,7 @@ async function nestedMake(
       // The outer build's link, __MPMAKE_TEXTUAL included (a property of make).
       const makeEnv = linkedMakeEnv(withMakeflags(env, pool), { ...outer }, preload);
       const { done } = runMake(options.make, makeArgs, makeEnv, pool.fds, typedCommand());
+      for (const fd of pool.handedFds) closeQuietly(fd);
       return await done;
     }
     const makeEnv = withMakeflags(env, pool);
@@ -198,6 +200,7 @@ async function nestedMake(
       makeEnv,
       pool.fds,
     );
+    for (const fd of pool.handedFds) closeQuietly(fd);
     return await done;
   } finally {
     runDir.remove();
@@ -221,11 +224,15 @@ function makeStyleArg(args: readonly string[]): string | undefined {
   return style;
 }
 
+/** Whether make reads `--jobserver-auth=fifo:PATH` (make 4.4 and later). */
+function readsFifo(make: string): boolean {
+  const v = makeVersion(make);
+  return v !== undefined && (v[0] > 4 || (v[0] === 4 && v[1] >= 4));
+}
+
 /** The pool's style: the one asked for, else make's own default (fifo from make 4.4). */
-function poolStyle(options: MpmakeOptions): JobserverStyle {
-  if (options.jobserverStyle !== undefined) return options.jobserverStyle;
-  const v = makeVersion(options.make);
-  return v !== undefined && (v[0] > 4 || (v[0] === 4 && v[1] >= 4)) ? 'fifo' : 'pipe';
+function poolStyle(options: MpmakeOptions, makeReadsFifo: boolean): JobserverStyle {
+  return options.jobserverStyle ?? (makeReadsFifo ? 'fifo' : 'pipe');
 }
 
 async function localMake(
@@ -307,12 +314,14 @@ async function clusterMake(
     const shim = installShim(runDir.path);
     if (!shim.native)
       say('mpmake: no native shim was built (no C compiler?); using the slower TypeScript shim');
+    const makeReadsFifo = readsFifo(options.make);
     pool = setupMakePool({
       env,
       jobs,
       runDir: runDir.path,
       clusterSlots: cluster.totalSlots,
-      style: poolStyle(options),
+      style: poolStyle(options, makeReadsFifo),
+      makeReadsFifo,
       makeStyle: makeStyleArg(args),
       makeName: makeNameOf(options),
     });
