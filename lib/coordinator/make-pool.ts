@@ -1,7 +1,12 @@
 import { closeSync, constants, openSync, statSync } from 'node:fs';
 import { JobserverPool } from '../jobserver/pool.js';
 import { findParentPool, type ParentPool } from '../jobserver/parent-pool.js';
-import { composeMakeflags, jobsInMakeflags, rewriteJobserverAuth } from './makeflags.js';
+import {
+  composeMakeflags,
+  jobserverAuthOf,
+  jobsInMakeflags,
+  rewriteJobserverAuth,
+} from './makeflags.js';
 import type { JobsRequest } from './make-args.js';
 
 export type JobserverStyle = 'pipe' | 'fifo';
@@ -133,7 +138,7 @@ export function setupMakePool(opts: {
   makeName: string;
 }): MakePool {
   const userFlags = opts.env['MAKEFLAGS'];
-  const found = findParentPool(userFlags);
+  const found = findParentPool(jobserverAuthOf(userFlags));
   const base = {
     own: undefined,
     parent: undefined,

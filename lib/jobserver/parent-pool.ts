@@ -1,5 +1,4 @@
 import { constants, fstatSync, openSync, statSync } from 'node:fs';
-import { jobserverAuthOf } from '../coordinator/makeflags.js';
 
 /** A jobserver pool that a parent make (or mpmake) advertised to us. */
 export type ParentPool =
@@ -19,14 +18,14 @@ const isFifoFd = (fd: number): boolean => {
 };
 
 /**
- * Finds the parent's pool from the last `--jobserver-auth=` (or the older
- * `--jobserver-fds=`) word of MAKEFLAGS, in both styles: `R,W` fds we
+ * Finds the parent's pool from the value of MAKEFLAGS' last
+ * `--jobserver-auth=` (or the older `--jobserver-fds=`) word (undefined:
+ * none; the caller reads MAKEFLAGS), in both styles: `R,W` fds we
  * inherited, or `fifo:PATH`. An advertised pool that we cannot use (fds
  * closed because the recipe line was not marked recursive, make's `-2,-2`,
  * a missing FIFO) is reported with the reason, for one warning.
  */
-export function findParentPool(makeflags: string | undefined): ParentPoolResult {
-  const auth = jobserverAuthOf(makeflags);
+export function findParentPool(auth: string | undefined): ParentPoolResult {
   if (auth === undefined) return { found: false };
   if (auth.startsWith('fifo:')) {
     const path = auth.slice(5);
