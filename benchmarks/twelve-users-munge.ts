@@ -22,23 +22,22 @@
  * Needs root, useradd/userdel/runuser, MUNGE (munged, munge, unmunge) and
  * build/mpmake-exec. Writes results/twelve-users-munge.{json,md}.
  */
-import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import {
   chmodSync,
   cpSync,
   existsSync,
   lstatSync,
-  mkdtempSync,
   readdirSync,
   readFileSync,
   rmSync,
-  writeFileSync,
 } from 'node:fs';
-import { loadavg, tmpdir } from 'node:os';
+import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import type { LocalAgent } from '../lib/agent/spawn-agent.js';
 import { spawnLocalAgent } from '../lib/agent/spawn-agent.js';
+import { MUNGED, startMunged, type Munged } from '../fixtures/munged.js';
 import {
   benchEnv,
   fmt,
@@ -95,7 +94,6 @@ export const TWELVE_USERS_MUNGE_TARGETS = {
 
 /** Marks the users this benchmark makes; only those are ever removed. */
 const COMMENT = 'mpmake benchmark user';
-const MUNGED = ['/usr/sbin/munged', '/sbin/munged'].find((p) => existsSync(p)) ?? 'munged';
 
 interface BenchUser {
   name: string;
@@ -146,47 +144,6 @@ function cannotRun(): string | undefined {
     return 'needs build/mpmake-exec (run `make build`)';
   }
   return undefined;
-}
-
-/** A munged of our own: generated key, socket in a 0755 directory; stop() kills it by pid. */
-async function startMunged(): Promise<{ socket: string; stop: () => Promise<void> }> {
-  const dir = mkdtempSync(join(tmpdir(), 'mpmake-bench-munged-'));
-  chmodSync(dir, 0o755);
-  const key = join(dir, 'munge.key');
-  writeFileSync(key, randomBytes(1024), { mode: 0o600 });
-  const socket = join(dir, 'munge.socket');
-  const child: ChildProcess = spawn(
-    MUNGED,
-    [
-      '--foreground',
-      '--force',
-      `--key-file=${key}`,
-      `--socket=${socket}`,
-      `--pid-file=${join(dir, 'munged.pid')}`,
-      `--log-file=${join(dir, 'munged.log')}`,
-      `--seed-file=${join(dir, 'munged.seed')}`,
-    ],
-    { stdio: 'ignore' },
-  );
-  const stop = async (): Promise<void> => {
-    if (child.exitCode === null && child.signalCode === null) {
-      const exited = new Promise((r) => child.once('exit', r));
-      child.kill('SIGTERM');
-      await exited;
-    }
-    rmSync(dir, { recursive: true, force: true });
-  };
-  const deadline = Date.now() + 15_000;
-  while (spawnSync('munge', ['-n', '-S', socket], { stdio: 'ignore' }).status !== 0) {
-    if (child.exitCode !== null || Date.now() > deadline) {
-      const logFile = join(dir, 'munged.log');
-      const log = existsSync(logFile) ? readFileSync(logFile, 'utf8').slice(-500) : '';
-      await stop();
-      throw new Error(`munged did not start: ${log}`);
-    }
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  return { socket, stop };
 }
 
 /** Removes a user this benchmark made (checked by its comment), with its home. */
@@ -354,7 +311,7 @@ export async function runTwelveUsersMunge(options: TwelveUsersMungeOptions): Pro
   );
   const made: string[] = [];
   let agents: LocalAgent[] = [];
-  let munged: { socket: string; stop: () => Promise<void> } | undefined;
+  let munged: Munged | undefined;
   const cleanup = (): void => {
     for (const name of made) removeUser(name);
   };
