@@ -80,6 +80,8 @@ export interface JobSink {
 
 export interface JobHandle {
   cancel(signal: string): void;
+  /** The client's terminal changed size: a job under a pty follows (ignored otherwise, or once it ended). */
+  resize(cols: number, rows: number): void;
 }
 
 export interface LeftOut {
@@ -440,6 +442,11 @@ export class Cluster extends EventEmitter<ClusterEvents> {
         if (job.cancelled) return;
         job.cancelled = signal;
         if (this.jobs.has(job.id)) job.node.send({ type: 'cancel', id: job.id, signal });
+      },
+      resize: (cols, rows) => {
+        if (!job.spec.tty || job.cancelled) return;
+        job.spec.tty = { cols, rows }; // a re-run elsewhere starts at the new size
+        if (this.jobs.has(job.id)) job.node.send({ type: 'resize', id: job.id, cols, rows });
       },
     };
   }

@@ -314,6 +314,9 @@ export class RecipeRouter extends EventEmitter<BuildEvents> {
       },
     });
     conn.on('cancel', (signal) => handle.cancel(signal));
+    conn.on('resize', (cols, rows) => {
+      if (this.live.has(conn)) handle.resize(cols, rows);
+    });
     conn.on('close', () => {
       // The shim is gone (killed): its job must not run on without it.
       if (this.live.delete(conn)) handle.cancel('SIGTERM');

@@ -4,6 +4,7 @@ import { constants as osConstants } from 'node:os';
 import {
   decodeFresh,
   decodeRequest,
+  decodeResize,
   decodeWrote,
   exitFrame,
   expectPayload,
@@ -22,6 +23,8 @@ const trace = tracer('shim');
 export interface ShimConnectionEvents {
   /** The shim received this signal (name) and asks to cancel its job. */
   cancel: [string];
+  /** The shim's terminal changed size while its job runs. */
+  resize: [number, number];
   /** The shim went away (killed, or done). */
   close: [];
   /** The shim revalidated the job's targets: how long it waited. */
@@ -114,7 +117,7 @@ export class ShimConnection extends EventEmitter<ShimConnectionEvents> {
 /**
  * The unix socket every shim of the build connects to. One connection per
  * recipe line: a REQUEST, then output and an exit (or LOCAL) back, and
- * perhaps a CANCEL from the shim in between; or, for a line the shim ran
+ * perhaps CANCEL or RESIZE frames from the shim in between; or, for a line the shim ran
  * here by itself, a WROTE alone (`onWrote`).
  */
 export class ShimServer {
@@ -163,6 +166,10 @@ export class ShimServer {
             } catch (err) {
               trace(`bad FRESH from a shim: ${(err as Error).message}`);
             }
+          } else if (f.type === ShimFrame.Resize && requested) {
+            const size = decodeResize(f.payload);
+            if (size) conn.emit('resize', size.cols, size.rows);
+            else trace('bad RESIZE from a shim');
           } else if (f.type === ShimFrame.Cancel && f.payload.length >= 4) {
             const signo = f.payload.readUInt32BE(0);
             const name = Object.entries(osConstants.signals).find(([, n]) => n === signo)?.[0];

@@ -36,6 +36,7 @@ import {
   encodeRequest,
   encodeWrote,
   freshFrame,
+  resizeFrame,
   staleWarning,
 } from './shim-protocol.js';
 import { plainWait } from '../agent/file-seen.js';
@@ -179,7 +180,12 @@ function readUmask(): number {
   return process.umask();
 }
 
-function terminalFacts(): { flags: number; cols: number; rows: number } {
+function terminalFacts(): {
+  flags: number;
+  cols: number;
+  rows: number;
+  term: tty.WriteStream | null;
+} {
   let flags = 0;
   let cols = 0;
   let rows = 0;
@@ -198,7 +204,8 @@ function terminalFacts(): { flags: number; cols: number; rows: number } {
     cols = (stream as tty.WriteStream).columns ?? 0;
     rows = (stream as tty.WriteStream).rows ?? 0;
   }
-  return { flags, cols: cols & 0xffff, rows: rows & 0xffff };
+  const term = stream && 'columns' in stream ? (stream as tty.WriteStream) : null;
+  return { flags, cols: cols & 0xffff, rows: rows & 0xffff, term };
 }
 
 type Action =
@@ -244,9 +251,12 @@ function runRemote(sockPath: string, cwd: string, argv: readonly string[], env: 
   const sock = net.createConnection({ path: connectPath });
   const reader = new ShimFrameReader();
 
+  let unwatchSize = (): void => {};
+
   function finish(): void {
     ended = true;
     untrapSignals();
+    unwatchSize();
     sock.destroy();
     if (dirFd !== null) {
       fs.closeSync(dirFd);
@@ -382,7 +392,7 @@ function runRemote(sockPath: string, cwd: string, argv: readonly string[], env: 
       dirFd = null;
     }
     if (ended) return;
-    const { flags, cols, rows } = terminalFacts();
+    const { flags, cols, rows, term } = terminalFacts();
     const envRecord: Record<string, string> = {};
     for (const [k, v] of Object.entries(env)) if (v !== undefined) envRecord[k] = v;
     // The coordinator's alone: a line it hands back runs as our child, and
@@ -401,6 +411,18 @@ function runRemote(sockPath: string, cwd: string, argv: readonly string[], env: 
       }),
     );
     requestSent = true;
+    if (term && cols > 0 && rows > 0) {
+      // SIGWINCH: the job's pty on the node follows the terminal (RESIZE).
+      let sent = `${cols}x${rows}`;
+      const onResize = (): void => {
+        const [c, r] = [term.columns & 0xffff, term.rows & 0xffff];
+        if (ended || cancelSent || c === 0 || r === 0 || `${c}x${r}` === sent) return;
+        sent = `${c}x${r}`;
+        sock.write(resizeFrame(c, r));
+      };
+      term.on('resize', onResize);
+      unwatchSize = () => term.off('resize', onResize);
+    }
     noteSignals();
   });
 

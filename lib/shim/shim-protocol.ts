@@ -29,6 +29,9 @@
  *                 $@ and the other targets of its rule, relative to cwd),
  *                 each NUL-terminated. Sent before the line runs, so it
  *                 arrives before any later job that reads them is asked for.
+ *   0x05 RESIZE   u16 cols, u16 rows: the terminal the shim's output goes to
+ *                 changed size (SIGWINCH) while its job runs; the job's pty
+ *                 on the node follows. 0 or a finished job: ignored.
  *
  * Coordinator -> shim
  *   0x11 STDOUT   bytes for fd 1.
@@ -60,6 +63,7 @@ export enum ShimFrame {
   Cancel = 0x02,
   Fresh = 0x03,
   Wrote = 0x04,
+  Resize = 0x05,
   Stdout = 0x11,
   Stderr = 0x12,
   Exit = 0x13,
@@ -173,6 +177,21 @@ export function cancelFrame(signal: number): Buffer {
   const p = Buffer.alloc(4);
   p.writeUInt32BE(signal, 0);
   return shimFrame(ShimFrame.Cancel, p);
+}
+
+export function resizeFrame(cols: number, rows: number): Buffer {
+  const p = Buffer.alloc(4);
+  p.writeUInt16BE(cols & 0xffff, 0);
+  p.writeUInt16BE(rows & 0xffff, 2);
+  return shimFrame(ShimFrame.Resize, p);
+}
+
+/** A RESIZE payload: the new size, or undefined when it is not one (short, or a 0). */
+export function decodeResize(payload: Buffer): { cols: number; rows: number } | undefined {
+  if (payload.length < 4) return undefined;
+  const cols = payload.readUInt16BE(0);
+  const rows = payload.readUInt16BE(2);
+  return cols > 0 && rows > 0 ? { cols, rows } : undefined;
 }
 
 /**

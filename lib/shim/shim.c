@@ -51,6 +51,7 @@ enum {
   FR_CANCEL = 0x02,
   FR_FRESH = 0x03,
   FR_WROTE = 0x04,
+  FR_RESIZE = 0x05,
   FR_STDOUT = 0x11,
   FR_STDERR = 0x12,
   FR_EXIT = 0x13,
@@ -579,11 +580,26 @@ static int installed_trapped[NTRAPPED];
 static struct sigaction saved_pipe;
 static sigset_t saved_mask;
 static volatile sig_atomic_t got_signal = 0;
+static volatile sig_atomic_t got_winch = 0;
+static struct sigaction saved_winch;
 static int wake_r = -1, wake_w = -1;
 
 static void on_signal(int sig) {
   int e = errno;
   if (got_signal == 0) got_signal = sig;
+  if (wake_w >= 0) {
+    char c = 1;
+    ssize_t r = write(wake_w, &c, 1);
+    (void)r;
+  }
+  errno = e;
+}
+
+/* The terminal changed size: the relay loop sends the new one (RESIZE). */
+static void on_winch(int sig) {
+  (void)sig;
+  int e = errno;
+  got_winch = 1;
   if (wake_w >= 0) {
     char c = 1;
     ssize_t r = write(wake_w, &c, 1);
@@ -616,9 +632,16 @@ static void install_signals(void) {
   ign.sa_handler = SIG_IGN;
   sigemptyset(&ign.sa_mask);
   sigaction(SIGPIPE, &ign, &saved_pipe);
+  struct sigaction wa;
+  memset(&wa, 0, sizeof wa);
+  wa.sa_handler = on_winch;
+  sigemptyset(&wa.sa_mask);
+  wa.sa_flags = SA_RESTART;
+  sigaction(SIGWINCH, &wa, &saved_winch);
   /* A trapped signal blocked by an inherited mask would never arrive. */
   sigset_t s;
   sigemptyset(&s);
+  sigaddset(&s, SIGWINCH);
   for (size_t i = 0; i < NTRAPPED; i++)
     if (installed_trapped[i]) sigaddset(&s, trapped[i]);
   sigprocmask(SIG_UNBLOCK, &s, &saved_mask);
@@ -629,6 +652,7 @@ static void restore_signals(void) {
   for (size_t i = 0; i < NTRAPPED; i++)
     if (installed_trapped[i]) sigaction(trapped[i], &saved_trapped[i], NULL);
   sigaction(SIGPIPE, &saved_pipe, NULL);
+  sigaction(SIGWINCH, &saved_winch, NULL);
 }
 
 /* Dies by sig as the shell would have. */
@@ -719,6 +743,28 @@ static void send_cancel(int sig) {
 static void note_signals(void) {
   if (got_signal != 0 && die_signal == 0) die_signal = got_signal;
   if (die_signal != 0) send_cancel(die_signal);
+}
+
+/* The terminal whose size the REQUEST carried (-1: none), and that size. */
+static int winch_fd = -1;
+static uint16_t sent_cols, sent_rows;
+
+/* After a SIGWINCH: sends the terminal's new size, when it changed. */
+static void note_winch(void) {
+  if (!got_winch) return;
+  got_winch = 0;
+  struct winsize ws;
+  if (winch_fd < 0 || cancel_sent || ioctl(winch_fd, TIOCGWINSZ, &ws) != 0) return;
+  if (ws.ws_col == 0 || ws.ws_row == 0) return;
+  if (ws.ws_col == sent_cols && ws.ws_row == sent_rows) return;
+  sent_cols = ws.ws_col;
+  sent_rows = ws.ws_row;
+  unsigned char f[9];
+  put_u32(f, 5);
+  f[4] = FR_RESIZE;
+  put_u16(f + 5, sent_cols);
+  put_u16(f + 7, sent_rows);
+  (void)sock_send_all(f, sizeof f); /* a dead peer shows up as EOF on read */
 }
 
 static void drain_wake(void) {
@@ -903,6 +949,9 @@ static unsigned char *build_request(int argc, char **argv, const char *cwd, size
     if (tty[ttyfds[i]] && ioctl(ttyfds[i], TIOCGWINSZ, &ws) == 0) {
       cols = ws.ws_col;
       rows = ws.ws_row;
+      winch_fd = ttyfds[i];
+      sent_cols = cols;
+      sent_rows = rows;
       break;
     }
   }
@@ -1026,6 +1075,7 @@ static void relay(char **argv) {
   if (buf == NULL) lost("out of memory");
   for (;;) {
     note_signals();
+    note_winch();
     /* Handle every complete frame in the buffer. */
     while (end - start >= 4) {
       uint32_t len = get_u32(buf + start);
@@ -1091,6 +1141,7 @@ static void relay(char **argv) {
       lost("poll: %s", strerror(errno));
     }
     if (wake_r >= 0 && p[1].revents != 0) drain_wake();
+    note_winch();
     if (p[0].revents == 0) continue;
     ssize_t r = read(sock_fd, buf + end, cap - end);
     if (r > 0) {
