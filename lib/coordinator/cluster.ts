@@ -150,6 +150,8 @@ export interface ClusterOptions extends NodeChannelOptions {
 export interface ClusterEvents {
   /** The slots taking jobs changed (a node joined, came back or went down). */
   capacity: [number];
+  /** A node's connection changed state (it may have come, gone, or been refused for good). */
+  nodes: [];
 }
 
 export class Cluster extends EventEmitter<ClusterEvents> {
@@ -331,6 +333,16 @@ export class Cluster extends EventEmitter<ClusterEvents> {
   /** Nodes not left out for good (they may be down for now). */
   get usable(): NodeChannel[] {
     return this.nodes.filter((n) => !this.bad.has(n));
+  }
+
+  /**
+   * Nodes not taking jobs now that may later: connecting, in their start
+   * checks, or down and retrying with backoff; not those refused for good
+   * (wrong secret, bad credential, not an agent), left out, or closed.
+   */
+  get coming(): NodeChannel[] {
+    const ready = new Set(this.readyNodes);
+    return this.usable.filter((n) => !ready.has(n) && !n.refused && n.state !== 'closed');
   }
 
   /** Nodes taking jobs now: connected and checked on this connection. */
@@ -544,6 +556,7 @@ export class Cluster extends EventEmitter<ClusterEvents> {
       this.giveUp(job, code, `${node.nodeId}: ${message}`);
     });
     node.on('state', (state, reason) => {
+      setImmediate(() => this.emit('nodes'));
       if (state === 'ready' && this.started) void this.admit(node);
       if (state !== 'down' && state !== 'closed') return;
       if (this.checked.delete(node)) this.emit('capacity', this.totalSlots);

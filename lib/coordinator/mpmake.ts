@@ -13,6 +13,7 @@ import { installShim, nativeShimPath, preloadPath } from '../shim/install-shim.j
 import { tracer } from '../trace.js';
 import { heldBackLine, writeReportQuietly, summaryLine, type BuildReport } from './build-report.js';
 import { Cluster } from './cluster.js';
+import { nodeWaitBoundMs } from './node-wait.js';
 import { envFilter } from './env-filter.js';
 import { intendedShell, makefileArgs } from './intended-shell.js';
 import { findOuterBuild, typedCommand, type BuildLink } from './make-command.js';
@@ -139,7 +140,9 @@ export async function runMpmake(
   try {
     await cluster.start(where.cwd);
     for (const l of cluster.leftOut) say(`mpmake: leaving out ${l.address}: ${l.reason}`);
-    if (cluster.readyNodes.length === 0) {
+    // Under --mp-no-fallback, agents still connecting (or retrying) are waited for, line by line.
+    const mayCome = options.noFallback && cluster.coming.length > 0;
+    if (cluster.readyNodes.length === 0 && !mayCome) {
       cluster.close();
       if (options.noFallback) {
         throw new NoAgentsError(
@@ -350,6 +353,7 @@ async function clusterMake(
       writes: new WriteLog(started),
       onClient: inProcess,
       forcedShell: options.shell,
+      nodeWaitMs: nodeWaitBoundMs(options.connectTimeoutMs),
     });
     const progress = !options.quiet && !dryRun && process.stderr.isTTY === true;
     const total = progress

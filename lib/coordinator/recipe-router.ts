@@ -17,6 +17,7 @@ import { remoteEnv } from './remote-env.js';
 import type { Expectation, ShimConnection } from './shim-server.js';
 import { prerequisites, type WriteLog } from './write-log.js';
 import type { ShellResolver } from './shell-resolver.js';
+import { NodeWait } from './node-wait.js';
 
 export interface RouterStats {
   /** Lines placement sent back to the client's own slots. */
@@ -58,6 +59,11 @@ export interface RouterOptions {
   times?: CommandTimes;
   /** --mp-shell: the shell for every shell line, whatever make chose. */
   forcedShell?: string | undefined;
+  /**
+   * Under --mp-no-fallback, how long a line with no node ready waits for
+   * one still connecting (see NodeWait); 0: it fails at once.
+   */
+  nodeWaitMs?: number;
 }
 
 const SHELL_NAMES = new Set(['sh', 'bash', 'dash', 'ksh', 'mksh', 'zsh', 'ash', 'posh', 'yash']);
@@ -94,6 +100,7 @@ export class RecipeRouter extends EventEmitter<BuildEvents> {
   private readonly revalidating = new Set<Promise<unknown>>();
   private seq = 0;
   private readonly localJobs = new LocalJobWatch();
+  private readonly nodeWait: NodeWait;
 
   constructor(
     private readonly cluster: Cluster,
@@ -101,6 +108,7 @@ export class RecipeRouter extends EventEmitter<BuildEvents> {
     private readonly options: RouterOptions,
   ) {
     super();
+    this.nodeWait = new NodeWait(cluster, options.nodeWaitMs ?? 0);
     const times = options.times;
     if (times) {
       this.on('job-end', (ev) => {
@@ -215,6 +223,18 @@ export class RecipeRouter extends EventEmitter<BuildEvents> {
     }
     if (choice.kind === 'none') {
       if (!this.options.fallback) {
+        if ((this.options.nodeWaitMs ?? 0) > 0 && this.nodeWait.worthWaiting) {
+          // A node may still come: the line waits for it, in order.
+          this.nodeWait.hold(
+            () => this.handle(req, conn),
+            (message) => {
+              this.stats.errors++;
+              conn.fail(`${message} [MPM_ERR_NO_AGENTS]`);
+            },
+            () => conn.closed,
+          );
+          return;
+        }
         this.stats.errors++;
         conn.fail('no agent is reachable and --mp-no-fallback is set [MPM_ERR_NO_AGENTS]');
         return;
