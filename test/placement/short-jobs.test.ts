@@ -55,15 +55,35 @@ t.test(
     const [historyName] = readdirSync(join(cache, 'mpmake', 'history'));
     const history = JSON.parse(
       readFileSync(join(cache, 'mpmake', 'history', historyName!), 'utf8'),
-    ) as { times: { roundTripMs: number; commands: Record<string, { recentCpuMs?: number[] }> } };
+    ) as {
+      times: {
+        roundTripMs: number;
+        commands: Record<string, { recentCpuMs?: number[]; recentMs: number[] }>;
+      };
+    };
     const cpu = (key: string): number[] | undefined => history.times.commands[key]?.recentCpuMs;
     t.ok(cpu('cp Makefile') && cpu('cc -O2 -c'), 'the nodes told the CPU times of both kinds');
     t.comment(
       `learnt: round trip ${history.times.roundTripMs} ms; CPU ms cp ${cpu('cp Makefile')?.join(',')}, ` +
-        `wc ${cpu('wc -l Makefile')?.join(',')}, cc ${cpu('cc -O2 -c')?.join(',')}`,
+        `wc ${cpu('wc -l Makefile')?.join(',')}, cc ${cpu('cc -O2 -c')?.join(',')}; wall ms cp ` +
+        `${history.times.commands['cp Makefile']?.recentMs.join(',')}`,
     );
+    // What the rule decides follows what was learnt: on a loaded machine the
+    // round trip (100+ ms) dwarfs a helper's CPU time; on a quiet one a
+    // 6 ms round trip is below the ~10 ms of CPU a node spends launching
+    // `sh -c cp` (its supervisor and shell count), and helpers go out.
+    const median = (v: number[] = []): number =>
+      [...v].sort((a, b) => a - b)[Math.floor(v.length / 2)] ?? Infinity;
+    const helpersShort =
+      median(cpu('cp Makefile')) < history.times.roundTripMs &&
+      median(cpu('wc -l Makefile')) < history.times.roundTripMs;
     const second = await build();
-    t.equal(second.jobs.short, 2 * HELPERS, 'every helper line stayed on the client');
-    t.equal(second.jobs.remote, 2, 'both compiles went to the node');
+    if (helpersShort) {
+      t.equal(second.jobs.short, 2 * HELPERS, 'every helper line stayed on the client');
+      t.equal(second.jobs.remote, 2, 'both compiles went to the node');
+    } else {
+      t.comment('learnt: helpers cost more CPU on the node than a round trip: they may go out');
+      t.ok(second.jobs.remote >= 2, 'both compiles went to the node');
+    }
   },
 );
