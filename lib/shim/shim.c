@@ -1158,6 +1158,30 @@ static void relay(char **argv) {
 
 static int exec_mode_main(int argc, char **argv);
 
+/* Sends the job to the coordinator at `sock` and relays it to its end:
+ * the last step of shell-line mode and of exec mode alike. */
+static int send_and_relay(const char *sock, int argc, char **argv, char *cwd) {
+  sock_path = sock;
+  install_signals();
+  int err = 0;
+  const char *what = "";
+  sock_fd = connect_coordinator(sock, &err, &what);
+  if (sock_fd < 0) {
+    note_signals();
+    lost("%s: %s", what, strerror(err));
+  }
+  size_t reqlen = 0;
+  unsigned char *req = build_request(argc, argv, cwd, &reqlen);
+  if (req == NULL) lost("the job's argv and environment are too large to send");
+  if (got_signal != 0) die_by_signal(got_signal); /* nothing was started */
+  int e = sock_send_all(req, reqlen);
+  if (e != 0) lost("send: %s", strerror(e));
+  free(req);
+  free(cwd);
+  relay(argv);
+  return 127;
+}
+
 int main(int argc, char **argv) {
   /* Started by mpmake-preload in place of the program make runs. */
   if (getenv("__MPMAKE_EXEC") != NULL) return exec_mode_main(argc, argv);
@@ -1187,25 +1211,7 @@ int main(int argc, char **argv) {
   /* 7. ask the coordinator */
   char *cwd = getcwd(NULL, 0);
   if (cwd == NULL) exec_shell(shell, argv); /* cwd removed: no node could enter it */
-  sock_path = sock;
-  install_signals();
-  int err = 0;
-  const char *what = "";
-  sock_fd = connect_coordinator(sock, &err, &what);
-  if (sock_fd < 0) {
-    note_signals();
-    lost("%s: %s", what, strerror(err));
-  }
-  size_t reqlen = 0;
-  unsigned char *req = build_request(argc, argv, cwd, &reqlen);
-  if (req == NULL) lost("the job's argv and environment are too large to send");
-  if (got_signal != 0) die_by_signal(got_signal); /* nothing was started */
-  int e = sock_send_all(req, reqlen);
-  if (e != 0) lost("send: %s", strerror(e));
-  free(req);
-  free(cwd);
-  relay(argv);
-  return 127;
+  return send_and_relay(sock, argc, argv, cwd);
 }
 
 /* ------------------------------------------------------------------ */
@@ -1358,23 +1364,5 @@ static int exec_mode_main(int argc, char **argv) {
 
   char *cwd = getcwd(NULL, 0);
   if (cwd == NULL) exec_program(0, argv);
-  sock_path = sock;
-  install_signals();
-  int err = 0;
-  const char *what = "";
-  sock_fd = connect_coordinator(sock, &err, &what);
-  if (sock_fd < 0) {
-    note_signals();
-    lost("%s: %s", what, strerror(err));
-  }
-  size_t reqlen = 0;
-  unsigned char *req = build_request(argc, argv, cwd, &reqlen);
-  if (req == NULL) lost("the job's argv and environment are too large to send");
-  if (got_signal != 0) die_by_signal(got_signal);
-  int e = sock_send_all(req, reqlen);
-  if (e != 0) lost("send: %s", strerror(e));
-  free(req);
-  free(cwd);
-  relay(argv);
-  return 127;
+  return send_and_relay(sock, argc, argv, cwd);
 }
