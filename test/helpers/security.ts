@@ -7,6 +7,9 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { LocalAgent } from '../../lib/agent/spawn-agent.js';
 import { packageRoot } from '../../lib/agent/package-root.js';
+import { newChallenge } from '../../lib/protocol/auth.js';
+import { encodeFrame } from '../../lib/protocol/frame-codec.js';
+import { PROTOCOL_VERSION } from '../../lib/protocol/messages.js';
 import { withoutTapHooks } from './run.js';
 
 /** Writes `secret` (plus the newline an editor leaves) to DIR/NAME, mode 0600. */
@@ -46,4 +49,15 @@ export async function waitUntil(cond: () => boolean, what: string, ms = 20_000):
     if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 20));
   }
+}
+
+/** The hello a rogue "agent" opens with: it asks for a proof and names itself rogue. */
+export function rogueHello(): Buffer {
+  return encodeFrame({
+    type: 'hello',
+    version: PROTOCOL_VERSION,
+    challenge: newChallenge(),
+    authRequired: true,
+    nodeId: 'rogue',
+  });
 }

@@ -10,13 +10,11 @@ import { writeFileSync } from 'node:fs';
 import { createServer, type Socket } from 'node:net';
 import { join } from 'node:path';
 import t from 'tap';
-import { newChallenge } from '../../lib/protocol/auth.js';
 import { encodeFrame, FrameDecoder } from '../../lib/protocol/frame-codec.js';
-import { PROTOCOL_VERSION } from '../../lib/protocol/messages.js';
 import { startAgent } from '../agent/client.js';
 import { runMpm } from '../cluster-view/mpm.js';
 import { cleanEnv } from '../helpers/run.js';
-import { secretFile } from '../helpers/security.js';
+import { rogueHello, secretFile } from '../helpers/security.js';
 
 const SECRET = 'f12 test secret 4c07d9e1aa';
 
@@ -52,15 +50,7 @@ t.test('F12: mpm status checks the agent proves the secret', async (t) => {
   const server = createServer((s) => {
     sockets.add(s);
     s.on('error', () => {});
-    s.write(
-      encodeFrame({
-        type: 'hello',
-        version: PROTOCOL_VERSION,
-        challenge: newChallenge(),
-        authRequired: true,
-        nodeId: 'rogue',
-      }),
-    );
+    s.write(rogueHello());
     const frames = new FrameDecoder();
     s.on('data', (b: Buffer) => {
       for (const m of frames.push(b) as { type: string }[]) {

@@ -10,12 +10,9 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createServer, type TLSSocket } from 'node:tls';
 import t from 'tap';
-import { newChallenge } from '../../lib/protocol/auth.js';
-import { encodeFrame } from '../../lib/protocol/frame-codec.js';
-import { PROTOCOL_VERSION } from '../../lib/protocol/messages.js';
 import { runMpm } from '../cluster-view/mpm.js';
 import { cleanEnv, runMpmake } from '../helpers/run.js';
-import { secretFile } from '../helpers/security.js';
+import { rogueHello, secretFile } from '../helpers/security.js';
 
 t.test('F3: a certificate, even a trusted one, is no substitute for the PSK', async (t) => {
   const dir = t.testdir({ Makefile: 'all:\n\t@echo built > out.txt\n' });
@@ -35,15 +32,7 @@ t.test('F3: a certificate, even a trusted one, is no substitute for the PSK', as
       sockets.add(s);
       s.on('error', () => {});
       s.on('data', (b: Buffer) => (received += b.length));
-      s.write(
-        encodeFrame({
-          type: 'hello',
-          version: PROTOCOL_VERSION,
-          challenge: newChallenge(),
-          authRequired: true,
-          nodeId: 'rogue',
-        }),
-      );
+      s.write(rogueHello());
     },
   );
   server.on('tlsClientError', () => {});
