@@ -271,9 +271,14 @@ export class RecipeRouter extends EventEmitter<BuildEvents> {
     if (writes) {
       spec.fsWaitMs = this.options.fsWaitMs;
       const rawPrereqs = req.env[execMode ? '__MPMAKE_PREREQS' : 'MPMAKE_PREREQS'];
-      const prereqs = prerequisites(typeof rawPrereqs === 'string' ? rawPrereqs : undefined);
-      if (prereqs.length > 0) {
-        spec.inputsFor = (address) => writes.inputsFor(address, req.cwd, prereqs);
+      // The line's own targets too: an earlier line of the same recipe may
+      // have written $@ on another host (`./prog > $@` then `cat $@`).
+      const inputs = [
+        ...prerequisites(typeof rawPrereqs === 'string' ? rawPrereqs : undefined),
+        ...made,
+      ];
+      if (inputs.length > 0) {
+        spec.inputsFor = (address) => writes.inputsFor(address, req.cwd, inputs);
       }
     }
     const bothTty =
