@@ -1,5 +1,5 @@
 import { writeFileAtomic } from '../output-file.js';
-import type { LeftOut, Rerun } from './cluster.js';
+import type { Fenced, LeftOut, Rerun } from './cluster.js';
 import type { SameAgent } from './node-identity.js';
 import type { FsReport } from '../report/fs-lag.js';
 
@@ -33,6 +33,8 @@ export interface BuildReport {
   sameAgent?: SameAgent[];
   /** Jobs run again because their node was lost while running them, and why. */
   reruns?: Rerun[];
+  /** Nodes lost with jobs running and fenced (--mp-fence) before those ran again: how it went. */
+  fenced?: Fenced[];
   slots: number;
   /**
    * Jobs running at once over make's run, from their start and end times:

@@ -14,6 +14,7 @@ import { NodeChannel, type NodeChannelOptions } from '../client/node-channel.js'
 import { serverSkew, skewToServer } from './server-clock.js';
 import { identify, qualifiedId, sameAgentLine, type SameAgent } from './node-identity.js';
 import { ProbeFile } from './probe-file.js';
+import { fenceProblem, runFence, type FenceOptions, type FenceOutcome } from './fence.js';
 
 const trace = tracer('placement');
 
@@ -98,6 +99,18 @@ export interface Rerun {
   reason: string;
 }
 
+/** A node fenced (--mp-fence) after it was lost with jobs running. */
+export interface Fenced {
+  node: string;
+  address: string;
+  /** Why it was lost. */
+  reason: string;
+  ok: boolean;
+  ms: number;
+  /** `exited 0`, `exited 3`, `timed out after 60000 ms`… */
+  status: string;
+}
+
 export interface ClusterStats {
   /** Jobs that ended on a node (each counted once, where it finally ran). */
   remote: number;
@@ -110,6 +123,7 @@ export interface ClusterStats {
   reruns: Rerun[];
   /** Queued jobs taken back from a busy node and placed on one with a free slot. */
   moved: number;
+  fenced: Fenced[];
 }
 
 interface RunningJob {
@@ -139,6 +153,8 @@ export interface ClusterOptions extends NodeChannelOptions {
   maxClockSkewMs: number;
   /** How long to wait for the start checks of one node. */
   checkTimeoutMs: number;
+  /** --mp-fence: cut a lost node off before its jobs run again elsewhere. */
+  fence?: FenceOptions | undefined;
 }
 
 /**
@@ -168,6 +184,7 @@ export class Cluster extends EventEmitter<ClusterEvents> {
     perNode: new Map(),
     reruns: [],
     moved: 0,
+    fenced: [],
   };
   private readonly jobs = new Map<number, RunningJob>();
   private nextId = 1;
@@ -187,6 +204,9 @@ export class Cluster extends EventEmitter<ClusterEvents> {
   private readonly penalizedUntil = new Map<NodeChannel, number>();
   /** Lost jobs waiting for their lease on the lost node to lapse. */
   private readonly waiting = new Set<NodeJS.Timeout>();
+  /** Lost nodes being fenced or fenced (once each): out of the build for good. */
+  private readonly fences = new Map<NodeChannel, Promise<FenceOutcome>>();
+  private closed = false;
 
   constructor(
     specs: readonly HostSpec[],
@@ -231,6 +251,7 @@ export class Cluster extends EventEmitter<ClusterEvents> {
    * Passing, it takes jobs; failing, it is left out for the whole build.
    */
   private async admit(node: NodeChannel): Promise<void> {
+    if (this.fences.has(node)) return; // fenced: cut off from the files, whatever it says
     if (this.started && !this.identifyLate(node)) return;
     const reason = await this.check(node);
     if (reason === undefined) {
@@ -659,9 +680,17 @@ export class Cluster extends EventEmitter<ClusterEvents> {
   private rerun(job: RunningJob, lost: NodeChannel, reason: string, mayRun = true): void {
     // mayRun false: the node told us it killed the job; nothing to wait for.
     const waitMs = mayRun ? lost.leaseLapsesInMs() : 0;
-    const go = (): void => {
+    // Lost while it may still run the job: fenced first (when asked), from now on.
+    const fence = mayRun ? this.fence(lost, reason) : undefined;
+    const go = (fenced: FenceOutcome | undefined): void => {
+      if (this.closed) return;
       if (job.cancelled) {
         job.sink.exit(null, job.cancelled, lost.nodeId, { queuedMs: 0, runMs: 0 });
+        return;
+      }
+      if (fenced && !fenced.ok) {
+        const node = { id: lost.nodeId, address: lost.address, reason };
+        this.giveUp(job, 'MPM_ERR_FENCE', fenceProblem(this.options.fence!, node, fenced));
         return;
       }
       const choice = this.choose();
@@ -680,8 +709,11 @@ export class Cluster extends EventEmitter<ClusterEvents> {
         waitMs > 0
           ? `after waiting ${(waitMs / 1000).toFixed(1)} s for its lease there to lapse`
           : 'its lease there has lapsed';
+      const fencedLine = fenced
+        ? `fenced ${lost.nodeId} (the fence command ${fenced.status} in ${(fenced.ms / 1000).toFixed(1)} s); `
+        : '';
       process.stderr.write(
-        `mpmake: lost ${lost.nodeId} (${reason}) while it ran a job; running it again ${next ? `on ${next.nodeId}` : 'locally'} (${lapse})\n`,
+        `mpmake: lost ${lost.nodeId} (${reason}) while it ran a job; ${fencedLine}running it again ${next ? `on ${next.nodeId}` : 'locally'} (${lapse})\n`,
       );
       this.dispatch(job, next);
     };
@@ -691,13 +723,45 @@ export class Cluster extends EventEmitter<ClusterEvents> {
     trace(`job ${job.id}: lost with ${lost.nodeId}; its lease lapses in ${waitMs} ms`);
     const timer = setTimeout(() => {
       this.waiting.delete(timer);
-      go();
+      if (fence) void fence.then(go);
+      else go(undefined);
     }, waitMs);
     this.waiting.add(timer);
   }
 
+  /**
+   * --mp-fence: the fence command for a node lost while it ran jobs of
+   * ours, run once per node however many jobs it had. From then on the
+   * node is out of the build (cut off from the files, or powered off).
+   */
+  private fence(node: NodeChannel, reason: string): Promise<FenceOutcome> | undefined {
+    const options = this.options.fence;
+    if (!options) return undefined;
+    const known = this.fences.get(node);
+    if (known) return known;
+    trace(`fencing ${node.nodeId} (${node.address}): ${options.command}`);
+    const outcome = runFence(options, { id: node.nodeId, address: node.address, reason }).then(
+      (r) => {
+        this.stats.fenced.push({
+          node: node.nodeId,
+          address: node.address,
+          reason,
+          ok: r.ok,
+          ms: r.ms,
+          status: r.status,
+        });
+        trace(`fenced ${node.nodeId}: ${r.status} in ${r.ms} ms ${r.tail}`);
+        if (!this.closed) node.close();
+        return r;
+      },
+    );
+    this.fences.set(node, outcome);
+    return outcome;
+  }
+
   /** Closes every channel (agents kill whatever of ours still runs) and removes the probe file. */
   close(): void {
+    this.closed = true;
     for (const timer of this.waiting) clearTimeout(timer);
     this.waiting.clear();
     for (const node of this.nodes) node.close();

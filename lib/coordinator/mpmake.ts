@@ -136,6 +136,7 @@ export async function runMpmake(
     placement: options.placement,
     explain: options.explain ? say : undefined,
     checkTimeoutMs: Math.max(options.connectTimeoutMs, 3000),
+    fence: options.fence,
   });
   try {
     await cluster.start(where.cwd);
@@ -458,6 +459,7 @@ async function clusterMake(
         leftOut: cluster.leftOut,
         sameAgent: cluster.sameAgent,
         reruns: cluster.stats.reruns,
+        ...(cluster.stats.fenced.length ? { fenced: cluster.stats.fenced } : {}),
         slots: pool.own
           ? pool.own.slots
           : pool.kind === 'none'

@@ -6,6 +6,7 @@ import { outputPathProblem } from '../output-file.js';
 import { parseHostList, type HostSpec, type MungeClientMode } from '../client/host-list.js';
 import { DEFAULT_MUNGE_SOCKET } from '../protocol/munge.js';
 import { isLoopbackHost } from '../protocol/tls.js';
+import type { FenceOptions } from './fence.js';
 
 /** mpmake's own options, after flags, environment and config file are merged. */
 export interface MpmakeOptions {
@@ -31,6 +32,8 @@ export interface MpmakeOptions {
   maxClockSkewMs: number;
   /** --mp-fs-wait: bound on waiting to see a file as its writer did; 0 = off. */
   fsWaitMs: number;
+  /** --mp-fence: the command that cuts a lost node off before its jobs run again. */
+  fence: FenceOptions | undefined;
   /**
    * TLS to every agent, keyed by the secret: true/false when set; undefined
    * means the default, TLS to every host off loopback (each HostSpec.tls).
@@ -77,6 +80,8 @@ const SPEC: Record<string, { kind: Kind; env: string; key: string }> = {
   'heartbeat-timeout': { kind: 'ms', env: 'MPMAKE_HEARTBEAT_TIMEOUT', key: 'heartbeatTimeoutMs' },
   'max-clock-skew': { kind: 'ms', env: 'MPMAKE_MAX_CLOCK_SKEW', key: 'maxClockSkewMs' },
   'fs-wait': { kind: 'ms', env: 'MPMAKE_FS_WAIT', key: 'fsWaitMs' },
+  fence: { kind: 'string', env: 'MPMAKE_FENCE', key: 'fence' },
+  'fence-timeout': { kind: 'ms', env: 'MPMAKE_FENCE_TIMEOUT', key: 'fenceTimeoutMs' },
   tls: { kind: 'bool', env: 'MPMAKE_TLS', key: 'tls' },
   insecure: { kind: 'bool', env: 'MPMAKE_INSECURE', key: 'insecure' },
   auth: { kind: 'string', env: 'MPMAKE_AUTH', key: 'auth' },
@@ -99,6 +104,36 @@ function fsWait(v: { value: string; from: string } | undefined): number {
     );
   }
   return Number(v.value);
+}
+
+/** Default of --mp-fence-timeout, ms: Pacemaker's default stonith-timeout (a power switch can be slow). */
+export const DEFAULT_FENCE_TIMEOUT_MS = 60_000;
+
+/** `--mp-fence` and `--mp-fence-timeout`. */
+function fenceOption(
+  command: { value: string; from: string } | undefined,
+  timeoutMs: number | undefined,
+  timeoutFrom: string | undefined,
+): FenceOptions | undefined {
+  if (command === undefined) {
+    if (timeoutFrom !== undefined) {
+      throw new UsageError(
+        `${timeoutFrom} goes with a fence command: set --mp-fence, MPMAKE_FENCE or config key "fence"`,
+      );
+    }
+    return undefined;
+  }
+  if (command.value.trim() === '') {
+    throw new UsageError(
+      `${command.from} must be a shell command that cuts the node named in $MPMAKE_FENCE_NODE ` +
+        '($MPMAKE_FENCE_HOST) off from the shared files and exits 0, not empty',
+    );
+  }
+  return {
+    command: command.value,
+    from: command.from,
+    timeoutMs: timeoutMs ?? DEFAULT_FENCE_TIMEOUT_MS,
+  };
 }
 
 export interface ParsedArgs {
@@ -290,6 +325,11 @@ export function parseArgs(
     heartbeatTimeoutMs: ms('heartbeat-timeout', 5000),
     maxClockSkewMs: ms('max-clock-skew', 1000),
     fsWaitMs: fsWait(get('fs-wait')),
+    fence: fenceOption(
+      get('fence'),
+      get('fence-timeout') ? ms('fence-timeout', DEFAULT_FENCE_TIMEOUT_MS) : undefined,
+      get('fence-timeout')?.from,
+    ),
     tls,
     insecure,
     envAllow: nameList(get('env-allow')),
@@ -398,6 +438,12 @@ Options (environment variable; config file key):
   --mp-fs-wait=MS          wait at most this long to see a file as the machine that
                            wrote it in this build did (shared file system caches);
                            0: do not check (MPMAKE_FS_WAIT; fsWaitMs) [2000]
+  --mp-fence=COMMAND       before a job of a lost node runs again, run COMMAND
+                           (sh -c; $MPMAKE_FENCE_NODE, $MPMAKE_FENCE_HOST) to cut
+                           that node off from the shared files; exit 0 = fenced,
+                           else its jobs fail (MPMAKE_FENCE; fence) [none]
+  --mp-fence-timeout=MS    a fence not done by then failed
+                           (MPMAKE_FENCE_TIMEOUT; fenceTimeoutMs) [60000]
   --mp-tls                 TLS to every agent, also on loopback; needs the secret
                            (MPMAKE_TLS=1; tls) [TLS to every host off loopback;
                            MPMAKE_TLS=0 turns it off, with a warning]

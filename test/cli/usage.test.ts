@@ -31,6 +31,12 @@ const usageErrors: { name: string; args: string[]; env?: Record<string, string>;
       env: { MPMAKE_HOSTS: 'host:notaport/x' },
       names: /MPMAKE_HOSTS.*host:notaport\/x/,
     },
+    { name: 'empty fence command', args: [], env: { MPMAKE_FENCE: ' ' }, names: /MPMAKE_FENCE/ },
+    {
+      name: 'fence timeout without a fence command',
+      args: ['--mp-fence-timeout=500'],
+      names: /--mp-fence-timeout.*--mp-fence/,
+    },
   ];
 
 for (const { name, args, env, names } of usageErrors) {
