@@ -2,15 +2,16 @@
  * Short jobs stay local (issue 16): a CMake-generated tree (Unix Makefiles)
  * built with `mpmake -j` against loopback agents. CMake's makefiles run many
  * helper lines (`cmake -E cmake_echo_color`, `cmake -E cmake_depends`, …)
- * that take milliseconds; sent to a node, each pays a round trip. Three
- * clean builds of the same tree:
+ * that take milliseconds; sent to a node, each pays a round trip. Plain
+ * make, then three clean mpmake builds of the same tree:
  *
  * - before: `--mp-no-learn`, every line that reaches the coordinator goes to a node;
  * - first: a fresh cache, so placement learns during the build only;
  * - again: with the history the first build left.
  *
  * Prints the lines sent to nodes and kept on the client, and the wall time
- * (every agent runs on this machine, so wall times are indicative only).
+ * against plain make, with the machine's load before and after (every
+ * agent runs on this machine, so wall times are indicative only).
  *
  *   node dist/benchmarks/cmake-short.js [--agents 2] [--slots 2] [--units 21]
  */
@@ -26,6 +27,8 @@ import {
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { loadavg } from 'node:os';
+import { CommandTimes, type CommandTimesData } from '../lib/placement/command-times.js';
 import {
   fmt,
   hostList,
@@ -95,11 +98,16 @@ function writeProject(dir: string, units: number): void {
 /** What the history taught, after the runs: the round trip and each kind's typical CPU and wall time. */
 interface Learnt {
   roundTripMs: number | undefined;
+  /** The nodes' launch of a line (median CPU of the trivial kinds); absent in older results. */
+  launchMs?: number | undefined;
   kinds: Array<{
     kind: string;
     runs: number;
     cpuMs: number | undefined;
     wallMs: number | undefined;
+    /** The two costs placement weighed, ms (absent in older results). */
+    localMs?: number | undefined;
+    remoteMs?: number | undefined;
   }>;
 }
 
@@ -110,19 +118,18 @@ function learntFrom(cache: string): Learnt | undefined {
   const dir = join(cache, 'mpmake', 'history');
   const [file] = existsSync(dir) ? readdirSync(dir) : [];
   if (file === undefined) return undefined;
-  const h = JSON.parse(readFileSync(join(dir, file), 'utf8')) as {
-    times: {
-      roundTripMs?: number;
-      commands: Record<string, { n: number; recentMs: number[]; recentCpuMs?: number[] }>;
-    };
-  };
+  const h = JSON.parse(readFileSync(join(dir, file), 'utf8')) as { times: CommandTimesData };
+  const times = new CommandTimes(h.times);
   return {
     roundTripMs: h.times.roundTripMs,
+    launchMs: times.launchMs,
     kinds: Object.entries(h.times.commands).map(([kind, c]) => ({
       kind,
       runs: c.n,
       cpuMs: median(c.recentCpuMs),
       wallMs: median(c.recentMs),
+      localMs: times.estimate(kind)?.localMs,
+      remoteMs: times.estimate(kind)?.remoteMs,
     })),
   };
 }
@@ -133,6 +140,8 @@ interface Row {
   remote: number;
   local: number;
   short: number;
+  /** Cheaper on the client but sent: the client ran as many short lines as it has cores. */
+  shortBusy?: number;
   total: number;
 }
 
@@ -140,7 +149,7 @@ export async function runCmakeShort(opts: {
   agents: number;
   slots: number;
   units: number;
-}): Promise<{ rows: Row[]; learnt: Learnt | undefined }> {
+}): Promise<{ rows: Row[]; learnt: Learnt | undefined; plainMs: number; load: number[] }> {
   const work = mkdtempSync(join(tmpdir(), 'mpmake-bench-cmake-'));
   const cache = join(work, 'cache');
   const agents = await startAgents(opts.agents, opts.slots, 'cmake');
@@ -153,6 +162,10 @@ export async function runCmakeShort(opts: {
       { encoding: 'utf8' },
     );
     if (gen.status !== 0) throw new Error(`cmake failed: ${gen.stderr}`);
+    const load = [loadavg()[0]!];
+    spawnSync('make', ['clean'], { cwd: build });
+    const plain = await measure('make', [`-j${opts.agents * opts.slots}`], build);
+    if (plain.code !== 0) throw new Error(`plain make failed: ${plain.stderr}`);
     const rows: Row[] = [];
     for (const [run, extra] of [
       ['before (--mp-no-learn)', ['--mp-no-learn']],
@@ -175,7 +188,7 @@ export async function runCmakeShort(opts: {
       );
       if (m.code !== 0) throw new Error(`${run}: mpmake failed: ${m.stderr}`);
       const r = JSON.parse(readFileSync(report, 'utf8')) as Report & {
-        jobs: { short?: number };
+        jobs: { short?: number; shortBusy?: number };
       };
       rows.push({
         run,
@@ -183,10 +196,12 @@ export async function runCmakeShort(opts: {
         remote: r.jobs.remote,
         local: r.jobs.local,
         short: r.jobs.short ?? 0,
+        shortBusy: r.jobs.shortBusy ?? 0,
         total: r.jobs.total,
       });
     }
-    return { rows, learnt: learntFrom(cache) };
+    load.push(loadavg()[0]!);
+    return { rows, learnt: learntFrom(cache), plainMs: plain.wallMs, load };
   } finally {
     await stopAgents(agents);
     rmSync(work, { recursive: true, force: true });
@@ -197,19 +212,36 @@ export async function runCmakeShort(opts: {
 function learntTable(learnt: Learnt | undefined): string {
   if (!learnt) return '';
   const trip = learnt.roundTripMs;
+  const ms = (v: number | undefined): string | number => (v === undefined ? '-' : fmt(v));
   const rows = [...learnt.kinds]
     .sort((a, b) => (a.cpuMs ?? a.wallMs ?? 0) - (b.cpuMs ?? b.wallMs ?? 0))
-    .map((k) => {
-      const cost = k.cpuMs ?? k.wallMs;
-      const where = trip !== undefined && cost !== undefined && cost < trip ? 'client' : 'nodes';
-      return [k.kind, k.runs, k.cpuMs === undefined ? '-' : fmt(k.cpuMs), k.wallMs ?? '-', where];
-    });
+    .map((k) => [
+      k.kind,
+      k.runs,
+      ms(k.cpuMs),
+      k.wallMs ?? '-',
+      ms(k.localMs),
+      ms(k.remoteMs),
+      k.localMs !== undefined && k.remoteMs !== undefined && k.localMs < k.remoteMs
+        ? 'client'
+        : 'nodes',
+    ]);
   return (
-    `\nLearnt (the history after the last run): round trip ${trip === undefined ? '-' : fmt(trip)} ms ` +
-    `(median of client wall time less the node's run and queue time). A kind stays on the ` +
-    `client when its typical CPU time is below it.\n\n` +
+    `\nLearnt (the history after the last run): round trip ${ms(trip)} ms ` +
+    `(median of client wall time less the node's run and queue time); a node's launch ` +
+    `${ms(learnt.launchMs)} ms (median CPU time of the trivial kinds: cp, touch, echo…). ` +
+    `A kind stays on the client when its own cost there (CPU time less the launch) is below ` +
+    `a round trip plus the launch.\n\n` +
     markdownTable(
-      ['kind of command', 'runs', 'CPU ms (median)', 'wall ms on node (median)', 'placed on'],
+      [
+        'kind of command',
+        'runs',
+        'CPU ms (median)',
+        'wall ms on node (median)',
+        'own ms (client)',
+        'trip + launch ms',
+        'placed on',
+      ],
       rows,
     )
   );
@@ -230,23 +262,50 @@ function render(
   opts: Opts,
   rows: Row[],
   learnt: Learnt | undefined,
+  run: { plainMs?: number; load?: number[]; cpus?: number },
 ): { md: string; target: boolean } {
+  const { plainMs, load } = run;
   const before = rows[0]!;
   const again = rows[2]!;
   const steps = opts.units + 2;
   const target = again.remote <= steps;
-  const ccLocal = (learnt?.kinds ?? []).filter((k) => {
-    const cost = k.cpuMs ?? k.wallMs;
-    const trip = learnt?.roundTripMs;
-    return (
-      /^(cc|gcc|clang)\b/.test(k.kind) && cost !== undefined && trip !== undefined && cost < trip
-    );
-  });
+  const ccLocal = (learnt?.kinds ?? []).filter(
+    (k) =>
+      /^(cc|gcc|clang)\b/.test(k.kind) &&
+      k.localMs !== undefined &&
+      k.remoteMs !== undefined &&
+      k.localMs < k.remoteMs,
+  );
   const gain = before.wallMs - again.wallMs;
   const table = markdownTable(
-    ['run', 'lines to nodes', 'kept local (short)', 'local in all', 'lines seen', 'wall s'],
-    rows.map((r) => [r.run, r.remote, r.short, r.local, r.total, fmt(r.wallMs / 1000)]),
+    [
+      'run',
+      'lines to nodes',
+      'kept local (short)',
+      'short, sent (client full)',
+      'local in all',
+      'lines seen',
+      'wall s',
+    ],
+    [
+      ...(plainMs === undefined
+        ? []
+        : [['plain make (no mpmake)', '-', '-', '-', '-', '-', fmt(plainMs / 1000)]]),
+      ...rows.map((r) => [
+        r.run,
+        r.remote,
+        r.short,
+        r.shortBusy ?? '-',
+        r.local,
+        r.total,
+        fmt(r.wallMs / 1000),
+      ]),
+    ],
   );
+  const loadNote =
+    load && load.length > 0
+      ? `1-minute load ${load.map((l) => fmt(l)).join(' before, ')} after, on ${run.cpus ?? '?'} cores`
+      : '';
   const md =
     `# Short jobs stay local: a CMake tree (${opts.units} C files + 2 links), ` +
     `${opts.agents} agents × ${opts.slots} slots on loopback\n\n${table}\n` +
@@ -256,6 +315,11 @@ function render(
     `Wall time with the history against --mp-no-learn: ${fmt(again.wallMs / 1000)} s against ` +
     `${fmt(before.wallMs / 1000)} s (target: shorter): ${gain > 0 ? 'met' : 'MISSED'} ` +
     `(every agent and the client share one machine, so wall times are indicative only).\n` +
+    (plainMs === undefined
+      ? ''
+      : `Wall time with the history against plain make -j${opts.agents * opts.slots}: ` +
+        `${fmt(again.wallMs / 1000)} s against ${fmt(plainMs / 1000)} s.\n`) +
+    (loadNote ? `Machine: ${loadNote}.\n` : '') +
     learntTable(learnt);
   return { md, target };
 }
@@ -268,14 +332,26 @@ if (isMain(import.meta.url)) {
       opts: Opts;
       rows: Row[];
       learnt?: Learnt;
+      plainMs?: number;
+      load?: number[];
+      machine?: { cpus: number };
     };
-    const { md, target } = render(stored.opts, stored.rows, stored.learnt);
+    const { md, target } = render(stored.opts, stored.rows, stored.learnt, {
+      ...(stored.plainMs !== undefined ? { plainMs: stored.plainMs } : {}),
+      ...(stored.load ? { load: stored.load } : {}),
+      ...(stored.machine ? { cpus: stored.machine.cpus } : {}),
+    });
     await publishResults('cmake-short', { ...stored, target }, md);
   } else {
     const o = numberOptions(args, ['agents', 'slots', 'units']);
     const opts = { agents: o['agents'] ?? 2, slots: o['slots'] ?? 2, units: o['units'] ?? 21 };
-    const { rows, learnt } = await runCmakeShort(opts);
-    const { md, target } = render(opts, rows, learnt);
-    await publishResults('cmake-short', { opts, machine: machine(), rows, learnt, target }, md);
+    const { rows, learnt, plainMs, load } = await runCmakeShort(opts);
+    const m = machine();
+    const { md, target } = render(opts, rows, learnt, { plainMs, load, cpus: m.cpus });
+    await publishResults(
+      'cmake-short',
+      { opts, machine: m, rows, learnt, plainMs, load, target },
+      md,
+    );
   }
 }

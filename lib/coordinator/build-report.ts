@@ -24,8 +24,10 @@ export interface BuildReport {
     refused?: number;
     /** Taken back from a node's queue and placed on a node with a free slot. */
     moved?: number;
-    /** Of `local`: kept on the client as shorter than a round trip to a node. */
+    /** Of `local`: kept on the client as costing less there than a round trip to a node. */
     short?: number;
+    /** Cheaper on the client but sent: as many short lines as the client has cores ran there. */
+    shortBusy?: number;
   };
   nodes: Array<{ id: string; address: string; slots: number; jobs: number }>;
   leftOut: LeftOut[];

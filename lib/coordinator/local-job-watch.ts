@@ -40,6 +40,11 @@ export class LocalJobWatch {
     return this.watched.size;
   }
 
+  /** Looks now, not at the next tick: ends the watches of processes gone since. */
+  refresh(): void {
+    this.poll();
+  }
+
   /** Ends every watch now (make has exited, so have its jobs). */
   flush(): void {
     this.poll(true);

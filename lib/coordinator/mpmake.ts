@@ -449,6 +449,7 @@ async function clusterMake(
           refused: router.stats.refused + cluster.stats.refused,
           moved: cluster.stats.moved,
           short: router.stats.short,
+          shortBusy: router.stats.shortBusy,
         },
         nodes: cluster.usable.map((n) => ({
           id: n.nodeId,

@@ -1,4 +1,5 @@
 import { EventEmitter } from 'node:events';
+import { availableParallelism } from 'node:os';
 import { resolve } from 'node:path';
 import { MAX_FILES_SEEN } from '../protocol/messages.js';
 import type { LocalWrites, ShimRequest, ShimText } from '../shim/shim-protocol.js';
@@ -28,8 +29,10 @@ export interface RouterStats {
   errors: number;
   /** Lines turned away by first-free placement ("cluster busy"). */
   refused: number;
-  /** Of `local`: lines kept on the client because they are shorter than a round trip. */
+  /** Of `local`: lines kept on the client because they cost less there than a round trip. */
   short: number;
+  /** Lines that cost less on the client but went out: `shortLimit` short lines ran there already. */
+  shortBusy: number;
 }
 
 export interface RouterOptions {
@@ -57,6 +60,8 @@ export interface RouterOptions {
    * trip: lines that typically cost less than a round trip stay on the client.
    */
   times?: CommandTimes;
+  /** At most this many short lines run on the client at once; default: its cores. */
+  shortLimit?: number;
   /** --mp-shell: the shell for every shell line, whatever make chose. */
   forcedShell?: string | undefined;
   /**
@@ -92,7 +97,14 @@ const asText = (t: ShimText | undefined): string =>
  * output with flow control, and forwards a cancel.
  */
 export class RecipeRouter extends EventEmitter<BuildEvents> {
-  readonly stats: RouterStats = { local: 0, failed: 0, errors: 0, refused: 0, short: 0 };
+  readonly stats: RouterStats = {
+    local: 0,
+    failed: 0,
+    errors: 0,
+    refused: 0,
+    short: 0,
+    shortBusy: 0,
+  };
   /** The variables held back from nodes so far, each with its rule (never their values). */
   readonly heldBackEnv = new Map<string, string>();
   private readonly live = new Set<ShimConnection>();
@@ -101,6 +113,9 @@ export class RecipeRouter extends EventEmitter<BuildEvents> {
   private seq = 0;
   private readonly localJobs = new LocalJobWatch();
   private readonly nodeWait: NodeWait;
+  /** Short lines kept on the client and not yet seen to end. */
+  private shortHere = 0;
+  private readonly shortLimit: number;
 
   constructor(
     private readonly cluster: Cluster,
@@ -109,6 +124,7 @@ export class RecipeRouter extends EventEmitter<BuildEvents> {
   ) {
     super();
     this.nodeWait = new NodeWait(cluster, options.nodeWaitMs ?? 0);
+    this.shortLimit = options.shortLimit ?? availableParallelism();
     const times = options.times;
     if (times) {
       this.on('job-end', (ev) => {
@@ -141,8 +157,9 @@ export class RecipeRouter extends EventEmitter<BuildEvents> {
    * process: its job-end comes when that process ends (exit status unseen),
    * so the parallelism and the trace count it.
    */
-  private endLocally(start: JobStartEvent, shimPid: number): void {
+  private endLocally(start: JobStartEvent, shimPid: number, ended?: () => void): void {
     const end = (endedAtMs: number, endSeen: boolean): void => {
+      ended?.();
       const ev: JobEndEvent = {
         ...start,
         endedAtMs,
@@ -204,9 +221,14 @@ export class RecipeRouter extends EventEmitter<BuildEvents> {
       : this.shells.shellFor(req.ppid, target);
     const last = req.argv[req.argv.length - 1] ?? '';
     const command = shellLine ? asText(last) : req.argv.map(asText).join(' ');
-    const short = this.options.times?.shorterThanRoundTrip(commandKey(command)) === true;
+    // Before counting the client full, see which short lines ended since the last look.
+    if (this.shortHere >= this.shortLimit) this.localJobs.refresh();
+    const placed =
+      this.options.times?.place(commandKey(command), this.shortHere, this.shortLimit) ?? 'send';
+    const short = placed === 'short';
     const choice: Choice = short ? { kind: 'local' } : this.cluster.choose(target ?? command);
     if (short) this.stats.short++;
+    if (placed === 'busy') this.stats.shortBusy++;
     const start: JobStartEvent = {
       seq: ++this.seq,
       nodeId: choice.kind === 'node' ? this.cluster.nodeIdOf(choice.id) : 'local',
@@ -253,7 +275,8 @@ export class RecipeRouter extends EventEmitter<BuildEvents> {
       this.emit('job-start', start);
       for (const p of made) writes?.wroteOnClient(p);
       conn.runLocally(shell);
-      this.endLocally(start, shimPid);
+      if (short) this.shortHere++;
+      this.endLocally(start, shimPid, short ? () => this.shortHere-- : undefined);
       return;
     }
     const onClient = this.options.onClient?.has(choice.id) === true;

@@ -23,6 +23,25 @@ export function commandKey(line: string): string {
   return key.join(' ');
 }
 
+/**
+ * Programs whose own work is a few syscalls: on a node, their CPU time is
+ * what launching a line costs (CommandTimes.launchMs).
+ */
+const TRIVIAL_PROGRAMS = new Set([
+  ':',
+  'true',
+  'echo',
+  'printf',
+  'touch',
+  'mkdir',
+  'rm',
+  'rmdir',
+  'ln',
+  'cp',
+  'mv',
+  'chmod',
+]);
+
 /** What is kept of one kind of command. */
 export interface CommandStats {
   /** Runs seen. */
@@ -106,17 +125,58 @@ export class CommandTimes {
   }
 
   /**
-   * Whether a line of this kind is better run on the client: its typical
-   * cost (typicalCostMs) is below the measured round trip. Run on the
-   * client, it takes that much CPU from the client (at worst, with every
-   * core busy, it delays other work by as much); sent to a node, the line
-   * waits a round trip more. Each side pays what the other saves, so the
-   * smaller one wins.
+   * What launching a line costs a node beyond the line's own work, ms: the
+   * median CPU time the nodes told for the trivial kinds of command (`cp`,
+   * `touch`, `echo`…, see TRIVIAL_PROGRAMS), whose own work is a few
+   * syscalls: what is left is the node's launcher, its fork and exec, and
+   * the shell. An upper bound (the trivial program's own exec counts in
+   * it). Undefined before a trivial line has run on a node with its CPU
+   * time told; placement takes 0 then.
    */
-  shorterThanRoundTrip(key: string): boolean {
+  get launchMs(): number | undefined {
+    const cpu: number[] = [];
+    for (const [key, stats] of this.commands) {
+      if (TRIVIAL_PROGRAMS.has(key.split(' ')[0]!)) cpu.push(...(stats.recentCpuMs ?? []));
+    }
+    return medianOf(cpu);
+  }
+
+  /**
+   * The two costs placement weighs for a line of this kind, ms, once its
+   * cost and a round trip are known: run on the client, it takes its own
+   * CPU time there (its typical cost on the nodes less their launch); sent,
+   * it waits a round trip and the node's launch more. Undefined before.
+   */
+  estimate(key: string): { localMs: number; remoteMs: number } | undefined {
     const typical = this.typicalCostMs(key);
     const trip = this.roundTripMs;
-    return typical !== undefined && trip !== undefined && key !== '' && typical < trip;
+    if (key === '' || typical === undefined || trip === undefined) return undefined;
+    const launch = Math.min(this.launchMs ?? 0, typical);
+    return { localMs: typical - launch, remoteMs: trip + launch };
+  }
+
+  /**
+   * Whether a line of this kind is better run on the client: its own cost
+   * there is below what sending it adds (see estimate). Run on the client,
+   * it takes that much CPU from the client (at worst, with every core busy,
+   * it delays other work by as much); sent to a node, the line waits a
+   * round trip and the node's launch more. Each side pays what the other
+   * saves, so the smaller one wins.
+   */
+  cheaperOnClient(key: string): boolean {
+    const e = this.estimate(key);
+    return e !== undefined && e.localMs < e.remoteMs;
+  }
+
+  /**
+   * Where a line goes, given `runningHere` short lines already on the
+   * client and at most `limit` at once (so short lines cannot swamp the
+   * client: beyond it they go out): `short`, kept on the client; `busy`,
+   * cheaper on the client but the client is full; `send`.
+   */
+  place(key: string, runningHere: number, limit: number): 'short' | 'busy' | 'send' {
+    if (!this.cheaperOnClient(key)) return 'send';
+    return runningHere < limit ? 'short' : 'busy';
   }
 
   toJSON(): CommandTimesData {
