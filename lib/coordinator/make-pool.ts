@@ -35,6 +35,12 @@ export interface MakePool {
   cap: number | undefined;
   /** One line to print, as make would print it. */
   warning: string | undefined;
+  /**
+   * make makes its pool itself (-j on its command line) and the interposer
+   * gives it ours in its place (lib/shim/preload.c): the interposer needs
+   * `own.path` as __MPMAKE_POOL.
+   */
+  adopted: boolean;
 }
 
 /** How make names itself in its messages: `make`, or `make[2]` below the top. */
@@ -136,6 +142,10 @@ export function setupMakePool(opts: {
   makeReadsFifo?: boolean;
   /** make's name in its messages (the command typed). */
   makeName: string;
+  /** The interposer is there to give make our pool as its own (see `adopted`). */
+  adopt?: boolean;
+  /** With `adopt`: a style for make's own pool (--mp-jobserver-style; make 4.4 and later). */
+  adoptStyle?: JobserverStyle | undefined;
 }): MakePool {
   const userFlags = opts.env['MAKEFLAGS'];
   const found = findParentPool(jobserverAuthOf(userFlags));
@@ -146,6 +156,7 @@ export function setupMakePool(opts: {
     makeArgs: [],
     cap: undefined,
     warning: undefined,
+    adopted: false,
   };
   // make's own affair: MAKEFLAGS, its -j and the parent's fds as they came.
   const asItCame = (kind: 'parent' | 'make' | 'none', textual: boolean): MakePool => {
@@ -185,6 +196,13 @@ export function setupMakePool(opts: {
     if (found.pool !== undefined) return asItCame('parent', found.pool.kind === 'fifo');
     return asItCame('none', true);
   }
+  if (
+    opts.adopt &&
+    jobs !== undefined &&
+    jobs !== 1 &&
+    !(opts.jobs === undefined && jobs === 'all')
+  )
+    return adoptedPool(opts, jobs, found, base);
   const unknownStyle =
     opts.makeStyle !== undefined && opts.makeStyle !== 'pipe' && opts.makeStyle !== 'fifo';
   if (jobs !== undefined && jobs !== 1 && unknownStyle) {
@@ -249,6 +267,51 @@ export function setupMakePool(opts: {
     textual: false,
     cap,
     warning,
+  };
+}
+
+/**
+ * make is the top of its own jobserver group, as without mpmake: -jN goes
+ * on its command line (so it wins over a makefile's `MAKEFLAGS += -jM`, as
+ * make lets it), MAKEFLAGS and a parent's fds reach it as they came (make
+ * warns "-jN forced in submake" itself), and make makes its pool in its own
+ * style and names it in its MAKEFLAGS; the interposer makes that pool ours
+ * (sized to the cluster, at most N). `-j` alone: -j<the cluster's slots>,
+ * as a pool needs a size. -jN from MAKEFLAGS in the environment: make reads
+ * it there (a makefile's -jM then wins, as in make, but the pool stays N).
+ * The pool's style is make's (its --jobserver-style, else its default), or
+ * --mp-jobserver-style's, given to make 4.4 as its --jobserver-style.
+ */
+function adoptedPool(
+  opts: {
+    jobs: JobsRequest;
+    runDir: string;
+    clusterSlots: number;
+    adoptStyle?: JobserverStyle | undefined;
+  },
+  jobs: 'all' | number,
+  found: ReturnType<typeof findParentPool>,
+  base: Omit<MakePool, 'kind' | 'fds' | 'makeflags' | 'textual'>,
+): MakePool {
+  if (found.found && found.pool?.kind === 'fifo') closeQuietly(found.pool.fd);
+  const cap = typeof jobs === 'number' ? jobs : undefined;
+  const slots = Math.max(1, Math.min(cap ?? Infinity, opts.clusterSlots));
+  const own = new JobserverPool(opts.runDir, slots);
+  return {
+    ...base,
+    kind: 'own',
+    own,
+    parent: found.found && found.pool?.kind === 'pipe' ? found.pool : undefined,
+    fds: found.found ? sameNumbers(found.pool) : [],
+    makeflags: undefined,
+    makeArgs: [
+      ...(opts.jobs === undefined ? [] : [`-j${cap ?? Math.max(opts.clusterSlots, 2)}`]),
+      // Not a word of MAKEFLAGS: make keeps it to itself.
+      ...(opts.adoptStyle ? [`--jobserver-style=${opts.adoptStyle}`] : []),
+    ],
+    textual: false,
+    cap,
+    adopted: true,
   };
 }
 

@@ -319,6 +319,8 @@ async function clusterMake(
     if (!shim.native)
       say('mpmake: no native shim was built (no C compiler?); using the slower TypeScript shim');
     const makeReadsFifo = readsFifo(options.make);
+    // With the interposer, make keeps its own SHELL: no pre-pass needed.
+    const preload = shim.native ? preloadPath() : undefined;
     pool = setupMakePool({
       env,
       jobs,
@@ -328,10 +330,11 @@ async function clusterMake(
       makeReadsFifo,
       makeStyle: makeStyleArg(args),
       makeName: makeNameOf(options),
+      adopt: preload !== undefined,
+      adoptStyle:
+        makeReadsFifo && makeStyleArg(args) === undefined ? options.jobserverStyle : undefined,
     });
     if (pool.warning) say(pool.warning);
-    // With the interposer, make keeps its own SHELL: no pre-pass needed.
-    const preload = shim.native ? preloadPath() : undefined;
     const topShell = preload
       ? '/bin/sh'
       : (options.shell ?? intendedShell(where.cwd, where.makefiles).shell);
@@ -406,6 +409,7 @@ async function clusterMake(
         __MPMAKE_MAKE_NAME: makeName,
       };
       if (textual) link['__MPMAKE_TEXTUAL'] = '1';
+      if (pool.adopted && pool.own) link['__MPMAKE_POOL'] = pool.own.path;
       const makeEnv = linkedMakeEnv(withMakeflags(env, pool), link, preload);
       trace(`make ${args.join(' ')}: jobserver ${pool.kind}, MAKEFLAGS=${makeEnv['MAKEFLAGS']}`);
       done = runMake(

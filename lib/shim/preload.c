@@ -22,6 +22,12 @@
  * real call, so the error is make's own. When make re-executes itself
  * (after remaking a makefile) it keeps this library.
  *
+ * With -jN on its command line make is the top of its own jobserver group,
+ * as without mpmake (so the command line's -j wins over a makefile's
+ * `MAKEFLAGS += -jM`, and MAKEFLAGS reads as make's), but the pool it
+ * makes is mpmake's (__MPMAKE_POOL, the top make only): see "make's
+ * jobserver is mpmake's pool" below.
+ *
  * Role 2, in any other process that got it (the shell of a recursive line,
  * which the shim runs with it): the private variables are hidden the same
  * way, and given back only to a program named like make (make, gmake,
@@ -32,7 +38,9 @@
  */
 #include <dlfcn.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
+#include <link.h>
 #include <spawn.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -54,6 +62,7 @@ static const char *make_name; /* __MPMAKE_MAKE_NAME */
 static int armed;         /* private variables were found */
 static int in_make;       /* role 1 */
 static pid_t make_pid;
+static const char *pool_path; /* __MPMAKE_POOL: mpmake's pool, for make's jobserver_setup */
 
 typedef int (*spawn_fn)(pid_t *, const char *, const posix_spawn_file_actions_t *,
                         const posix_spawnattr_t *, char *const[], char *const[]);
@@ -93,6 +102,135 @@ static int process_is_make(void) {
   return is_make_name(exe);
 }
 
+/* ------------------------------------------------------------------ */
+/* make's jobserver is mpmake's pool                                   */
+/* ------------------------------------------------------------------ */
+
+/*
+ * A top make (-jN on its command line, or in MAKEFLAGS without a pool)
+ * makes its pool in jobserver_setup (posixos.c, make 4.3 and 4.4 alike):
+ * pipe(), or mkfifo($TMPDIR/GMfifoPID) and two open()s in make 4.4's fifo
+ * style; then N-1 one-byte writes of its tokens. At its end (and before it
+ * re-executes itself) jobserver_acquire_all reads every token back with
+ * blocking reads, the write end closed, until EOF, and make checks it got
+ * N-1. Here, for calls made from those two functions of make (found by the
+ * return address; make exports its functions for `load`):
+ * - pipe() opens mpmake's FIFO twice instead (a read end and a write end,
+ *   at the fds pipe() would have given);
+ * - mkfifo(PATH) makes PATH a symlink to mpmake's FIFO (make opens it, shows
+ *   `fifo:PATH` and removes it at its end, as its own);
+ * - make's token writes are counted, not written: mpmake's pool holds the
+ *   tokens for the cluster's slots (at most N);
+ * - the final reads hand back as many tokens as make wrote, then EOF (a
+ *   blocking read of mpmake's FIFO, which mpmake holds open, would never end).
+ * Anything else, and a make whose functions cannot be found, is left alone:
+ * make then keeps a pool of its own.
+ */
+typedef int (*pipe_fn)(int[2]);
+typedef int (*mkfifo_fn)(const char *, mode_t);
+typedef ssize_t (*rw_fn)(int, void *, size_t);
+typedef ssize_t (*write_fn)(int, const void *, size_t);
+
+static pipe_fn real_pipe;
+static mkfifo_fn real_mkfifo;
+static rw_fn real_read;
+static write_fn real_write;
+static uintptr_t setup_lo, setup_hi, collect_lo, collect_hi;
+static int pool_taken;       /* make's jobserver_setup got mpmake's pool */
+static unsigned long pool_owed; /* tokens make wrote there (not written) */
+
+/* The address range of one of make's exported functions; 0 if unknown. */
+static int fn_range(const char *name, uintptr_t *lo, uintptr_t *hi) {
+  void *f = dlsym(RTLD_DEFAULT, name);
+  Dl_info info;
+  const ElfW(Sym) *sym = NULL;
+  if (f == NULL || dladdr1(f, &info, (void **)&sym, RTLD_DL_SYMENT) == 0 || sym == NULL ||
+      sym->st_size == 0)
+    return 0;
+  *lo = (uintptr_t)f;
+  *hi = *lo + sym->st_size;
+  return 1;
+}
+
+static void find_pool(void) {
+  const char *p = priv_value("__MPMAKE_POOL");
+  if (p == NULL || p[0] == '\0') return;
+  if (!fn_range("jobserver_setup", &setup_lo, &setup_hi) ||
+      !fn_range("jobserver_acquire_all", &collect_lo, &collect_hi))
+    return;
+  pool_path = p;
+}
+
+#define CALLED_FROM(lo, hi) \
+  ((uintptr_t)__builtin_return_address(0) >= (lo) && (uintptr_t)__builtin_return_address(0) < (hi))
+
+int pipe(int fds[2]) {
+  if (real_pipe == NULL) real_pipe = (pipe_fn)dlsym(RTLD_NEXT, "pipe");
+  if (pool_path != NULL && !pool_taken && CALLED_FROM(setup_lo, setup_hi)) {
+    int r = open(pool_path, O_RDONLY | O_NONBLOCK);
+    if (r >= 0) {
+      int w = open(pool_path, O_WRONLY);
+      if (w >= 0) {
+        int fl = fcntl(r, F_GETFL);
+        if (fl != -1) fcntl(r, F_SETFL, fl & ~O_NONBLOCK); /* as pipe() gives it */
+        fds[0] = r;
+        fds[1] = w;
+        pool_taken = 1;
+        return 0;
+      }
+      close(r);
+    }
+  }
+  if (real_pipe == NULL) {
+    errno = ENOSYS;
+    return -1;
+  }
+  return real_pipe(fds);
+}
+
+int mkfifo(const char *path, mode_t mode) {
+  if (real_mkfifo == NULL) real_mkfifo = (mkfifo_fn)dlsym(RTLD_NEXT, "mkfifo");
+  if (pool_path != NULL && !pool_taken && CALLED_FROM(setup_lo, setup_hi)) {
+    /* symlink's errors are mkfifo's for an existing name or a bad directory. */
+    if (symlink(pool_path, path) != 0) return -1;
+    pool_taken = 1;
+    return 0;
+  }
+  if (real_mkfifo == NULL) {
+    errno = ENOSYS;
+    return -1;
+  }
+  return real_mkfifo(path, mode);
+}
+
+ssize_t write(int fd, const void *buf, size_t n) {
+  if (real_write == NULL) real_write = (write_fn)dlsym(RTLD_NEXT, "write");
+  if (pool_taken && CALLED_FROM(setup_lo, setup_hi)) {
+    pool_owed += n;
+    return (ssize_t)n;
+  }
+  if (real_write == NULL) {
+    errno = ENOSYS;
+    return -1;
+  }
+  return real_write(fd, buf, n);
+}
+
+ssize_t read(int fd, void *buf, size_t n) {
+  if (real_read == NULL) real_read = (rw_fn)dlsym(RTLD_NEXT, "read");
+  if (pool_taken && CALLED_FROM(collect_lo, collect_hi)) {
+    if (n == 0 || pool_owed == 0) return 0;
+    ((char *)buf)[0] = '+';
+    pool_owed--;
+    return 1;
+  }
+  if (real_read == NULL) {
+    errno = ENOSYS;
+    return -1;
+  }
+  return real_read(fd, buf, n);
+}
+
 __attribute__((constructor)) static void mpmake_preload_init(void) {
   real_spawn = (spawn_fn)dlsym(RTLD_NEXT, "posix_spawn");
   real_spawnp = (spawn_fn)dlsym(RTLD_NEXT, "posix_spawnp");
@@ -128,6 +266,7 @@ __attribute__((constructor)) static void mpmake_preload_init(void) {
   armed = shim != NULL && self != NULL;
   in_make = armed && process_is_make();
   make_pid = getpid();
+  if (in_make) find_pool();
 }
 
 /* ------------------------------------------------------------------ */
@@ -309,6 +448,8 @@ static char **armed_env(char *const envp[], char *const extra[], int preload, ch
     if (strncmp(priv[i], "__MPMAKE_TARGET=", 16) == 0) continue;
     if (strncmp(priv[i], "__MPMAKE_PREREQS=", 17) == 0) continue;
     if (strncmp(priv[i], "__MPMAKE_ALSO=", 14) == 0) continue;
+    /* The pool is the top make's own: not for a job, nor a sub-make. */
+    if (!preload && strncmp(priv[i], "__MPMAKE_POOL=", 14) == 0) continue;
     out[k++] = priv[i];
   }
   for (size_t i = 0; i < ne; i++) out[k++] = extra[i];

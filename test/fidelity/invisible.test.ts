@@ -46,3 +46,13 @@ fidelityCase(t, c, 'jobserver-auth-form', caseDir('jobserver-auth'), [
   { label: 'j2', args: ['-j2'] },
   { label: 'makeflags-env-j2', args: [], env: { MAKEFLAGS: '-j2' } },
 ]);
+
+// GNU make's features/parallelism#3: mpmake handed make its pool through
+// MAKEFLAGS, so a makefile's `MAKEFLAGS += -j2` won over the command line's
+// -j4 ("-j2 forced in makefile", two jobs at once; the three jobs here wait
+// for each other). make now makes its pool itself and the interposer makes
+// it mpmake's.
+fidelityCase(t, c, 'command-line-j-wins-over-makefile-j', caseDir('command-line-j-wins'), [
+  { label: 'j4', args: ['-j4'], compare: 'sorted-lines' },
+  { label: 'j4-makeflags-env-s', args: ['-j4'], compare: 'sorted-lines', env: { MAKEFLAGS: '-s' } },
+]);
