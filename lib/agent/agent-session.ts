@@ -22,6 +22,7 @@ import {
 } from '../protocol/messages.js';
 import { leaseMsFor } from '../protocol/lease.js';
 import { isTlsError } from '../protocol/tls.js';
+import type { Refusal } from '../protocol/refusal.js';
 import { printable, type AgentLog } from './agent-log.js';
 import { statusReply, trackClient, type StatusEntry } from './agent-status.js';
 import type { AgentOptions } from './agent-options.js';
@@ -411,18 +412,35 @@ export class AgentSession {
 
   private admit(message: JobMessage): void {
     const { id } = message;
-    const { scheduler, options } = this.ctx;
-    const tooMany = `too many queued jobs (limit ${options.maxQueuedPerClient}, --max-queued-per-client)`;
-    let reason = jobRefusal(message);
-    if (this.jobs.has(id)) reason = `job id ${id} is already in use on this connection`;
+    const { scheduler, options, queueBudget } = this.ctx;
+    const tooMany: Refusal = {
+      kind: 'queue-limit',
+      message: `too many queued jobs (limit ${options.maxQueuedPerClient}, --max-queued-per-client)`,
+    };
+    const invalid = jobRefusal(message);
+    let refused: Refusal | undefined =
+      invalid === undefined ? undefined : { kind: 'invalid-job', message: invalid };
+    if (this.jobs.has(id)) {
+      refused = {
+        kind: 'invalid-job',
+        message: `job id ${id} is already in use on this connection`,
+      };
+    }
     // Jobs still being checked may start at once, so the exact limit is
     // applied when they join the queue; this only bounds the backlog.
-    else if (this.admitting >= options.maxQueuedPerClient + scheduler.slots) reason = tooMany;
-    if (reason !== undefined) return this.refuseJob(id, reason);
+    else if (this.admitting >= options.maxQueuedPerClient + scheduler.slots) refused = tooMany;
+    if (refused !== undefined) return this.refuseJob(id, refused);
     // Held from here until the job starts or leaves: a bound on the memory
     // one client, and all of them, can make the agent hold.
-    const reservation = this.ctx.queueBudget.reserve(this, jobBytes(message));
-    if (typeof reservation === 'string') return this.refuseJob(id, reservation);
+    const bytes = jobBytes(message);
+    const reservation = queueBudget.reserve(this, bytes);
+    if (typeof reservation === 'string') {
+      const alone = bytes > queueBudget.perClient || bytes > queueBudget.total;
+      return this.refuseJob(id, {
+        kind: alone ? 'job-too-big' : 'byte-budget',
+        message: reservation,
+      });
+    }
     // MPMAKE_NODE tells a recipe (and a test) which node it runs on.
     const placed = { ...message, env: { ...message.env, MPMAKE_NODE: this.ctx.nodeId } };
     const job = new RemoteJob(
@@ -438,9 +456,10 @@ export class AgentSession {
     this.jobs.set(id, job);
     this.admitting++;
     this.admission = this.admission.then(async () => {
-      let refusal = await cwdRefusal(message.cwd, options.roots).catch(
-        (err: Error) => `cannot check cwd ${message.cwd}: ${err.message}`,
-      );
+      let refusal = await cwdRefusal(message.cwd, options.roots).catch((err: Error): Refusal => ({
+        kind: 'permission',
+        message: `cannot check cwd ${message.cwd}: ${err.message}`,
+      }));
       this.admitting--;
       if (scheduler.queuedFor(this) >= options.maxQueuedPerClient) refusal ??= tooMany;
       if (this.state !== 'ready') return; // the connection is gone; the job never ran
@@ -468,8 +487,15 @@ export class AgentSession {
     });
   }
 
-  private refuseJob(id: number, reason: string): void {
-    this.send({ type: 'error', code: 'MPM_ERR_JOB_REFUSED', id, message: reason });
+  /** The job is not taken; `refusal.kind` tells the client where it may go instead. */
+  private refuseJob(id: number, refusal: Refusal): void {
+    this.send({
+      type: 'error',
+      code: 'MPM_ERR_JOB_REFUSED',
+      id,
+      message: refusal.message,
+      refusal: refusal.kind,
+    });
   }
 
   private cancel(message: CancelMessage): void {

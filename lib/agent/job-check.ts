@@ -1,6 +1,7 @@
 import { realpath, stat } from 'node:fs/promises';
 import { isAbsolute, sep } from 'node:path';
 import type { JobMessage, WireText } from '../protocol/messages.js';
+import type { Refusal } from '../protocol/refusal.js';
 import { SHELL_NAME } from './job-command.js';
 
 /** Limit on a job's environment, names and values together. */
@@ -89,21 +90,31 @@ export async function cwdRefusal(
   cwd: string,
   roots: readonly string[],
   what = 'cwd',
-): Promise<string | undefined> {
-  if (!isAbsolute(cwd)) return `${what} ${cwd} is not an absolute path`;
+): Promise<Refusal | undefined> {
+  if (!isAbsolute(cwd))
+    return { kind: 'invalid-job', message: `${what} ${cwd} is not an absolute path` };
   let real: string;
   try {
     real = await realpath(cwd);
-    if (!(await stat(real)).isDirectory()) return `${what} ${cwd} is not a directory on this node`;
+    if (!(await stat(real)).isDirectory()) {
+      return { kind: 'no-cwd', message: `${what} ${cwd} is not a directory on this node` };
+    }
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     if (code === 'ENOENT' || code === 'ENOTDIR') {
-      return `no such directory: ${cwd} — does this node see the same file system?`;
+      return {
+        kind: 'no-cwd',
+        message: `no such directory: ${cwd} — does this node see the same file system?`,
+      };
     }
-    return `${what} ${cwd}: ${(err as Error).message}`;
+    const kind = code === 'EACCES' || code === 'EPERM' ? 'permission' : 'no-cwd';
+    return { kind, message: `${what} ${cwd}: ${(err as Error).message}` };
   }
   if (!roots.some((root) => isUnder(real, root))) {
-    return `${what} ${cwd} is outside this agent's --root directories (${roots.join(', ')})`;
+    return {
+      kind: 'outside-roots',
+      message: `${what} ${cwd} is outside this agent's --root directories (${roots.join(', ')})`,
+    };
   }
   return undefined;
 }

@@ -82,7 +82,9 @@ export async function probeAs(
   const launcher = nativeLauncher();
   if (launcher === undefined) {
     const refusal = await cwdRefusal(dirname(path), roots, 'probe directory');
-    return refusal === undefined ? checkProbe(path, content) : { ok: false, reason: refusal };
+    return refusal === undefined
+      ? checkProbe(path, content)
+      : { ok: false, reason: refusal.message };
   }
   const args = ['0', runAs ? 'pu' : 'p', '-', rootsArg(roots)];
   if (runAs) args.push(credsArg(runAs), '-');

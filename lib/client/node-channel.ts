@@ -8,6 +8,7 @@ import {
   type ProbeResultMessage,
 } from '../protocol/messages.js';
 import { leaseGraceMs, leaseMsFor } from '../protocol/lease.js';
+import type { RefusalKind } from '../protocol/refusal.js';
 import { tracer } from '../trace.js';
 import { dialAgent, type AgentChannel } from './agent-dial.js';
 import { Backoff } from './backoff.js';
@@ -43,7 +44,8 @@ export interface NodeChannelEvents {
   load: [LoadMessage];
   data: [DataMessage];
   exit: [ExitMessage];
-  'job-error': [number, string, string];
+  /** A job's error: id, code, message, and with MPM_ERR_JOB_REFUSED the refusal's kind. */
+  'job-error': [number, string, string, RefusalKind | undefined];
   'probe-result': [ProbeResultMessage];
   /** A job of ours waits in the node's queue (true) or has left it (false). */
   'job-queued': [number, boolean];
@@ -251,7 +253,7 @@ export class NodeChannel extends EventEmitter<NodeChannelEvents> {
         break;
       }
       case 'error':
-        if (m.id !== undefined) this.emit('job-error', m.id, m.code, m.message);
+        if (m.id !== undefined) this.emit('job-error', m.id, m.code, m.message, m.refusal);
         else trace(`${this.address}: agent error ${m.code}: ${m.message}`);
         break;
       default:

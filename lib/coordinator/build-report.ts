@@ -22,6 +22,12 @@ export interface BuildReport {
      * was placed again), or "cluster busy" under first-free placement.
      */
     refused?: number;
+    /**
+     * `refused` by kind: an agent's refusal code (refusal.ts: `queue-limit`,
+     * `byte-budget`, `job-too-big`, `invalid-job`, `outside-roots`, `no-cwd`,
+     * `permission`), or `cluster-busy` under first-free placement.
+     */
+    refusedByKind?: Record<string, number>;
     /** Taken back from a node's queue and placed on a node with a free slot. */
     moved?: number;
     /** Of `local`: kept on the client as costing less there than a round trip to a node. */

@@ -15,11 +15,12 @@ import { serverSkew, skewToServer } from './server-clock.js';
 import { identify, qualifiedId, sameAgentLine, type SameAgent } from './node-identity.js';
 import { ProbeFile } from './probe-file.js';
 import { fenceProblem, runFence, type FenceOptions, type FenceOutcome } from './fence.js';
+import { isLoadRefusal, type RefusalKind } from '../protocol/refusal.js';
 
 const trace = tracer('placement');
 
-/** Retries of a job refused for load, under --mp-no-fallback, before it fails. */
-const MAX_REFUSALS = 100;
+/** Longest pause before a job refused for load is offered again (a slot freeing of ours wakes it sooner). */
+const MAX_REFUSED_PAUSE_MS = 1000;
 
 /** Lease lapses a job may suffer before it fails (see the job-error handler). */
 const MAX_LAPSES = 3;
@@ -119,6 +120,8 @@ export interface ClusterStats {
   retried: number;
   /** Refusals by agents (queue limit, byte budget, root check), each placed again. */
   refused: number;
+  /** The same, by the refusal's kind (refusal.ts). */
+  refusedByKind: Partial<Record<RefusalKind, number>>;
   perNode: Map<string, number>;
   reruns: Rerun[];
   /** Queued jobs taken back from a busy node and placed on one with a free slot. */
@@ -140,8 +143,11 @@ interface RunningJob {
   sentAtMs: number;
   /** Times a node killed it because our heartbeats came late (not counted as attempts). */
   lapses: number;
-  /** Nodes that refused it (MPM_ERR_JOB_REFUSED), and how often it was retried after. */
-  refusedBy: Set<NodeChannel>;
+  /** Nodes that refused it for a reason that will not change there: never sent there again. */
+  barredBy: Set<NodeChannel>;
+  /** Nodes that refused it for load since it last waited for a slot. */
+  fullAt: Set<NodeChannel>;
+  /** Load refusals so far (the pause before the next offer grows with them). */
   refusals: number;
 }
 
@@ -181,6 +187,7 @@ export class Cluster extends EventEmitter<ClusterEvents> {
     gaveUp: 0,
     retried: 0,
     refused: 0,
+    refusedByKind: {},
     perNode: new Map(),
     reruns: [],
     moved: 0,
@@ -207,6 +214,8 @@ export class Cluster extends EventEmitter<ClusterEvents> {
   /** Lost nodes being fenced or fenced (once each): out of the build for good. */
   private readonly fences = new Map<NodeChannel, Promise<FenceOutcome>>();
   private closed = false;
+  /** Jobs refused for load, waiting for a slot, oldest first, with their pause. */
+  private readonly parked = new Map<RunningJob, NodeJS.Timeout>();
 
   constructor(
     specs: readonly HostSpec[],
@@ -466,7 +475,8 @@ export class Cluster extends EventEmitter<ClusterEvents> {
       withdrawing: false,
       sentAtMs: 0,
       lapses: 0,
-      refusedBy: new Set(),
+      barredBy: new Set(),
+      fullAt: new Set(),
       refusals: 0,
     };
     this.dispatch(job, node);
@@ -474,6 +484,7 @@ export class Cluster extends EventEmitter<ClusterEvents> {
       cancel: (signal) => {
         if (job.cancelled) return;
         job.cancelled = signal;
+        if (this.parked.has(job)) return this.offerAgain(job);
         if (this.jobs.has(job.id)) job.node.send({ type: 'cancel', id: job.id, signal });
       },
       resize: (cols, rows) => {
@@ -522,6 +533,7 @@ export class Cluster extends EventEmitter<ClusterEvents> {
       const job = this.jobs.get(m.id);
       if (!job || job.node !== node) return;
       this.jobs.delete(m.id);
+      this.wakeParked(node);
       this.stats.remote++;
       this.stats.perNode.set(node.nodeId, (this.stats.perNode.get(node.nodeId) ?? 0) + 1);
       const files: FilesAtExit = { address: node.address };
@@ -551,14 +563,12 @@ export class Cluster extends EventEmitter<ClusterEvents> {
       this.stats.moved++;
       job.attempts--; // moving is not a fault
       // Anywhere but back into the queue it just left.
-      const choice = this.choose('', node);
-      const next =
-        choice.kind === 'node' ? this.readyNodes.find((n) => n.address === choice.id) : node;
+      const next = this.nextNode(job, node);
       trace(`moved job ${id} from ${node.nodeId} to ${next?.nodeId}`);
       this.dispatch(job, next ?? node);
     });
     node.on('load', () => this.rebalance());
-    node.on('job-error', (id, code, message) => {
+    node.on('job-error', (id, code, message, refusal) => {
       const job = this.jobs.get(id);
       if (!job || job.node !== node) return;
       this.jobs.delete(id);
@@ -571,7 +581,8 @@ export class Cluster extends EventEmitter<ClusterEvents> {
         return;
       }
       if (code === 'MPM_ERR_JOB_REFUSED' && !job.cancelled) {
-        this.placeRefused(job, node, message);
+        // A refusal without a kind (not from this protocol) will not change there either.
+        this.placeRefused(job, node, refusal ?? 'invalid-job', message);
         return;
       }
       this.giveUp(job, code, `${node.nodeId}: ${message}`);
@@ -606,45 +617,82 @@ export class Cluster extends EventEmitter<ClusterEvents> {
   }
 
   /**
-   * An agent refused a job (its queue limit, a byte budget, its --root
-   * check): a placement decision, not a failure. The job goes to a node
-   * that has not refused it; else to the client (unless --mp-no-fallback);
-   * else, when the refusal is about load, back to the least loaded node
-   * after a pause, until a slot frees (at most MAX_REFUSALS tries).
+   * An agent refused a job: a placement decision, not a failure, made by
+   * the refusal's kind, never by its words. The job goes to a node that has
+   * not refused it. Failing that: refused for load (queue limit, byte
+   * budget), it waits until a slot frees and is offered again; refused for
+   * a reason that will not change there (root check, its directory, the
+   * job itself), it is never sent to that node again and, with no node
+   * left, runs on the client, or fails under --mp-no-fallback.
    */
-  private placeRefused(job: RunningJob, node: NodeChannel, message: string): void {
+  private placeRefused(
+    job: RunningJob,
+    node: NodeChannel,
+    kind: RefusalKind,
+    message: string,
+  ): void {
     this.stats.refused++;
+    this.stats.refusedByKind[kind] = (this.stats.refusedByKind[kind] ?? 0) + 1;
     job.attempts--; // a refusal is not a fault
-    job.refusedBy.add(node);
-    trace(`job ${job.id}: ${node.nodeId} refused it: ${message}`);
-    const others = this.readyNodes.filter((n) => !job.refusedBy.has(n));
-    if (others.length > 0) {
-      const choice = this.choose('', undefined, job.refusedBy);
-      const next = choice.kind === 'node' ? others.find((n) => n.address === choice.id) : undefined;
+    const load = isLoadRefusal(kind);
+    (load ? job.fullAt : job.barredBy).add(node);
+    trace(`job ${job.id}: ${node.nodeId} refused it (${kind}): ${message}`);
+    const avoid = new Set([...job.barredBy, ...job.fullAt]);
+    if (this.readyNodes.some((n) => !avoid.has(n))) {
+      const choice = this.choose('', undefined, avoid);
+      const next =
+        choice.kind === 'node'
+          ? this.readyNodes.find((n) => n.address === choice.id && !avoid.has(n))
+          : undefined;
       if (next) return this.dispatch(job, next);
     }
-    if (job.sink.runLocally(`every node refused a job (${node.nodeId}: ${message})`)) return;
-    const transient = /queued|budget|busy|slot/i.test(message);
-    if (!transient || ++job.refusals > MAX_REFUSALS) {
-      this.giveUp(job, 'MPM_ERR_JOB_REFUSED', `${node.nodeId}: ${message}`);
+    if (!this.readyNodes.some((n) => !job.barredBy.has(n))) {
+      const why = `${node.nodeId} refused it (${kind}): ${message}`;
+      if (job.sink.runLocally(`no node will take a job: ${why}`)) return;
+      this.giveUp(job, 'MPM_ERR_JOB_REFUSED', `no node will take this job; ${why}`);
       return;
     }
+    // Every node left is full: wait for a slot there.
+    job.refusals++;
     const timer = setTimeout(
-      () => {
-        this.waiting.delete(timer);
-        if (job.cancelled) {
-          job.sink.exit(null, job.cancelled, node.nodeId, { queuedMs: 0, runMs: 0 });
-          return;
-        }
-        job.refusedBy.clear();
-        const choice = this.choose();
-        const next =
-          choice.kind === 'node' ? this.readyNodes.find((n) => n.address === choice.id) : node;
-        this.dispatch(job, next ?? (node.state === 'ready' ? node : undefined));
-      },
-      Math.min(1000, 50 * job.refusals),
+      () => this.offerAgain(job),
+      Math.min(MAX_REFUSED_PAUSE_MS, 50 * job.refusals),
     );
-    this.waiting.add(timer);
+    this.parked.set(job, timer);
+  }
+
+  /** A job of ours left `node`: its slot may take the oldest job waiting for one there. */
+  private wakeParked(node: NodeChannel): void {
+    for (const job of this.parked.keys()) {
+      if (job.fullAt.has(node)) return this.offerAgain(job);
+    }
+  }
+
+  /** A job refused for load is offered again, to the best node that has not barred it. */
+  private offerAgain(job: RunningJob): void {
+    const timer = this.parked.get(job);
+    if (timer === undefined) return;
+    clearTimeout(timer);
+    this.parked.delete(job);
+    if (job.cancelled) {
+      job.sink.exit(null, job.cancelled, job.node.nodeId, { queuedMs: 0, runMs: 0 });
+      return;
+    }
+    job.fullAt.clear();
+    const open = this.readyNodes.filter((n) => !job.barredBy.has(n));
+    this.dispatch(job, this.nextNode(job) ?? (open.includes(job.node) ? job.node : open[0]));
+  }
+
+  /**
+   * The best ready node for `job` by placement, never one that refused it
+   * for good, nor `except`; undefined when placement picks none of them.
+   */
+  private nextNode(job: RunningJob, except?: NodeChannel): NodeChannel | undefined {
+    const choice = this.choose('', except, job.barredBy);
+    if (choice.kind !== 'node') return undefined;
+    return this.readyNodes.find(
+      (n) => n.address === choice.id && n !== except && !job.barredBy.has(n),
+    );
   }
 
   /**
@@ -657,14 +705,20 @@ export class Cluster extends EventEmitter<ClusterEvents> {
       .filter((j) => j.queued && !j.withdrawing && !j.cancelled)
       .sort((a, b) => a.sentAtMs - b.sentAtMs);
     if (queued.length === 0) return;
-    let free = 0;
+    const free = new Map<NodeChannel, number>();
     for (const n of this.readyNodes) {
       const mine = [...this.jobs.values()].filter((j) => j.node === n && !j.queued).length;
       const running = Math.max(n.lastLoad?.running ?? 0, mine);
       const waiting = n.lastLoad?.queued ?? 0;
-      if (waiting === 0) free += Math.max(0, n.slots - running);
+      if (waiting === 0 && n.slots > running) free.set(n, n.slots - running);
     }
-    for (const job of queued.slice(0, free)) {
+    for (const job of queued) {
+      // Only for a free slot on a node that has not refused this job for good.
+      const to = [...free.keys()].find((n) => n !== job.node && !job.barredBy.has(n));
+      if (to === undefined) continue;
+      const left = free.get(to)! - 1;
+      if (left > 0) free.set(to, left);
+      else free.delete(to);
       job.withdrawing = true;
       job.node.send({ type: 'withdraw', id: job.id });
     }
@@ -693,9 +747,7 @@ export class Cluster extends EventEmitter<ClusterEvents> {
         this.giveUp(job, 'MPM_ERR_FENCE', fenceProblem(this.options.fence!, node, fenced));
         return;
       }
-      const choice = this.choose();
-      const next =
-        choice.kind === 'node' ? this.readyNodes.find((n) => n.address === choice.id) : undefined;
+      const next = this.nextNode(job);
       this.stats.retried++;
       const last = job.spec.argv[job.spec.argv.length - 1] ?? '';
       const command = typeof last === 'string' ? last : Buffer.from(last).toString('latin1');
@@ -764,6 +816,8 @@ export class Cluster extends EventEmitter<ClusterEvents> {
     this.closed = true;
     for (const timer of this.waiting) clearTimeout(timer);
     this.waiting.clear();
+    for (const timer of this.parked.values()) clearTimeout(timer);
+    this.parked.clear();
     for (const node of this.nodes) node.close();
     this.probes.close();
   }

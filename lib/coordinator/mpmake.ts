@@ -451,6 +451,10 @@ async function clusterMake(
           retried: cluster.stats.retried,
           failed: router.stats.failed + router.stats.errors,
           refused: router.stats.refused + cluster.stats.refused,
+          refusedByKind: {
+            ...cluster.stats.refusedByKind,
+            ...(router.stats.refused > 0 ? { 'cluster-busy': router.stats.refused } : {}),
+          },
           moved: cluster.stats.moved,
           short: router.stats.short,
           shortBusy: router.stats.shortBusy,

@@ -15,12 +15,14 @@ import { Type, type Static, type TObject } from '@sinclair/typebox';
 import { TypeCompiler, type TypeCheck } from '@sinclair/typebox/compiler';
 import { MAX_NONCE_BYTES } from './auth.js';
 import { MAX_CREDENTIAL_CHARS } from './munge.js';
+import { RefusalKindSchema } from './refusal.js';
 
 /**
  * Protocol version; an agent refuses a client with another one. 2: proofs
  * bind both nonces, the agent's name and the endpoint dialled (auth.ts).
+ * 3: a refused job's error says why as a code (`refusal`, refusal.ts).
  */
-export const PROTOCOL_VERSION = 2;
+export const PROTOCOL_VERSION = 3;
 
 // ---- Building blocks -------------------------------------------------------
 
@@ -265,6 +267,8 @@ const ErrorSchema = Type.Object({
   code: Code,
   message: Type.String(),
   id: Type.Optional(Id),
+  /** With MPM_ERR_JOB_REFUSED: why, as a code the client decides by. */
+  refusal: Type.Optional(RefusalKindSchema),
 });
 export type ErrorMessage = Static<typeof ErrorSchema>;
 

@@ -139,22 +139,29 @@ t.test('jobs on pipes', async (t) => {
 
     const first = client.submit({ id: 9001, argv: ['/bin/sh', '-c', 'sleep 0.3; echo first'] });
     client.submit({ id: 9001, argv: ['/bin/sh', '-c', 'echo second'] });
-    t.match(await refusal(9001), { code: 'MPM_ERR_JOB_REFUSED', message: /already in use/ });
+    t.match(await refusal(9001), {
+      code: 'MPM_ERR_JOB_REFUSED',
+      refusal: 'invalid-job',
+      message: /already in use/,
+    });
     t.equal((await client.result(first)).stdout.toString(), 'first\n', 'the first still runs');
 
     const missing = client.submit({ argv: ['/bin/true'], cwd: '/no/such/dir' });
-    t.match(await refusal(missing), { message: /no such directory: \/no\/such\/dir/ });
+    t.match(await refusal(missing), {
+      refusal: 'no-cwd',
+      message: /no such directory: \/no\/such\/dir/,
+    });
 
     const file = join(t.testdir({ f: '' }), 'f');
     const notDir = client.submit({ argv: ['/bin/true'], cwd: file });
-    t.match(await refusal(notDir), { message: /not a directory/ });
+    t.match(await refusal(notDir), { refusal: 'no-cwd', message: /not a directory/ });
 
     const env = { PATH: '/bin', BIG: 'x'.repeat(1024 * 1024) };
     const huge = client.submit({ argv: ['/bin/true'], env });
-    t.match(await refusal(huge), { message: /environment is \d+ bytes/ });
+    t.match(await refusal(huge), { refusal: 'invalid-job', message: /environment is \d+ bytes/ });
 
     const nul = client.submit({ argv: ['/bin/sh', '-c', 'echo a\0b'] });
-    t.match(await refusal(nul), { message: /NUL/ });
+    t.match(await refusal(nul), { refusal: 'invalid-job', message: /NUL/ });
 
     for (const id of [missing, notDir, huge, nul]) {
       t.notOk(
@@ -181,7 +188,15 @@ t.test('cwd must be under a --root', async (t) => {
   for (const cwd of [join(dir, 'other'), join(dir, 'allowed', 'escape'), dir, '/']) {
     const id = client.submit({ argv: ['/bin/sh', '-c', 'touch marker'], cwd });
     const err = await client.waitFor<ErrorMessage>((m) => m.type === 'error' && m.id === id);
-    t.match(err, { code: 'MPM_ERR_JOB_REFUSED', message: /outside this agent's --root/ }, cwd);
+    t.match(
+      err,
+      {
+        code: 'MPM_ERR_JOB_REFUSED',
+        refusal: 'outside-roots',
+        message: /outside this agent's --root/,
+      },
+      cwd,
+    );
   }
   t.notOk(existsSync(join(dir, 'other', 'marker')));
 });
@@ -191,6 +206,11 @@ t.test('--max-queued-per-client refuses jobs beyond the limit', async (t) => {
   const client = await TestClient.ready(t, agent.port);
   const ids = [1, 2, 3, 4].map(() => client.submit({ argv: ['/bin/sh', '-c', 'sleep 0.2'] }));
   const err = await client.waitFor<ErrorMessage>((m) => m.type === 'error');
-  t.match(err, { id: ids[3], code: 'MPM_ERR_JOB_REFUSED', message: /--max-queued-per-client/ });
+  t.match(err, {
+    id: ids[3],
+    code: 'MPM_ERR_JOB_REFUSED',
+    refusal: 'queue-limit',
+    message: /--max-queued-per-client/,
+  });
   for (const id of ids.slice(0, 3)) t.equal((await client.result(id)).exit.code, 0);
 });

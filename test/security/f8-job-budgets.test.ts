@@ -25,6 +25,7 @@ t.test('argvleak: a job with 1,100,001 argv entries is refused; the slot stays f
   const many = bad.submit({ argv: ['/bin/true', ...Array<string>(1_100_000).fill('')] });
   t.match(await refusal(bad, many), {
     code: 'MPM_ERR_JOB_REFUSED',
+    refusal: 'invalid-job',
     message: `argv has 1100001 entries, over the limit of ${MAX_ARGV_ENTRIES}`,
   });
   const huge = bad.submit({ argv: ['/bin/true', 'x'.repeat(MAX_ARGV_BYTES)] });
@@ -77,11 +78,13 @@ t.test('queuemem: waiting jobs have a byte budget per client and in all', async 
   for (let i = 0; i < 3; i++) await queued(a, big(a));
   t.match(await refusal(a, big(a)), {
     code: 'MPM_ERR_JOB_REFUSED',
+    refusal: 'byte-budget',
     message:
       /^queued jobs of this client would hold \d+ bytes, over the limit of 4194304 \(--max-queued-bytes-per-client\)$/,
   });
   for (let i = 0; i < 2; i++) await queued(b, big(b));
   t.match(await refusal(b, big(b)), {
+    refusal: 'byte-budget',
     message:
       /^queued jobs of all clients would hold \d+ bytes, over the limit of 6291456 \(--max-queued-bytes\)$/,
   });
