@@ -262,7 +262,7 @@ let cli = yargs(hideBin(process.argv))
   .fail((message, err, y) => {
     if (err) throw err;
     y.showHelp('error');
-    process.stderr.write(`\nmpm: ${message}\n`);
+    process.stderr.write(`\nmpm: ${message}; see the usage above [MPM_ERR_USAGE]\n`);
     process.exit(2);
   })
   .help();

@@ -118,7 +118,7 @@ export class RemoteJob {
         `than where ${w.stale.length === 1 ? 'it was' : 'they were'} written in this build: the node's ` +
         'file system caches are older than the file (shorten them: NFS actimeo, ' +
         'lookupcache=positive; sshfs dir_cache=no, attr_timeout, negative_timeout=0), and the job would read stale data; not ' +
-        'running it (MPM_ERR_FS_STALE). Raise --mp-fs-wait, or mount with shorter caches\n';
+        'running it. Raise --mp-fs-wait, or mount with shorter caches [MPM_ERR_FS_STALE]\n';
       this.sink.send({ type: 'data', id: this.id, stream: 2, bytes: Buffer.from(text) });
       this.finish({ code: 127, signal: null });
     });

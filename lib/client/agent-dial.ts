@@ -131,8 +131,10 @@ export function dialAgent(
     if (!secret) {
       return {
         refusal:
-          `${spec.address} is reached over TLS, which is keyed by the cluster secret: set ` +
-          'MPMAKE_SECRET_FILE or --secret-file (or, for an agent run with --insecure, --insecure here too)',
+          'reached over TLS (the default off loopback), which is keyed by the cluster ' +
+          'secret, and none is set: give the secret file (mpmake --mp-secret-file, ' +
+          'mpm --secret-file, MPMAKE_SECRET_FILE or config key "secretFile"); for agents run ' +
+          'with --insecure, --mp-insecure (mpm: --insecure) [MPM_ERR_USAGE]',
       };
     }
     socket = connectTls(spec.host, spec.port, secret);

@@ -188,7 +188,7 @@ export class StatusConnection {
       case 'error':
         if (this.pending && m.id === undefined) {
           // An agent that does not know status-request says so and hangs up.
-          this.pending.unsupported = `${m.message} (${m.code}); is the agent an older version?`;
+          this.pending.unsupported = `${m.message}; is the agent an older version? [${m.code}]`;
           this.pending.done();
         }
         return;

@@ -142,5 +142,5 @@ export class Channel<In, Out> extends EventEmitter<ChannelEvents<In>> {
 
 function handlerError(where: string, err: unknown): HandlerError {
   const text = err instanceof Error ? err.message : typeof err;
-  return new HandlerError(`internal error ${where}: ${text} (MPM_ERR_INTERNAL)`, { cause: err });
+  return new HandlerError(`internal error ${where}: ${text} [MPM_ERR_INTERNAL]`, { cause: err });
 }

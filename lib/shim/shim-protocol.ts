@@ -371,15 +371,15 @@ export function staleWarning(
       `mpmake: ${path}, written on ${from}, is still missing here after ${lag} ms ` +
       `(--mp-fs-wait=${waitMs}): this machine keeps a cached "no such file" older than the ` +
       'file (NFS: mount with lookupcache=positive; sshfs: negative_timeout=0), or it was ' +
-      'removed since, and make would judge it by stale metadata; failing this line ' +
-      '(MPM_ERR_FS_STALE). Raise --mp-fs-wait, or mount with shorter caches\n'
+      'removed since, and make would judge it by stale metadata; failing this line. ' +
+      'Raise --mp-fs-wait, or mount with shorter caches [MPM_ERR_FS_STALE]\n'
     );
   }
   return (
     `mpmake: ${path}, written on ${from}, still looks different here after ${lag} ms ` +
     `(--mp-fs-wait=${waitMs}): this machine's file system caches are older than the file ` +
     '(NFS: shorter actimeo, lookupcache=positive; sshfs: dir_cache=no, shorter ' +
-    'attr_timeout), and make would judge it by stale metadata; failing this line ' +
-    '(MPM_ERR_FS_STALE). Raise --mp-fs-wait, or mount with shorter caches\n'
+    'attr_timeout), and make would judge it by stale metadata; failing this line. ' +
+    'Raise --mp-fs-wait, or mount with shorter caches [MPM_ERR_FS_STALE]\n'
   );
 }

@@ -337,15 +337,15 @@ static void warn_stale(const struct expectations *x, uint32_t lag_us) {
       say("mpmake: %s, written on %s, is still missing here after %u ms (--mp-fs-wait=%u): "
           "this machine keeps a cached \"no such file\" older than the file (NFS: mount with "
           "lookupcache=positive; sshfs: negative_timeout=0), or it was removed since, and "
-          "make would judge it by stale metadata; failing this line (MPM_ERR_FS_STALE). Raise "
-          "--mp-fs-wait, or mount with shorter caches\n",
+          "make would judge it by stale metadata; failing this line. Raise "
+          "--mp-fs-wait, or mount with shorter caches [MPM_ERR_FS_STALE]\n",
           x->e[i].path, x->from, lag_us / 1000, x->wait_ms);
     else
       say("mpmake: %s, written on %s, still looks different here after %u ms "
           "(--mp-fs-wait=%u): this machine's file system caches are older than the file "
           "(NFS: shorter actimeo, lookupcache=positive; sshfs: dir_cache=no, shorter "
-          "attr_timeout), and make would judge it by stale metadata; failing this line "
-          "(MPM_ERR_FS_STALE). Raise --mp-fs-wait, or mount with shorter caches\n",
+          "attr_timeout), and make would judge it by stale metadata; failing this line. "
+          "Raise --mp-fs-wait, or mount with shorter caches [MPM_ERR_FS_STALE]\n",
           x->e[i].path, x->from, lag_us / 1000, x->wait_ms);
   }
 }

@@ -128,6 +128,22 @@ t.test('issue-16: config "hosts" as an array of strings', async (t) => {
   );
 });
 
+t.test('issue-16: a host off loopback and no secret: the settings to give', async (t) => {
+  // The refusal comes before any connection: 198.18.0.1 is never dialled.
+  const dir = t.testdir({ Makefile: 'all:\n\t@echo make ran\n' });
+  const r = await runMpmake(['--mp-quiet', '--mp-hosts=198.18.0.1:7543'], {
+    cwd: dir,
+    env: cleanEnv({ MPMAKE_SECRET_FILE: '' }),
+  });
+  t.equal(r.code, 0);
+  t.equal(r.stdout.toString(), 'make ran\n');
+  t.equal(
+    r.stderr.toString(),
+    'mpmake: leaving out 198.18.0.1:7543: reached over TLS (the default off loopback), which is keyed by the cluster secret, and none is set: give the secret file (mpmake --mp-secret-file, mpm --secret-file, MPMAKE_SECRET_FILE or config key "secretFile"); for agents run with --insecure, --mp-insecure (mpm: --insecure) [MPM_ERR_USAGE]\n' +
+      'mpmake: no agent is usable; building locally with plain make\n',
+  );
+});
+
 t.test('issue-16: MPMAKE_LOCAL set and empty means no command stays local', async (t) => {
   const parse = (env: Record<string, string>): string[] => parseArgs([], env).options.local;
   t.same(parse({ MPMAKE_LOCAL: '' }), []);
