@@ -10,7 +10,7 @@ TSBUILD      := dist/.built
 CC          ?= cc
 TS_SOURCES   := $(shell find lib cli test benchmarks fixtures -name '*.ts' -not -path '*/node_modules/*' 2>/dev/null)
 
-.PHONY: all build deps demo test test-cluster check lint format bench clean
+.PHONY: all build deps demo test test-cluster check lint format bench clean message-checks
 
 all: build
 
@@ -91,3 +91,8 @@ bench: build
 
 clean:
 	rm -rf dist build .tap
+
+# The wire messages' checks, generated from their schemas (lib/protocol/message-check-source.ts).
+message-checks: $(TSBUILD)
+	node --input-type=module -e "import('./dist/lib/protocol/message-check-source.js').then((m) => process.stdout.write(m.messageCheckSource()))" > lib/protocol/message-checks.generated.ts
+	npx prettier --write lib/protocol/message-checks.generated.ts

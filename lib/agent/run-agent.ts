@@ -1,3 +1,6 @@
+// msgpackr's main entry: it gives frame-codec's decoder (the same module) the
+// native string extractor, worth it in a long-lived agent (jobs carry envs).
+import 'msgpackr';
 import { logToStderr } from './agent-log.js';
 import { checkRunAs, resolveAgentOptions, type RawAgentOptions } from './agent-options.js';
 import { AgentServer } from './agent-server.js';

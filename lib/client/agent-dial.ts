@@ -17,9 +17,9 @@ import {
   type HandshakeBinding,
 } from '../protocol/auth.js';
 import { Channel } from '../protocol/channel.js';
+import { checkAgentMessage } from '../protocol/message-check.js';
+import { PROTOCOL_VERSION } from '../protocol/wire-limits.js';
 import {
-  checkAgentMessage,
-  PROTOCOL_VERSION,
   type AgentToClient,
   type AuthMessage,
   type ClientToAgent,

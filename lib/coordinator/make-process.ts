@@ -78,24 +78,40 @@ export function runMake(
   return { child, done };
 }
 
+/** What mpmake needs to know of the make program. */
+export interface MakeFacts {
+  /** GNU make's version as [major, minor]; undefined if it won't say. */
+  version: [number, number] | undefined;
+  /**
+   * Whether this make leaks the jobserver fds to every child (upstream
+   * make 4.3 without Debian's patch does), in which case the shim cannot
+   * tell a recursive line by its fds and must look at the command text.
+   */
+  leaksJobserver: boolean;
+}
+
+const factsOf = new Map<string, MakeFacts>();
+
 /**
- * Whether this make leaks the jobserver fds to every child (upstream make
- * 4.3 without Debian's patch does), in which case the shim cannot tell a
- * recursive line by its fds and must look at the command text instead.
+ * The facts of `make`, from one run of it (once per process): a makefile
+ * read from stdin prints $(MAKE_VERSION), then whether its recipe's shell
+ * sees fd 3, which make was told is its jobserver (MAKEFLAGS) and has open.
  */
-export function makeLeaksJobserver(make: string, poolFd: number, env: NodeJS.ProcessEnv): boolean {
+export function makeFacts(make: string, env: NodeJS.ProcessEnv): MakeFacts {
+  const known = factsOf.get(make);
+  if (known) return known;
   const r = spawnSync(make, ['-s', '-f', '-'], {
-    input: `all:\n\t@if [ -e /proc/$$$$/fd/3 ]; then echo leaks; fi\n`,
-    stdio: ['pipe', 'pipe', 'ignore', poolFd],
+    input: `all:\n\t@echo '$(MAKE_VERSION)'; if [ -e /proc/$$$$/fd/3 ]; then echo leaks; fi\n`,
+    stdio: ['pipe', 'pipe', 'ignore', 'pipe'],
     env: { ...env, MAKEFLAGS: ' --jobserver-auth=3,3' },
     encoding: 'utf8',
   });
-  return r.stdout?.includes('leaks') ?? false;
-}
-
-/** GNU make's version as [major, minor], or undefined if it won't say. */
-export function makeVersion(make: string): [number, number] | undefined {
-  const r = spawnSync(make, ['--version'], { encoding: 'utf8' });
-  const m = /GNU Make (\d+)\.(\d+)/.exec(r.stdout ?? '');
-  return m ? [Number(m[1]), Number(m[2])] : undefined;
+  const out = r.stdout ?? '';
+  const m = /^(\d+)\.(\d+)/.exec(out);
+  const facts: MakeFacts = {
+    version: m ? [Number(m[1]), Number(m[2])] : undefined,
+    leaksJobserver: /^leaks$/m.test(out),
+  };
+  factsOf.set(make, facts);
+  return facts;
 }

@@ -17,7 +17,7 @@ import { nodeWaitBoundMs } from './node-wait.js';
 import { envFilter } from './env-filter.js';
 import { intendedShell, makefileArgs } from './intended-shell.js';
 import { findOuterBuild, typedCommand, type BuildLink } from './make-command.js';
-import { makeLeaksJobserver, makeVersion, runMake, type MakeResult } from './make-process.js';
+import { makeFacts, runMake, type MakeResult } from './make-process.js';
 import { isDryRun, splitMakeArgs, type JobsRequest } from './make-args.js';
 import { setupMakePool, type JobserverStyle, type MakePool } from './make-pool.js';
 import { checkOptionValues } from './option-checks.js';
@@ -79,7 +79,7 @@ export async function runMpmake(
   const where = makefileArgs(args, process.cwd());
 
   if (options.jobserverStyle === 'fifo') {
-    const v = makeVersion(options.make);
+    const v = makeFacts(options.make, env).version;
     if (!v || v[0] < 4 || (v[0] === 4 && v[1] < 4)) {
       throw new UsageError(
         `${options.from['jobserver-style']}: the fifo style needs GNU make 4.4 or later, and ${options.make} is ${v ? v.join('.') : 'not a GNU make that says its version'}; use the pipe style`,
@@ -184,7 +184,7 @@ async function nestedMake(
       clusterSlots: 1,
       style: 'pipe',
       nested: true,
-      makeReadsFifo: readsFifo(options.make),
+      makeReadsFifo: readsFifo(options.make, env),
       makeName: makeNameOf(options),
     });
     const makeArgs = [...pool.makeArgs, ...args];
@@ -229,8 +229,8 @@ function makeStyleArg(args: readonly string[]): string | undefined {
 }
 
 /** Whether make reads `--jobserver-auth=fifo:PATH` (make 4.4 and later). */
-function readsFifo(make: string): boolean {
-  const v = makeVersion(make);
+function readsFifo(make: string, env: NodeJS.ProcessEnv): boolean {
+  const v = makeFacts(make, env).version;
   return v !== undefined && (v[0] > 4 || (v[0] === 4 && v[1] >= 4));
 }
 
@@ -318,7 +318,7 @@ async function clusterMake(
     const shim = installShim(runDir.path);
     if (!shim.native)
       say('mpmake: no native shim was built (no C compiler?); using the slower TypeScript shim');
-    const makeReadsFifo = readsFifo(options.make);
+    const makeReadsFifo = readsFifo(options.make, env);
     // With the interposer, make keeps its own SHELL: no pre-pass needed.
     const preload = shim.native ? preloadPath() : undefined;
     pool = setupMakePool({
@@ -394,8 +394,7 @@ async function clusterMake(
     // Without fds to look at, or with a make that leaks the pool's fds to
     // every child, the shim knows a recursive line by its text instead.
     const textual =
-      pool.textual ||
-      (pool.own !== undefined && makeLeaksJobserver(options.make, pool.own.fd, env));
+      pool.textual || (pool.own !== undefined && makeFacts(options.make, env).leaksJobserver);
     const stopFollowing = followCluster(pool, cluster, makeName);
     let done: Promise<MakeResult>;
     if (preload) {

@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events';
 import { availableParallelism } from 'node:os';
 import { resolve } from 'node:path';
-import { MAX_FILES_SEEN } from '../protocol/messages.js';
+import { MAX_FILES_SEEN } from '../protocol/wire-limits.js';
 import type { LocalWrites, ShimRequest, ShimText } from '../shim/shim-protocol.js';
 import { LocalJobWatch } from './local-job-watch.js';
 import {

@@ -1,4 +1,7 @@
-import { Packr } from 'msgpackr';
+// msgpackr's plain build: its main entry loads a native string extractor
+// (detect-libc, dlopen: ~60 ms at every mpmake start) that frames this small
+// do not need. The long-lived agent turns it on (run-agent.ts).
+import { Packr } from 'msgpackr/pack';
 import { FrameTooLargeError, ProtocolError } from '../errors.js';
 
 /** Default limit on one frame: 16 MiB (a job's env plus a 128 KiB line fits easily). */

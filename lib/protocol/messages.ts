@@ -4,27 +4,28 @@
  * Uint8Array (msgpack bin), never strings, so output stays binary-safe.
  *
  * Each message is ONE schema (TypeBox): it gives the TypeScript type
- * (`Static`) and, compiled once, the runtime check that every decoded frame
- * passes before any code touches it (`checkClientMessage`,
- * `checkAgentMessage`). To add a field, add it to the schema: the type and
- * the check follow. Unknown fields are allowed (and ignored), so an older
+ * (`Static`) and the runtime check that every decoded frame passes before
+ * any code touches it (`checkClientMessage`, `checkAgentMessage`), generated
+ * ahead of time into message-checks.generated.ts so that checking loads no
+ * TypeBox. To add a field, add it to the schema and run `make
+ * message-checks`: the type and the check follow. Unknown fields are allowed (and ignored), so an older
  * peer accepts a newer one's optional additions; nothing reads them.
  */
 
-import { Type, type Static, type TObject } from '@sinclair/typebox';
-import { TypeCompiler, type TypeCheck } from '@sinclair/typebox/compiler';
+import { Type, type Static } from '@sinclair/typebox';
 import { MAX_NONCE_BYTES } from './auth.js';
 import { MAX_CREDENTIAL_CHARS } from './munge.js';
-import { RefusalKindSchema } from './refusal.js';
+import { REFUSAL_KINDS } from './refusal.js';
+import { MAX_FILES_SEEN, PROTOCOL_VERSION } from './wire-limits.js';
 
-/**
- * Protocol version; an agent refuses a client with another one. 2: proofs
- * bind both nonces, the agent's name and the endpoint dialled (auth.ts).
- * 3: a refused job's error says why as a code (`refusal`, refusal.ts).
- */
-export const PROTOCOL_VERSION = 3;
+export { MAX_FILES_SEEN, PROTOCOL_VERSION };
+// The checks, generated from these schemas (message-check.ts): re-exported here.
+export { checkAgentMessage, checkClientMessage } from './message-check.js';
 
 // ---- Building blocks -------------------------------------------------------
+
+/** Why an agent refused a job (refusal.ts). */
+const RefusalKindSchema = Type.Union(REFUSAL_KINDS.map((k) => Type.Literal(k)));
 
 const MAX_SAFE = Number.MAX_SAFE_INTEGER;
 /** A job, request or probe id: a non-negative integer a Map key holds exactly. */
@@ -57,9 +58,6 @@ const TtySizeSchema = Type.Object({
   rows: Type.Integer({ minimum: 1, maximum: 65535 }),
 });
 export type TtySize = Static<typeof TtySizeSchema>;
-
-/** At most this many files in a job's `produces`, `inputs` or an exit's `seen`. */
-export const MAX_FILES_SEEN = 4096;
 
 /**
  * What one machine saw of a file on the shared file system: absent, or its
@@ -447,61 +445,3 @@ export type Message = AgentToClient | ClientToAgent;
 
 /** The schemas, for tools that generate or explore messages (the fuzzer). */
 export const messageSchemas = { agentToClient: AGENT_TO_CLIENT, clientToAgent: CLIENT_TO_AGENT };
-
-// ---- Validation ------------------------------------------------------------
-
-type MessageSchema = TObject;
-
-/** The `type` values a message schema accepts (a literal, or a union of literals). */
-function typeNames(schema: MessageSchema): string[] {
-  const t = schema.properties['type'] as { const?: string; anyOf?: { const: string }[] };
-  return t.anyOf ? t.anyOf.map((l) => l.const) : [t.const ?? ''];
-}
-
-/**
- * One validator per direction: a table from `type` to the compiled check of
- * that message's schema (one lookup and one generated function per frame).
- */
-function messageChecker<T>(schemas: readonly MessageSchema[]): (v: unknown) => T | string {
-  const checks = new Map<string, TypeCheck<MessageSchema>>();
-  for (const schema of schemas) {
-    const check = TypeCompiler.Compile(schema);
-    for (const name of typeNames(schema)) checks.set(name, check);
-  }
-  return (v: unknown): T | string => {
-    if (typeof v !== 'object' || v === null || Array.isArray(v) || v instanceof Uint8Array) {
-      return 'message is not a map';
-    }
-    // Own property only: an inherited `type` (a prototype) is no message type.
-    const type: unknown = Object.hasOwn(v, 'type') ? (v as { type: unknown }).type : undefined;
-    if (typeof type !== 'string') return `unknown message type ${typeof type}`;
-    const check = checks.get(type);
-    if (!check) return `unknown message type ${JSON.stringify(type.slice(0, 40))}`;
-    if (check.Check(v)) return v as T;
-    return `malformed ${type}${firstError(check, v)}`;
-  };
-}
-
-/** ": <path> <what was expected>" for the first error, bounded and printable. */
-function firstError(check: TypeCheck<MessageSchema>, v: unknown): string {
-  try {
-    const e = check.Errors(v).First();
-    if (!e) return '';
-    const path = JSON.stringify(e.path.slice(0, 60));
-    return `: ${path} ${e.message.slice(0, 80)}`;
-  } catch {
-    return '';
-  }
-}
-
-/**
- * Validates a decoded value as a message the agent accepts. Returns an
- * explanation when it is not one, so a hostile or broken client gets an
- * error frame naming what was wrong instead of crashing the agent.
- */
-export const checkClientMessage: (v: unknown) => ClientToAgent | string =
-  messageChecker<ClientToAgent>(CLIENT_TO_AGENT);
-
-/** Validates a decoded value as a message the client accepts. */
-export const checkAgentMessage: (v: unknown) => AgentToClient | string =
-  messageChecker<AgentToClient>(AGENT_TO_CLIENT);

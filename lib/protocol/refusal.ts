@@ -2,8 +2,6 @@
  * Why an agent refused a job (MPM_ERR_JOB_REFUSED), as a code the client
  * decides by; the message beside it is for people only.
  */
-import { Type, type Static } from '@sinclair/typebox';
-
 /**
  * - `queue-limit`: the client already has --max-queued-per-client jobs waiting there;
  * - `byte-budget`: the waiting jobs' bytes would pass a --max-queued-bytes budget;
@@ -24,8 +22,8 @@ export const REFUSAL_KINDS = [
   'permission',
 ] as const;
 
-export const RefusalKindSchema = Type.Union(REFUSAL_KINDS.map((k) => Type.Literal(k)));
-export type RefusalKind = Static<typeof RefusalKindSchema>;
+// Its schema is in messages.ts: the client uses this module without TypeBox.
+export type RefusalKind = (typeof REFUSAL_KINDS)[number];
 
 /** A refusal: its kind and the words for people. */
 export interface Refusal {
