@@ -69,7 +69,7 @@ export function attachObservers(
     progress = new ProgressLine({
       now,
       write: (text) => process.stderr.write(text),
-      columns: () => process.stderr.columns ?? 80,
+      columns: () => process.stderr.columns ?? 0,
       nodes: () => cluster.nodeLoads(),
       expected: options.expected,
       noTotal: options.noTotal,

@@ -8,7 +8,11 @@ export interface ProgressLineOptions {
   now: () => number;
   /** Where the line goes (the coordinator's stderr, a terminal). */
   write: (text: string) => void;
-  /** The terminal's width: a longer line would wrap and could not be erased. */
+  /**
+   * The terminal's width: a longer line would wrap and could not be erased.
+   * 0 (a pseudo-terminal no one sized, as under `script` without a
+   * terminal) counts as 80.
+   */
   columns: () => number;
   /** The nodes' slots and last load reports. */
   nodes: () => ReadonlyArray<{ id: string; slots: number; running: number; queued: number }>;
@@ -143,7 +147,7 @@ export class ProgressLine {
     let text = parts.join(', ');
     if (nodes.length > 0) text += ' | ' + nodes.join(' ');
     text += ` | ${rate.toFixed(1)} jobs/s`;
-    const width = Math.max(1, this.options.columns() - 1);
+    const width = Math.max(1, (this.options.columns() || 80) - 1);
     return text.length > width ? text.slice(0, width) : text;
   }
 

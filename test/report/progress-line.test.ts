@@ -78,6 +78,17 @@ t.test('the line never wraps: it is cut to the width minus one', async (t) => {
   t.notOk(h.writes[0]!.includes('\n'), 'no newline, ever');
 });
 
+t.test('issue-16: a terminal of 0 columns (a pty no one sized) counts as 80', async (t) => {
+  // Under `script` with no terminal, stderr is a 0 x 0 pty: the line was cut to "m".
+  const h = harness({ columns: () => 0, expected: { total: 4, from: 'the last build' } });
+  h.line.jobStart(start());
+  t.equal(
+    h.line.render(),
+    'mpmake: 0/4 done (0%; total from the last build), 1 running | nodeA 3/4 nodeB 2',
+    'cut to 79 characters, not to 1',
+  );
+});
+
 t.test('drawn only after a quiet spell, erased at every job event', async (t) => {
   const h = harness({ quietMs: 150, minRedrawMs: 200 });
   const a = start();
