@@ -7,7 +7,6 @@ import { acceptTls } from '../protocol/tls.js';
 import type { AgentLog } from './agent-log.js';
 import type { AgentOptions } from './agent-options.js';
 import { AgentSession, type AgentContext } from './agent-session.js';
-import { killGroup } from './job-process.js';
 import { JobScheduler } from './job-scheduler.js';
 import { LoadReporter } from './load-reporter.js';
 import { PendingConnections } from './pending-connections.js';
@@ -181,6 +180,7 @@ export class AgentServer {
     while (this.scheduler.runningCount > 0 && Date.now() < deadline) {
       await new Promise((resolve) => setTimeout(resolve, 20));
     }
-    for (const job of this.scheduler.runningJobs()) killGroup(job.pid, 'SIGKILL');
+    // Through each job's process: never a group whose leader is reaped (its id may be reused).
+    for (const job of this.scheduler.runningJobs()) job.signal('SIGKILL');
   }
 }

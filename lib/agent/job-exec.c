@@ -401,6 +401,40 @@ static int probe(const char *path) {
   return 0;
 }
 
+/* A signal meant for the job (the agent's cancel) reached us too. */
+static volatile sig_atomic_t cancelled;
+
+static void on_cancel(int sig) {
+  (void)sig;
+  cancelled = 1;
+}
+
+/*
+ * The job was cancelled and has ended: what is left of our process group
+ * (a straggler that ignored the signal) must not outlive it. A child of
+ * ours, in the group, waits until we are gone (we must end as the job did),
+ * then kills the group: being a member, it holds the group's id until then,
+ * so the id cannot have passed to an unrelated group. The agent itself
+ * never signals the group once we are reaped.
+ */
+static void sweep_group_after_us(void) {
+  pid_t us = getpid();
+  if (fork() != 0) return;
+  int null = open("/dev/null", O_RDWR);
+  if (null >= 0) {
+    dup2(null, 0);
+    dup2(null, 1);
+    dup2(null, 2);
+  }
+  close_inherited();
+  while (getppid() == us) {
+    struct timespec ts = {0, 1000000L};
+    nanosleep(&ts, NULL);
+  }
+  kill(0, SIGKILL);
+  _exit(0);
+}
+
 /* Runs the job as a child and becomes its supervisor (see above). */
 static int supervise(char **job) {
   pid_t agent = getppid();
@@ -433,11 +467,16 @@ static int supervise(char **job) {
     exec_failed(job[0]);
   }
   /* Signals meant for the job reach it through the process group (or the
-     pty); the supervisor must outlive it to report how it ended. */
-  signal(SIGINT, SIG_IGN);
-  signal(SIGTERM, SIG_IGN);
-  signal(SIGHUP, SIG_IGN);
-  signal(SIGQUIT, SIG_IGN);
+     pty); the supervisor must outlive it to report how it ended, and notes
+     them, to sweep the group once the job has ended. */
+  struct sigaction cancel;
+  memset(&cancel, 0, sizeof cancel);
+  cancel.sa_handler = on_cancel;
+  sigemptyset(&cancel.sa_mask);
+  sigaction(SIGINT, &cancel, NULL);
+  sigaction(SIGTERM, &cancel, NULL);
+  sigaction(SIGHUP, &cancel, NULL);
+  sigaction(SIGQUIT, &cancel, NULL);
   signal(SIGPIPE, SIG_IGN);
   int status;
   for (;;) {
@@ -451,6 +490,7 @@ static int supervise(char **job) {
       nanosleep(&ts, NULL); /* SIGCHLD cuts it short */
     }
   }
+  if (cancelled) sweep_group_after_us();
   if (WIFSIGNALED(status)) {
     int sig = WTERMSIG(status);
     signal(sig, SIG_DFL);

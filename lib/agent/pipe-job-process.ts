@@ -42,4 +42,13 @@ export class PipeJobProcess extends PipedJobProcess {
       pipe?.end(input.block);
     }
   }
+
+  /**
+   * Not once the leader is reaped (Node emits 'exit' in the same callback
+   * as it reaps): its id, and so the group's, may be another's by then.
+   */
+  override kill(signal: NodeJS.Signals): void {
+    if (this.child.exitCode !== null || this.child.signalCode !== null) return;
+    super.kill(signal);
+  }
 }

@@ -93,6 +93,16 @@ export class PtyJobProcess extends JobProcess {
     this.pollTimer.unref();
   }
 
+  /**
+   * Not once the leader is known to be gone: its id, and so the group's,
+   * may be another's by then. (node-pty reaps on its own thread, so a
+   * signal sent just before onExit runs can still find a reused id.)
+   */
+  override kill(signal: NodeJS.Signals): void {
+    if (this.exited) return;
+    super.kill(signal);
+  }
+
   pause(): void {
     if (this.paused || this.exited) return;
     this.paused = true;

@@ -12,7 +12,7 @@ import type { AgentLog } from './agent-log.js';
 import { revalidateInputs, seeFiles } from './file-seen.js';
 import { buildJobCommand } from './job-command.js';
 import { sharedLeaseBoard, type Lease } from './lease-board.js';
-import { killGroup, type JobOutcome, type JobProcess } from './job-process.js';
+import type { JobOutcome, JobProcess } from './job-process.js';
 import type { Reservation } from './queue-budget.js';
 import type { RunAs } from './run-as.js';
 import { sharedSpawner } from './spawn-client.js';
@@ -198,10 +198,12 @@ export class RemoteJob {
     trace(`job ${this.id}: ${signal} to process group ${this.process.pid}`);
     this.process.kill(signal);
     if (this.killTimer === undefined && signal !== 'SIGKILL') {
-      const pgid = this.process.pid;
-      // Also after the job's exit: a group member that ignored the signal
-      // must not outlive the job.
-      this.killTimer = setTimeout(() => killGroup(pgid, 'SIGKILL'), KILL_GRACE_MS);
+      const proc = this.process;
+      // Through the job's process, which signals the group only while its
+      // leader is unreaped (its id cannot name another group yet). What is
+      // left of the group after the leader's end is killed by the spawner
+      // (or the launcher) at that end, while the id is still held.
+      this.killTimer = setTimeout(() => proc.kill('SIGKILL'), KILL_GRACE_MS);
       this.killTimer.unref();
     }
   }

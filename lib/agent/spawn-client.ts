@@ -131,6 +131,21 @@ export class SpawnClient {
     if (!this.dead) this.child.stdin!.write(f);
   }
 
+  /**
+   * Signals job `id`'s process group, through the spawner: it does so only
+   * while the job's leader is unreaped, so the group's id cannot have been
+   * reused. `sweep`: when the leader ends, what is left of its group is killed.
+   */
+  signal(id: number, signo: number, sweep: boolean): void {
+    const f = Buffer.alloc(17);
+    f.writeUInt32BE(13, 0);
+    f.writeUInt8(3, 4);
+    f.writeUInt32BE(id, 5);
+    f.writeUInt32BE(signo, 9);
+    f.writeUInt32BE(sweep ? 1 : 0, 13);
+    if (!this.dead) this.child.stdin!.write(f);
+  }
+
   private onData(chunk: Buffer): void {
     this.buf = this.buf.length ? Buffer.concat([this.buf, chunk]) : chunk;
     while (this.buf.length >= 4) {

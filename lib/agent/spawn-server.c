@@ -15,6 +15,8 @@
  *        FIFO path (empty when merged), cwd, target (absolute path of the
  *        file the job makes, or empty), argv..., env ("NAME=value")...
  * OPENED (agent -> here): u8 2, u32 id: the agent has the FIFOs' read ends.
+ * SIGNAL (agent -> here): u8 3, u32 id, u32 signal, u32 flags (bit 0:
+ *        sweep: when the job ends, kill what is left of its process group).
  * STARTED (here -> agent): u8 1, u32 id, i32 pid (or -errno).
  * EXITED  (here -> agent): u8 2, u32 id, i32 exit code (or -1), i32 signal,
  *         u32 CPU time high, u32 CPU time low: user + system µs of the job
@@ -33,6 +35,13 @@
  * half-made target: as make does for a recipe killed by a signal, the
  * target is deleted when it is a regular file that changed since the job
  * started.
+ *
+ * Signals reach a job's process group only from here, and only while its
+ * leader (the job's first process, whose pid is the group's id) is not yet
+ * reaped: until then no other process or group can get that id, so a
+ * signal can never reach an unrelated group that reused it. A job signalled
+ * with the sweep flag (the agent's cancel) has what is left of its group
+ * killed when its leader ends, while the unreaped leader still holds the id.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -68,6 +77,8 @@ struct job {
   uint32_t lease;
   /* Killed by us (lapsed lease, agent gone): its target must not look built. */
   int killed;
+  /* Signalled by the agent: what is left of its group dies with its leader. */
+  int sweep;
   /* When its end began (lease.h: target_remove_if_changed). */
   uint64_t ended_ns;
   struct target_state target;
@@ -321,23 +332,45 @@ static void opened(unsigned char *p, unsigned char *end) {
   }
 }
 
+/* SIGNAL: the job's group gets the signal while its leader is unreaped. */
+static void signal_job(unsigned char *p, unsigned char *end) {
+  if (end - p < 12) return;
+  uint32_t id = get_u32(p), sig = get_u32(p + 4), flags = get_u32(p + 8);
+  for (int i = 0; i < MAX_JOBS; i++) {
+    if (jobs[i].pid == 0 || jobs[i].id != id) continue;
+    if (jobs[i].reaped) return; /* its id may be another's by now */
+    if (sig > 0 && sig < (uint32_t)NSIG) kill(-jobs[i].pid, (int)sig);
+    if (flags & 1) jobs[i].sweep = 1;
+    return;
+  }
+}
+
 static void reap(void) {
   for (;;) {
+    /* Which child ended, without reaping it yet (WNOWAIT): a zombie still
+       holds its pid, and so its group's id. */
+    siginfo_t info;
+    memset(&info, 0, sizeof info);
+    if (waitid(P_ALL, 0, &info, WEXITED | WNOHANG | WNOWAIT) != 0 || info.si_pid == 0) return;
+    pid_t pid = info.si_pid;
+    struct job *j = NULL;
+    for (int i = 0; i < MAX_JOBS && !j; i++)
+      if (jobs[i].pid == pid && !jobs[i].reaped) j = &jobs[i];
+    if (j && j->sweep) kill(-pid, SIGKILL);
     int status;
     struct rusage ru;
-    pid_t pid = wait4(-1, &status, WNOHANG, &ru);
-    if (pid <= 0) return;
-    for (int i = 0; i < MAX_JOBS; i++) {
-      if (jobs[i].pid != pid || jobs[i].reaped) continue;
-      if (jobs[i].killed) target_remove_if_changed(&jobs[i].target, jobs[i].ended_ns);
-      else if (jobs[i].lease != NO_ID) leased_jobs--;
-      if (WIFSIGNALED(status)) reply_exit(jobs[i].id, -1, WTERMSIG(status), cpu_us_of(&ru));
-      else reply_exit(jobs[i].id, WEXITSTATUS(status), 0, cpu_us_of(&ru));
-      /* The FIFOs are the agent's to unlink, once it has opened them. */
-      jobs[i].reaped = 1;
-      if (jobs[i].opened) release_slot(i);
-      break;
+    pid_t got;
+    while ((got = wait4(pid, &status, 0, &ru)) < 0 && errno == EINTR) {
     }
+    if (got != pid) return; /* never expected: the next SIGCHLD tries again */
+    if (!j) continue;
+    if (j->killed) target_remove_if_changed(&j->target, j->ended_ns);
+    else if (j->lease != NO_ID) leased_jobs--;
+    if (WIFSIGNALED(status)) reply_exit(j->id, -1, WTERMSIG(status), cpu_us_of(&ru));
+    else reply_exit(j->id, WEXITSTATUS(status), 0, cpu_us_of(&ru));
+    /* The FIFOs are the agent's to unlink, once it has opened them. */
+    j->reaped = 1;
+    if (j->opened) release_slot((int)(j - jobs));
   }
 }
 
@@ -401,6 +434,7 @@ int main(int argc, char **argv) {
         unsigned char *f = buf + off + 4;
         if (f[0] == 1) spawn(f + 1, f + len);
         else if (f[0] == 2) opened(f + 1, f + len);
+        else if (f[0] == 3) signal_job(f + 1, f + len);
         off += 4 + len;
       }
       memmove(buf, buf + off, have - off);

@@ -1,7 +1,8 @@
-import { constants, openSync, unlinkSync } from 'node:fs';
+import { openSync, unlinkSync, constants as fsConstants } from 'node:fs';
+import { constants } from 'node:os';
 import { Socket } from 'node:net';
 import type { StreamId } from '../protocol/messages.js';
-import { killGroup, signalName } from './job-process.js';
+import { signalName } from './job-process.js';
 import { PipedJobProcess } from './piped-job-process.js';
 import type { SpawnClient, SpawnRequest } from './spawn-client.js';
 
@@ -15,9 +16,12 @@ import type { SpawnClient, SpawnRequest } from './spawn-client.js';
 export class SpawnedJobProcess extends PipedJobProcess {
   private jobPid: number | undefined;
   private pendingSignal: NodeJS.Signals | undefined;
+  private readonly spawner: SpawnClient;
+  private readonly spawnId: number;
 
   constructor(spawner: SpawnClient, req: SpawnRequest) {
     super();
+    this.spawner = spawner;
     const paths = { id: 0, out: '', err: undefined as string | undefined };
     Object.assign(
       paths,
@@ -31,7 +35,7 @@ export class SpawnedJobProcess extends PipedJobProcess {
             spawner.opened(paths.id);
           } catch (err) {
             // Never expected; the agent must survive it, and the job not run on unseen.
-            killGroup(pid, 'SIGKILL');
+            spawner.signal(paths.id, constants.signals.SIGKILL, false);
             this.emit(
               'data',
               2,
@@ -53,19 +57,25 @@ export class SpawnedJobProcess extends PipedJobProcess {
         },
       }),
     );
+    this.spawnId = paths.id;
   }
 
   get pid(): number | undefined {
     return this.jobPid;
   }
 
+  /**
+   * Through the spawner, which signals the group only while the job's
+   * leader is unreaped (never a group that reused its id); what is left of
+   * the group dies with the leader.
+   */
   override kill(signal: NodeJS.Signals): void {
     if (this.jobPid === undefined) this.pendingSignal = signal;
-    else killGroup(this.jobPid, signal);
+    else this.spawner.signal(this.spawnId, constants.signals[signal], true);
   }
 
   private watchFifo(stream: StreamId, path: string): void {
-    const fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
+    const fd = openSync(path, fsConstants.O_RDONLY | fsConstants.O_NONBLOCK);
     unlinkSync(path); // both ends are open: the name is not needed any more
     this.watch(stream, new Socket({ fd, readable: true, writable: false }));
   }
