@@ -615,6 +615,19 @@ static int exec_common(int search, const char *file, char *const argv[], char *c
     return -1;
   }
   if (!armed) return real(file, argv, envp);
+  char exe[PATH_MAX];
+  if (in_make && getpid() == make_pid) {
+    /* make re-executes itself (after remaking a makefile) by its argv[0],
+     * which is the command typed (mpmake): that would start another mpmake,
+     * without the options it was given. Itself, as without mpmake. */
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n > 0) {
+      exe[n] = '\0';
+      file = exe;
+      search = 0;
+      real = real_execve;
+    }
+  }
   char buf[PATH_MAX];
   const char *path = search ? search_path(file, env_path(envp), buf, sizeof buf) : file;
   if (path == NULL || !runnable(path)) return real(file, argv, envp);

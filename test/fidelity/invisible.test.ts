@@ -1,10 +1,13 @@
 // Issue 14: nothing about mpmake shows in what a makefile or a recipe can
 // read, and lines make execs itself (its fast path) end as make's own.
 // Each case is named after the cause it guards against.
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import t from 'tap';
 import { startCluster } from '../helpers/cluster.js';
 import { fidelityCase } from '../helpers/fidelity.js';
-import { fidelityCaseDir as caseDir } from '../helpers/paths.js';
+import { fidelityCaseDir as caseDir, mpmakeCli } from '../helpers/paths.js';
+import { cleanEnv, runCapture, runMake } from '../helpers/run.js';
 
 const cluster = await startCluster(t, 2, 2);
 const c = () => cluster;
@@ -56,3 +59,32 @@ fidelityCase(t, c, 'command-line-j-wins-over-makefile-j', caseDir('command-line-
   { label: 'j4', args: ['-j4'], compare: 'sorted-lines' },
   { label: 'j4-makeflags-env-s', args: ['-j4'], compare: 'sorted-lines', env: { MAKEFLAGS: '-s' } },
 ]);
+
+// make re-executed itself (after remaking inc.mk) by its argv[0], the
+// command typed: typed as the path of mpmake, a second mpmake started
+// without the first one's options ("no cluster configured; running plain
+// make"). (The harness types `make`, which hid it.)
+t.test('remade-makefile-reexec-runs-mpmake', async (t) => {
+  const makefile = readFileSync(join(caseDir('remade-makefile'), 'Makefile'), 'utf8');
+  const plainDir = t.testdir({ plain: { Makefile: makefile }, mp: { Makefile: makefile } });
+  const plain = await runMake(['-j4'], { cwd: join(plainDir, 'plain'), env: cleanEnv() });
+  const report = join(plainDir, 'report.json');
+  const mp = await runCapture(
+    process.execPath,
+    [
+      mpmakeCli,
+      '--mp-quiet',
+      '--mp-local=',
+      `--mp-hosts=${cluster.hosts}`,
+      `--mp-report=${report}`,
+      '-j4',
+    ],
+    { cwd: join(plainDir, 'mp'), env: cleanEnv(), argv0: mpmakeCli },
+  );
+  t.equal(mp.stderr.toString(), plain.stderr.toString(), 'stderr');
+  const sorted = (b: Buffer): string[] => b.toString().split('\n').sort();
+  t.same(sorted(mp.stdout), sorted(plain.stdout), 'stdout lines');
+  t.equal(mp.code, plain.code, 'exit status');
+  const jobs = (JSON.parse(readFileSync(report, 'utf8')) as { jobs: { total: number } }).jobs;
+  t.equal(jobs.total, 4, 'inc.mk, a, b and all, all through this build');
+});
