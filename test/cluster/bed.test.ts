@@ -19,6 +19,7 @@ import t from 'tap';
 import { bedMissing, startBed } from '../helpers/cluster-bed.js';
 import type { BedCases } from './bed-compare.js';
 import { buildCases } from './bed-build.js';
+import { fenceCases } from './bed-fence.js';
 import { incrementalCases } from './bed-incremental.js';
 import { mungeCases } from './bed-munge.js';
 
@@ -26,6 +27,8 @@ const CASES: [string, BedCases][] = [
   ['incremental builds', incrementalCases],
   ['builds', buildCases],
   ['MUNGE', mungeCases],
+  // Last: the fenced node's mount is made again, its other mounts are not.
+  ['fencing', fenceCases],
 ];
 
 const missing = bedMissing();

@@ -37,6 +37,7 @@ import {
   type CacheOptions,
   type SshKeys,
 } from './bed/file-server.js';
+import { fenceCommand } from './bed/fence.js';
 import { Host, type HostProcess } from './bed/host.js';
 import { attach, createBridge, setLink } from './bed/network.js';
 
@@ -97,6 +98,7 @@ export class Bed {
   /** Second views of the export (mountAlso), unmounted first. */
   private readonly moreMounts: Array<{ host: Host; sshfs: HostProcess; path: string }> = [];
   private closed = false;
+  private cache: CacheOptions = {};
 
   private constructor(
     /** Private run directory (keys, secret, export, mount point). */
@@ -149,6 +151,7 @@ export class Bed {
   }
 
   private async setUp(options: CacheOptions): Promise<void> {
+    this.cache = { attrTimeout: options.attrTimeout, negativeTimeout: options.negativeTimeout };
     await createBridge(this.switchHost);
     await Promise.all(
       [this.server, this.client, ...this.nodes].map((h) => attach(this.switchHost, h)),
@@ -177,6 +180,34 @@ export class Bed {
         this.moreMounts.push({ host, sshfs, path });
       }),
     );
+  }
+
+  /**
+   * A command for mpmake's --mp-fence that ends the lost node's sftp
+   * sessions at the file server (see bed/fence.ts). A node fenced so has
+   * lost its mount: give it back with {@link remount}.
+   */
+  fenceCommand(): string {
+    return fenceCommand(this.runDir, this.keys!, this.server.address);
+  }
+
+  /**
+   * Mounts the export at the mount path on `host` again (after a fence
+   * ended its session), once its old sshfs has noticed, or after `waitMs`.
+   * Returns whether the old one had ended by itself.
+   */
+  async remount(host: Host, waitMs = 10_000): Promise<boolean> {
+    const old = this.mounts.get(host)!;
+    let timer: NodeJS.Timeout | undefined;
+    const ended = await Promise.race([
+      old.exited.then(() => true),
+      new Promise<boolean>((r) => (timer = setTimeout(() => r(false), waitMs))),
+    ]);
+    clearTimeout(timer);
+    await unmountShared(host, old, this.mountPath);
+    const opts = [this.server, this.keys!, this.exportDir, this.mountPath, this.cache] as const;
+    this.mounts.set(host, await mountShared(host, ...opts));
+    return ended;
   }
 
   /** Starts an agent on `node`. */

@@ -7,8 +7,10 @@
  * re-run elsewhere: the link comes back after the build, the cut node's
  * file system client then delivers whatever it still held, and the log
  * (whose lines land in the order the file server gets them) and the targets
- * are read only after that. Used by test/cluster/bed-build.test.ts (once)
- * and benchmarks/one-writer.ts (20 times, on one bed).
+ * are read only after that. With `fence`, mpmake runs the bed's fence
+ * command (the node's sftp sessions at the file server end), and the node's
+ * mount is made again afterwards. Used by test/cluster/bed-build.ts and
+ * bed-fence.ts (once each) and benchmarks/one-writer.ts (20 times, on one bed).
  */
 import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -17,11 +19,12 @@ import {
   linesAfterStep,
   oneWriterMakefile,
   overlapsIn,
+  streamMakefile,
   TARGET_NAMES,
   wholeTarget,
   type FaultRun,
 } from './one-writer.js';
-import { eventually, sleepers } from './procs.js';
+import { eventually, runningWith, sleepers } from './procs.js';
 
 /**
  * When the link is cut: `quiet`, while every job of the node pauses
@@ -32,6 +35,19 @@ import { eventually, sleepers } from './procs.js';
  */
 export type CutMoment = 'quiet' | 'any';
 
+export interface CutLinkOptions {
+  heartbeatTimeoutMs: number;
+  at: CutMoment;
+  /**
+   * Recipes append to the log without a pause (streamMakefile) instead of
+   * writing eight steps apart; the cut then falls in the middle of a stream
+   * of writes (with `at: 'any'`).
+   */
+  stream?: boolean;
+  /** Build with --mp-fence: the bed's fence ends the node's sftp sessions at the file server. */
+  fence?: boolean;
+}
+
 export interface CutLinkRun extends Omit<FaultRun, 'fault'> {
   fault: 'cut-link';
   /** Lines of a copy that reached the log after a later copy's first line. */
@@ -40,6 +56,8 @@ export interface CutLinkRun extends Omit<FaultRun, 'fault'> {
   victim: string;
   /** When the link was cut, µs since the epoch (the log's clock). */
   cutAtUs: number;
+  /** Lines the cut node's copies logged in all (by the end). */
+  victimLines: number;
 }
 
 const readText = (path: string): string => {
@@ -58,23 +76,31 @@ const readText = (path: string): string => {
 export async function runCutLink(
   bed: Bed,
   name: string,
-  opts: { heartbeatTimeoutMs: number; at: CutMoment },
+  opts: CutLinkOptions,
 ): Promise<CutLinkRun> {
   const dir = join(bed.exportDir, name);
   mkdirSync(dir);
   const sleep = `0.2${Math.floor(Math.random() * 9000 + 1000)}`;
   const PAUSE_STEP = 3;
   const pause = opts.at === 'quiet' ? { step: PAUSE_STEP, sleeps: 8 } : undefined;
-  writeFileSync(join(dir, 'Makefile'), oneWriterMakefile(sleep, pause));
+  const marker = `stream-${sleep}`;
+  // Two streams (on two nodes), not four: a stream keeps a core busy.
+  const targets = opts.stream ? TARGET_NAMES.slice(0, 2) : TARGET_NAMES;
+  const makefile = opts.stream
+    ? streamMakefile(5, marker, targets)
+    : oneWriterMakefile(sleep, pause);
+  writeFileSync(join(dir, 'Makefile'), makefile);
+  const running = (): number => (opts.stream ? runningWith(marker).length : sleepers(sleep).length);
   await bed.stopAgents();
   const agents = await bed.startAgents({ slots: 2 });
   const reportFile = join(bed.runDir, `${name}.report.json`);
   const build = bed.mpmake(
     [
       `--mp-heartbeat-timeout=${opts.heartbeatTimeoutMs}`,
+      ...(opts.fence ? [`--mp-fence=${bed.fenceCommand()}`, '--mp-fence-timeout=20000'] : []),
       '--mp-quiet',
       `--mp-report=${reportFile}`,
-      `-j${TARGET_NAMES.length}`,
+      `-j${targets.length}`,
     ],
     { cwd: join(bed.mountPath, name), timeoutMs: 120_000 },
   );
@@ -118,6 +144,8 @@ export async function runCutLink(
         `mpmake: ${r.stderr.toString()}`,
     );
   }
+  // At any moment: somewhere in the next second of the node's writes.
+  if (opts.at === 'any') await new Promise((r) => setTimeout(r, Math.random() * 1000));
   const cutAtUs = Date.now() * 1000;
   await bed.cutLink(victim!);
   const faultAt = Date.now();
@@ -132,16 +160,19 @@ export async function runCutLink(
   // waiting on the file server ends only once the link is back; then the
   // node's sshfs delivers what it held. One request through its mount, after
   // everything of the build there has ended, has gone behind all of that.
-  await eventually(() => sleepers(sleep).length === 0, 60_000);
-  const strays = sleepers(sleep).length;
+  // Fenced, its sessions at the server are gone: whatever it held meets a
+  // closed socket, and its mount is made again.
+  await eventually(() => running() === 0, 60_000);
+  const strays = running();
   await bed.stopAgents(agents);
-  await victim!.sh(`cat ${join(bed.mountPath, name, 'writes.log')} > /dev/null`);
+  if (opts.fence) await bed.remount(victim!);
+  else await victim!.sh(`cat ${join(bed.mountPath, name, 'writes.log')} > /dev/null`);
   const text = readText(log);
   const { overlaps, copies } = overlapsIn(text);
   const lateLines = overlapsIn(text, 'order').overlaps;
   const want = wholeTarget();
-  const incomplete = TARGET_NAMES.filter((t) => readText(join(dir, t)) !== want);
-  const expected = new Set(['Makefile', 'writes.log', ...TARGET_NAMES]);
+  const incomplete = targets.filter((t) => readText(join(dir, t)) !== want);
+  const expected = new Set(['Makefile', 'writes.log', ...targets]);
   const leftovers = readdirSync(dir).filter((f) => !expected.has(f));
   return {
     fault: 'cut-link',
@@ -156,6 +187,7 @@ export async function runCutLink(
     afterFaultMs,
     victim: victimId,
     cutAtUs,
+    victimLines: counts().byNode.get(victimId) ?? 0,
     report: JSON.parse(readText(reportFile) || '{}') as FaultRun['report'],
   };
 }

@@ -80,6 +80,30 @@ export function oneWriterMakefile(
   );
 }
 
+/**
+ * The build of a random-moment cut: each recipe appends to the log without
+ * a pause for `seconds` (one line per write, through one open file, each
+ * line `w NODE COPY MICROSECONDS TARGET SEQUENCE`), then writes its target
+ * whole. `marker` is in every recipe's command line (to find its
+ * processes).
+ */
+export function streamMakefile(seconds: number, marker: string, names: string[]): string {
+  const us = Math.round(seconds * 1e6);
+  const now = '$${EPOCHREALTIME/./}';
+  const node = '$${MPMAKE_NODE:-local}';
+  const lines = Array.from({ length: STEPS }, (_, i) => i + 1).join(' ');
+  const recipe =
+    `\t@: ${marker}; exec 3>>writes.log; end=$$(( ${now} + ${us} )); i=0; ` +
+    `while now=${now}; [ $$now -lt $$end ]; do i=$$((i+1)); ` +
+    `echo "w ${node} $$$$ $$now $@ $$i" >&3; done; exec 3>&-; ` +
+    `printf 'line%s\\n' ${lines} > $@\n`;
+  return (
+    'SHELL := /bin/bash\n' +
+    `all: ${names.join(' ')}\n` +
+    names.map((n) => `${n}:\n${recipe}`).join('')
+  );
+}
+
 /** The complete text of every target (what plain make leaves). */
 export function wholeTarget(): string {
   return Array.from({ length: STEPS }, (_, i) => `line${i + 1}\n`).join('');
@@ -101,7 +125,7 @@ export function overlapsIn(
   const spans = new Map<string, Map<string, { start: number; end: number }>>();
   let index = 0;
   for (const line of log.split('\n')) {
-    const m = /^w (\S+) (\d+) (\d+) (\S+)$/.exec(line);
+    const m = /^w (\S+) (\d+) (\d+) (\S+)(?: \d+)?$/.exec(line);
     if (!m) continue;
     const [, node, pid, us, target] = m;
     const copy = `${node}/${pid}`;

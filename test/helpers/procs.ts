@@ -32,6 +32,11 @@ export function sleepers(seconds: string): number[] {
   );
 }
 
+/** Pids of processes (not shims) with an argument containing `marker` (a recipe's `bash -c LINE`). */
+export function runningWith(marker: string): number[] {
+  return processesWhere((argv, pid) => argv.some((a) => a.includes(marker)) && !isShim(argv, pid));
+}
+
 /**
  * Whether a process is an mpmake shim: the native one keeps make's argv
  * (`/bin/sh -c LINE`, or the program itself on make's fast path), so it is

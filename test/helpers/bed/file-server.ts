@@ -59,6 +59,9 @@ export function makeSshFiles(dir: string, server: Host): SshKeys {
       'MaxStartups 64',
       // No umask of its own: files get the mode the client's kernel asked for.
       'Subsystem sftp internal-sftp -u 000',
+      // Commands (the bed's fence) run without root's ~/.bashrc: bash reads
+      // it when run by sshd at SHLVL 0 only, and a machine's may hang.
+      'SetEnv SHLVL=1',
       'LogLevel ERROR',
       '',
     ].join('\n'),
@@ -87,14 +90,21 @@ export async function startSshd(server: Host, keys: SshKeys): Promise<HostProces
   }
 }
 
-export function sshfsOptions(keys: SshKeys, cache: CacheOptions): string {
-  const attr = cache.attrTimeout ?? 3;
+/** ssh's options to reach the file server as the bed's client (sshfs, the fence). */
+export function sshClientOptions(keys: SshKeys): string[] {
   return [
     `IdentityFile=${keys.clientKey}`,
     'IdentitiesOnly=yes',
     `UserKnownHostsFile=${keys.knownHosts}`,
     'StrictHostKeyChecking=yes',
     'BatchMode=yes',
+  ];
+}
+
+export function sshfsOptions(keys: SshKeys, cache: CacheOptions): string {
+  const attr = cache.attrTimeout ?? 3;
+  return [
+    ...sshClientOptions(keys),
     'dir_cache=no',
     `attr_timeout=${attr}`,
     `entry_timeout=${attr}`,
