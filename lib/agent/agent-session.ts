@@ -108,6 +108,8 @@ export class AgentSession {
   private congested = false;
   private authTimer: NodeJS.Timeout | undefined;
   private silenceTimer: NodeJS.Timeout | undefined;
+  /** Counts armings of the silence timer: a judgement of an older one is void. */
+  private silenceArmed = 0;
   private silenceMs = DEFAULT_CLIENT_SILENCE_MS;
   /** The client's job lease (lease-board.ts): renewed by its heartbeats, revoked when it goes. */
   private lease: Lease | undefined;
@@ -327,9 +329,17 @@ export class AgentSession {
 
   private armSilenceTimer(): void {
     clearTimeout(this.silenceTimer);
+    const armed = ++this.silenceArmed;
     this.silenceTimer = setTimeout(() => {
-      this.ctx.log(`${this.peer}: silent for ${this.silenceMs} ms; the client is gone`);
-      this.channel.destroy(new Error(`client silent for ${this.silenceMs} ms`));
+      // Judged after what has come meanwhile is read: an agent starved of
+      // CPU runs its due timers before it reads its sockets, where the
+      // client's pings may be waiting (issue 15: twelve builds at load 22
+      // lost agents). A message read now arms a new timer.
+      setImmediate(() => {
+        if (armed !== this.silenceArmed || this.state === 'closed') return;
+        this.ctx.log(`${this.peer}: silent for ${this.silenceMs} ms; the client is gone`);
+        this.channel.destroy(new Error(`client silent for ${this.silenceMs} ms`));
+      });
     }, this.silenceMs);
   }
 

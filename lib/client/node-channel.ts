@@ -299,7 +299,14 @@ export class NodeChannel extends EventEmitter<NodeChannelEvents> {
         return;
       }
       if (Date.now() - this.lastHeardMs > this.options.heartbeatTimeoutMs) {
-        this.channel?.destroy(new Error(`no heartbeat for ${this.options.heartbeatTimeoutMs} ms`));
+        // Judged after what has come meanwhile is read: a starved client
+        // runs its due timers before it reads its sockets.
+        const channel = this.channel;
+        setImmediate(() => {
+          if (channel !== this.channel) return;
+          if (Date.now() - this.lastHeardMs <= this.options.heartbeatTimeoutMs) return;
+          channel?.destroy(new Error(`no heartbeat for ${this.options.heartbeatTimeoutMs} ms`));
+        });
         return;
       }
       if (this.pingSentMs.size > 8) this.pingSentMs.clear();

@@ -161,6 +161,11 @@ export interface ClusterOptions extends NodeChannelOptions {
   checkTimeoutMs: number;
   /** --mp-fence: cut a lost node off before its jobs run again elsewhere. */
   fence?: FenceOptions | undefined;
+  /**
+   * Under --mp-no-fallback: how long a job with no node to run on (its own
+   * lost) waits for one that may still come; 0 or unset: it fails at once.
+   */
+  nodeWaitMs?: number;
 }
 
 /**
@@ -216,6 +221,8 @@ export class Cluster extends EventEmitter<ClusterEvents> {
   private closed = false;
   /** Jobs refused for load, waiting for a slot, oldest first, with their pause. */
   private readonly parked = new Map<RunningJob, NodeJS.Timeout>();
+  /** Jobs with no node to run on, waiting for one that may still come (awaitNode). */
+  private readonly awaitingNode = new Map<RunningJob, NodeJS.Timeout>();
 
   constructor(
     specs: readonly HostSpec[],
@@ -266,6 +273,7 @@ export class Cluster extends EventEmitter<ClusterEvents> {
     if (reason === undefined) {
       this.checked.add(node);
       this.emit('capacity', this.totalSlots);
+      this.resumeAwaiting();
       if (this.started)
         process.stderr.write(`mpmake: ${node.nodeId} (${node.address}) joined the build\n`);
     } else if (node.state === 'ready') {
@@ -485,6 +493,12 @@ export class Cluster extends EventEmitter<ClusterEvents> {
         if (job.cancelled) return;
         job.cancelled = signal;
         if (this.parked.has(job)) return this.offerAgain(job);
+        if (this.awaitingNode.has(job)) {
+          clearTimeout(this.awaitingNode.get(job));
+          this.awaitingNode.delete(job);
+          job.sink.exit(null, signal, job.node.nodeId, { queuedMs: 0, runMs: 0 });
+          return;
+        }
         if (this.jobs.has(job.id)) job.node.send({ type: 'cancel', id: job.id, signal });
       },
       resize: (cols, rows) => {
@@ -497,9 +511,9 @@ export class Cluster extends EventEmitter<ClusterEvents> {
 
   private dispatch(job: RunningJob, node: NodeChannel | undefined): void {
     if (!node) {
-      if (!job.sink.runLocally('no agent is reachable')) {
-        this.giveUp(job, 'MPM_ERR_AGENT_LOST', 'no agent is reachable to run this job');
-      }
+      if (job.sink.runLocally('no agent is reachable')) return;
+      if (this.awaitNode(job)) return;
+      this.giveUp(job, 'MPM_ERR_AGENT_LOST', 'no agent is reachable to run this job');
       return;
     }
     job.node = node;
@@ -613,6 +627,7 @@ export class Cluster extends EventEmitter<ClusterEvents> {
           );
         }
       }
+      this.resumeAwaiting();
     });
   }
 
@@ -659,6 +674,43 @@ export class Cluster extends EventEmitter<ClusterEvents> {
       Math.min(MAX_REFUSED_PAUSE_MS, 50 * job.refusals),
     );
     this.parked.set(job, timer);
+  }
+
+  /**
+   * Holds a job that no node can take now (its own lost, no fallback to
+   * the client) while a node may still come (connecting, in its checks,
+   * retrying), at most `nodeWaitMs`: a loaded agent that dropped us is
+   * waited for as at the start (node-wait.ts). False: nothing to wait for.
+   */
+  private awaitNode(job: RunningJob): boolean {
+    const bound = this.options.nodeWaitMs ?? 0;
+    if (bound <= 0 || this.closed || this.coming.length === 0) return false;
+    trace(`job ${job.id}: no node ready; waiting up to ${bound} ms for one`);
+    const timer = setTimeout(() => {
+      this.awaitingNode.delete(job);
+      const coming = this.coming.map((n) => `${n.address} (${n.reason ?? n.state})`).join(', ');
+      this.giveUp(
+        job,
+        'MPM_ERR_AGENT_LOST',
+        `no agent came back within ${bound / 1000} s to run this job (still trying: ${coming || 'none'})`,
+      );
+    }, bound);
+    this.awaitingNode.set(job, timer);
+    return true;
+  }
+
+  /** A node is ready, or none may come any more: the jobs waiting for one go on, in order. */
+  private resumeAwaiting(): void {
+    if (this.awaitingNode.size === 0) return;
+    const ready = this.readyNodes.length > 0;
+    if (!ready && this.coming.length > 0) return;
+    for (const [job, timer] of [...this.awaitingNode]) {
+      clearTimeout(timer);
+      this.awaitingNode.delete(job);
+      if (!ready) {
+        this.giveUp(job, 'MPM_ERR_AGENT_LOST', 'no agent is reachable to run this job');
+      } else this.dispatch(job, this.nextNode(job));
+    }
   }
 
   /** A job of ours left `node`: its slot may take the oldest job waiting for one there. */
@@ -818,6 +870,8 @@ export class Cluster extends EventEmitter<ClusterEvents> {
     this.waiting.clear();
     for (const timer of this.parked.values()) clearTimeout(timer);
     this.parked.clear();
+    for (const timer of this.awaitingNode.values()) clearTimeout(timer);
+    this.awaitingNode.clear();
     for (const node of this.nodes) node.close();
     this.probes.close();
   }

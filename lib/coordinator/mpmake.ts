@@ -137,6 +137,8 @@ export async function runMpmake(
     explain: options.explain ? say : undefined,
     checkTimeoutMs: Math.max(options.connectTimeoutMs, 3000),
     fence: options.fence,
+    // A job whose node was lost waits for one as a new line does (node-wait.ts).
+    nodeWaitMs: options.noFallback ? nodeWaitBoundMs(options.connectTimeoutMs) : 0,
   });
   try {
     await cluster.start(where.cwd);

@@ -102,3 +102,55 @@ t.test('fair per user: two builds of one user share one turn', async (t) => {
   s.submit(bob, 'b5', 'bob');
   t.equal(started[started.length - 1], 'b5', 'dropped users leave no trace');
 });
+
+// Issue 15: twelve users' builds at once on one agent. While every user has
+// jobs waiting, each gets the same number of starts (within one), however
+// uneven their builds (how many jobs, how long each runs, how many at once).
+t.test('twelve users, uneven builds: equal starts while all twelve wait', async (t) => {
+  interface Job {
+    user: number;
+    runs: number;
+  }
+  const users = 12;
+  const slots = 4;
+  const running: { job: Job; endsAt: number }[] = [];
+  let now = 0;
+  const s = new JobScheduler<Job>(slots, (job) => running.push({ job, endsAt: now + job.runs }));
+  const total = new Array<number>(users).fill(0);
+  // Starts counted from when all twelve wait (the first jobs took the free slots).
+  const starts = new Array<number>(users).fill(0);
+  const waiting = new Array<number>(users).fill(0);
+  // User u: 20 + 3u jobs of 1 + u % 4 time units, one build (user 0..5) or two (6..11).
+  const clients = Array.from({ length: users }, (_, u) => (u < 6 ? [{}] : [{}, {}]));
+  for (let u = 0; u < users; u++) {
+    for (let k = 0; k < 20 + 3 * u; k++) {
+      waiting[u]!++;
+      s.submit(clients[u]![k % clients[u]!.length]!, { user: u, runs: 1 + (u % 4) }, `user${u}`);
+    }
+  }
+  for (const r of running) {
+    total[r.job.user]!++;
+    waiting[r.job.user]!--;
+  }
+  let worst = 0;
+  while (running.length > 0) {
+    running.sort((a, b) => a.endsAt - b.endsAt);
+    const done = running.shift()!;
+    now = done.endsAt;
+    const before = running.length;
+    s.release(done.job);
+    for (const { job } of running.slice(before)) {
+      total[job.user]!++;
+      starts[job.user]!++;
+      waiting[job.user]!--;
+    }
+    if (waiting.every((w) => w > 0))
+      worst = Math.max(worst, Math.max(...starts) - Math.min(...starts));
+  }
+  t.same(
+    total,
+    total.map((_, u) => 20 + 3 * u),
+    'every job ran once',
+  );
+  t.ok(worst <= 1, `while all twelve waited, starts per user differed by ${worst} at most`);
+});

@@ -6,7 +6,7 @@
  */
 import t from 'tap';
 import { randomBytes } from 'node:crypto';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -75,4 +75,43 @@ t.test('a host refused for good (wrong secret) fails at once with the reason', a
   t.match(err, /refused our secret/, 'says why the host is out');
   t.match(err, /MPM_ERR_NO_AGENTS/);
   t.notMatch(err, /became ready within/, 'did not wait for a host that cannot come');
+});
+
+// Issue 15: at load 22-28 twelve builds lost their agent mid-job (late
+// heartbeats); the job's re-run found no node ready and, under
+// --mp-no-fallback, failed at once ("no agent is reachable") though the agent
+// came back a moment later. Now the job waits for a node as a new line does.
+t.test('a job whose agent died waits for it to come back (--mp-no-fallback)', async (t) => {
+  const dir = t.testdir({
+    Makefile: 'out:\n\t@echo run >> runs; sleep 1; echo built > $@\n',
+  });
+  const report = join(dir, 'report.json');
+  const first = await spawnLocalAgent({ slots: 1, env: cleanEnv() });
+  const build = runMpmake(
+    [
+      `--mp-hosts=127.0.0.1:${first.port}/1`,
+      `--mp-report=${report}`,
+      '--mp-no-fallback',
+      '--mp-heartbeat-timeout=1000',
+    ],
+    { cwd: dir, env: cleanEnv() },
+  );
+  // The job runs on the agent: it dies with it (no word to the client).
+  for (let i = 0; i < 200 && !existsSync(join(dir, 'runs')); i++) await sleep(50);
+  await first.stop('SIGKILL');
+  await sleep(1500);
+  const again = await spawnLocalAgent({
+    slots: 1,
+    listen: `127.0.0.1:${first.port}`,
+    env: cleanEnv(),
+  });
+  t.teardown(() => again.stop());
+  const r = await build;
+  const err = r.stderr.toString();
+  t.equal(r.code, 0, err);
+  t.equal(readFileSync(join(dir, 'out'), 'utf8'), 'built\n');
+  t.notMatch(err, /MPM_ERR_AGENT_LOST|no agent is reachable/);
+  const rep = JSON.parse(readFileSync(report, 'utf8'));
+  t.equal(rep.jobs.retried, 1, 'the job ran again, on the agent that came back');
+  t.equal(rep.jobs.remote, 1);
 });
