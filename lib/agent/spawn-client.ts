@@ -49,6 +49,7 @@ export class SpawnClient {
   private readonly handlers = new Map<number, SpawnHandlers>();
   private nextId = 1;
   private dead: Error | undefined;
+  private closing = false;
 
   private constructor(binary: string) {
     this.dir = mkdtempSync(join(tmpdir(), 'mpm-agent-'));
@@ -56,6 +57,12 @@ export class SpawnClient {
     this.child.stdout!.on('data', (chunk: Buffer) => this.onData(chunk));
     this.child.on('exit', (code, signal) => {
       this.dead = new Error(`the job spawner exited (${signal ?? code})`);
+      // Never expected: it takes every job it runs with it (a new one starts for the next job).
+      if (!this.closing && this.handlers.size > 0) {
+        process.stderr.write(
+          `mpm agent: ${this.dead.message}; its ${this.handlers.size} jobs were killed\n`,
+        );
+      }
       for (const h of this.handlers.values()) h.dead();
       this.handlers.clear();
     });
@@ -170,6 +177,7 @@ export class SpawnClient {
 
   /** Stops the spawner (it kills whatever jobs it still has) and removes its directory. */
   close(): void {
+    this.closing = true;
     this.child.stdin!.end();
     rmSync(this.dir, { recursive: true, force: true });
   }

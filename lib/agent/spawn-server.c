@@ -141,10 +141,19 @@ static uint64_t cpu_us_of(const struct rusage *ru) {
          (uint64_t)ru->ru_stime.tv_sec * 1000000u + (uint64_t)ru->ru_stime.tv_usec;
 }
 
+/*
+ * Signals job `pid`'s process group; before the job has made its session
+ * (just forked, signals blocked until then), the job itself, which is all
+ * of it then. Either way its pid is unreaped, so it names the job.
+ */
+static void signal_group(pid_t pid, int sig) {
+  if (kill(-pid, sig) != 0 && errno == ESRCH) kill(pid, sig);
+}
+
 static void kill_all_and_exit(int code) {
   uint64_t now = lease_now_ns();
   for (int i = 0; i < MAX_JOBS; i++)
-    if (jobs[i].pid > 0 && !jobs[i].reaped) kill(-jobs[i].pid, SIGKILL);
+    if (jobs[i].pid > 0 && !jobs[i].reaped) signal_group(jobs[i].pid, SIGKILL);
   /* Then, once each is dead, its half-made target goes. */
   for (int i = 0; i < MAX_JOBS; i++) {
     if (jobs[i].pid <= 0 || jobs[i].reaped) continue;
@@ -164,7 +173,7 @@ static void check_leases(void) {
     if (j->pid <= 0 || j->reaped || j->killed || j->lease == NO_ID) continue;
     uint64_t deadline = lease_deadline(lease_fd, j->lease);
     if (deadline > now) continue;
-    kill(-j->pid, SIGKILL);
+    signal_group(j->pid, SIGKILL);
     j->killed = 1;
     /* Revoked (0): the client is gone; now is when the end began. */
     j->ended_ns = deadline ? deadline : now;
@@ -252,9 +261,16 @@ static void spawn(unsigned char *p, unsigned char *end) {
      nothing waits for anything. */
   int wo = open(out, O_RDWR | O_CLOEXEC);
   int we = err[0] ? open(err, O_RDWR | O_CLOEXEC) : -1;
+  /* No signal reaches the child before it has our handlers off (one of
+     them would run kill_all_and_exit there, on its copy of the table). */
+  sigset_t all, old;
+  sigfillset(&all);
+  sigprocmask(SIG_BLOCK, &all, &old);
   pid_t pid = (wo < 0 || (err[0] && we < 0)) ? -1 : fork();
+  int fork_errno = errno;
+  if (pid != 0) sigprocmask(SIG_SETMASK, &old, NULL);
   if (pid < 0) {
-    reply(1, id, -errno, 0, 0);
+    reply(1, id, -fork_errno, 0, 0);
     if (wo >= 0) close(wo);
     if (we >= 0) close(we);
     unlink(out);
@@ -263,15 +279,15 @@ static void spawn(unsigned char *p, unsigned char *end) {
     goto done;
   }
   if (pid == 0) {
-    sigset_t none;
-    sigemptyset(&none);
-    sigprocmask(SIG_SETMASK, &none, NULL);
     signal(SIGCHLD, SIG_DFL);
     signal(SIGTERM, SIG_DFL);
     signal(SIGHUP, SIG_DFL);
     signal(SIGINT, SIG_DFL);
     signal(SIGPIPE, SIG_DFL);
     setsid();
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
     int in = open("/dev/null", O_RDONLY);
     if (in < 0) _exit(127);
     dup2(in, 0);
@@ -339,7 +355,7 @@ static void signal_job(unsigned char *p, unsigned char *end) {
   for (int i = 0; i < MAX_JOBS; i++) {
     if (jobs[i].pid == 0 || jobs[i].id != id) continue;
     if (jobs[i].reaped) return; /* its id may be another's by now */
-    if (sig > 0 && sig < (uint32_t)NSIG) kill(-jobs[i].pid, (int)sig);
+    if (sig > 0 && sig < (uint32_t)NSIG) signal_group(jobs[i].pid, (int)sig);
     if (flags & 1) jobs[i].sweep = 1;
     return;
   }
@@ -356,7 +372,7 @@ static void reap(void) {
     struct job *j = NULL;
     for (int i = 0; i < MAX_JOBS && !j; i++)
       if (jobs[i].pid == pid && !jobs[i].reaped) j = &jobs[i];
-    if (j && j->sweep) kill(-pid, SIGKILL);
+    if (j && j->sweep) signal_group(pid, SIGKILL);
     int status;
     struct rusage ru;
     pid_t got;
@@ -400,9 +416,13 @@ int main(int argc, char **argv) {
   for (;;) {
     struct pollfd fds[2] = {{0, POLLIN, 0}, {sigpipe_fds[0], POLLIN, 0}};
     int ready = poll(fds, 2, leased_jobs > 0 ? LEASE_POLL_MS : -1);
+    /* Before check_leases, whose kill() may set errno (ESRCH for a group
+       already gone): a poll cut short by SIGCHLD must not read as a failure
+       that ends this process and every job it runs. */
+    int poll_errno = errno;
     check_leases();
     if (ready < 0) {
-      if (errno == EINTR) continue;
+      if (poll_errno == EINTR) continue;
       kill_all_and_exit(4);
     }
     if (fds[1].revents) {

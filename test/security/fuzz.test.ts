@@ -2,7 +2,11 @@
  * Bad input never crashes or executes: a fuzzing client sends the agent
  * 2,000 broken or out-of-order connections (see test/helpers/agent-fuzz.ts)
  * while a well-behaved client keeps running jobs. The agent stays up, runs
- * nothing it should not, and its memory stays bounded. Then the same for
+ * nothing it should not, and its memory stays bounded. Regression (flood):
+ * the good client's job was SIGKILLed once in ~4 runs: the job spawner
+ * exited, taking every job with it, when a SIGCHLD cut its poll() short and
+ * a lease kill of a group already gone (ESRCH) overwrote errno before it
+ * was read. Then the same for
  * the coordinator's shim socket in the middle of a real build.
  */
 import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -33,6 +37,14 @@ t.test('the agent under 2,000 fuzzed connections', async (t) => {
   const dir = t.testdir({ marks: {}, good: {} });
   const markerDir = join(dir, 'marks');
   const agent = await startAgent(t, { slots: 4, secretFile: secretFile(dir, SECRET) });
+  // The agent says when its job spawner dies: that kills every job it runs,
+  // the good client's too (once in ~4 runs, under the flood, before the fix).
+  const spawnerDeaths: string[] = [];
+  agent.process.stderr?.on('data', (b: Buffer) => {
+    for (const line of b.toString().split('\n')) {
+      if (line.includes('job spawner exited')) spawnerDeaths.push(line);
+    }
+  });
   let peakRss = rssBytes(agent.pid);
   const sampler = setInterval(() => (peakRss = Math.max(peakRss, rssBytes(agent.pid))), 50);
   t.teardown(() => clearInterval(sampler));
@@ -79,6 +91,7 @@ t.test('the agent under 2,000 fuzzed connections', async (t) => {
   t.equal(result.noHello, 0, 'every connection got its hello: the agent never went away');
   t.same(result.welcomedWithoutProof, [], 'no case was welcomed without a valid proof');
   t.ok(isAlive(agent.pid), 'the agent is up');
+  t.same(spawnerDeaths, [], 'the job spawner never died');
   t.same(goodFailures, [], 'the good client never failed');
   t.ok(goodJobs > 10, `the good client kept running jobs (${goodJobs})`);
   t.ok(peakRss < MAX_RSS_BYTES, `peak RSS ${peakRss} below ${MAX_RSS_BYTES}`);
