@@ -613,10 +613,11 @@ export class Cluster extends EventEmitter<ClusterEvents> {
         if (job.cancelled) {
           job.sink.exit(null, job.cancelled, node.nodeId, { queuedMs: 0, runMs: 0 });
         } else if (node.lostByFreeze && job.lapses < MAX_LAPSES) {
-          // We were frozen: not an attempt the job used up.
+          // We were frozen: not an attempt the job used up. Nor a reason to
+          // fence the node: it is fine, and its lease killed the job.
           job.lapses++;
           job.attempts--;
-          this.rerun(job, node, reason ?? 'connection lost');
+          this.rerun(job, node, reason ?? 'connection lost', true, false);
         } else if (job.attempts < 2) {
           this.rerun(job, node, reason ?? 'connection lost');
         } else {
@@ -783,11 +784,17 @@ export class Cluster extends EventEmitter<ClusterEvents> {
    * heartbeat, on our clock): until then the node may be frozen or cut off
    * with the job still running, and two copies must never write at once.
    */
-  private rerun(job: RunningJob, lost: NodeChannel, reason: string, mayRun = true): void {
+  private rerun(
+    job: RunningJob,
+    lost: NodeChannel,
+    reason: string,
+    mayRun = true,
+    fenceIt = mayRun,
+  ): void {
     // mayRun false: the node told us it killed the job; nothing to wait for.
     const waitMs = mayRun ? lost.leaseLapsesInMs() : 0;
     // Lost while it may still run the job: fenced first (when asked), from now on.
-    const fence = mayRun ? this.fence(lost, reason) : undefined;
+    const fence = fenceIt ? this.fence(lost, reason) : undefined;
     const go = (fenced: FenceOutcome | undefined): void => {
       if (this.closed) return;
       if (job.cancelled) {
