@@ -16,7 +16,7 @@
  * caches).
  *
  *   node dist/benchmarks/twelve-users-munge.js [--users 12] [--agents 2] [--slots 2]
- *        [--runs 1] [--tree mixed-small] [--connect-timeout 20000]
+ *        [--runs 1] [--tree mixed-small] [--connect-timeout 20000] [--heartbeat-timeout 5000]
  *   node dist/benchmarks/twelve-users-munge.js --replot   (the table again from the JSON)
  *
  * Needs root, useradd/userdel/runuser, MUNGE (munged, munge, unmunge) and
@@ -72,6 +72,12 @@ export interface TwelveUsersMungeOptions {
    * machine took longer than 3 s to get through.
    */
   connectTimeoutMs: number;
+  /**
+   * mpmake's --mp-heartbeat-timeout (its default is 5000): on the shared
+   * 2-core machine at load 20-28 a starved client or agent missed 5 s of
+   * heartbeats, its jobs' leases lapsed and builds failed.
+   */
+  heartbeatTimeoutMs: number;
 }
 
 export const TWELVE_USERS_MUNGE_DEFAULTS: TwelveUsersMungeOptions = {
@@ -81,6 +87,7 @@ export const TWELVE_USERS_MUNGE_DEFAULTS: TwelveUsersMungeOptions = {
   runs: 1,
   tree: 'mixed-small',
   connectTimeoutMs: 20_000,
+  heartbeatTimeoutMs: 5000,
 };
 
 export const TWELVE_USERS_MUNGE_TARGETS = {
@@ -351,6 +358,7 @@ export async function runTwelveUsersMunge(options: TwelveUsersMungeOptions): Pro
       MPMAKE_HOSTS: hostList(agents),
       MPMAKE_NO_LEARN: '1',
       MPMAKE_CONNECT_TIMEOUT: String(options.connectTimeoutMs),
+      MPMAKE_HEARTBEAT_TIMEOUT: String(options.heartbeatTimeoutMs),
     };
 
     // Untimed: one user, once (caches, the agents' JIT).
@@ -450,13 +458,26 @@ export function markdown(json: TwelveUsersMungeResult): string {
           ],
     ),
   );
+  // Builds that went on without a node: why it was left out (mpmake's line).
+  const leftOut = rounds.flatMap((g, r) =>
+    g.users.flatMap((u, i) =>
+      u.code === 0 && u.leftOut > 0
+        ? u.stderrTail
+            .split('\n')
+            .filter((l) => l.startsWith('mpmake: leaving out'))
+            .map((l) => `- round ${r + 1}, user ${String(i).padStart(2, '0')}: ${l}`)
+        : [],
+    ),
+  );
   return (
     `# twelve-users-munge: ${o.users} real users at once, each as themselves (MUNGE)\n\n` +
     `${o.users} users made for the run (removed after), each with its own copy of ` +
     `fixtures/trees/${o.tree} in a 0700 home, start \`mpmake -j --mp-no-fallback\` (through ` +
     `runuser) at the same moment against ${o.agents} root loopback agents × ${o.slots} slots ` +
     `with \`--auth munge\` (a munged of the run's own, generated key), ` +
-    `\`--mp-connect-timeout=${o.connectTimeoutMs}\` (mpmake's default is 3000). Wall time from ` +
+    `\`--mp-connect-timeout=${o.connectTimeoutMs}\` (mpmake's default is 3000), ` +
+    `\`--mp-heartbeat-timeout=${o.heartbeatTimeoutMs ?? 5000}\` (mpmake's default is 5000). ` +
+    `Spread = (slowest − fastest) / mean of the users' wall times. Wall time from ` +
     `the moment every user's shell was told to start to mpmake's exit (Node's start included); ` +
     `mpmake's own from its --mp-report. ` +
     `${rounds.length} round(s) after a one-user warm-up; the table is the last round. ` +
@@ -489,6 +510,9 @@ export function markdown(json: TwelveUsersMungeResult): string {
     `no refusal: refused jobs + nodes left out + failed or non-cluster builds ` +
     `(${checks.refusals}, ${verdict(checks.refusalsOk)}); every file in each tree owned by its ` +
     `user (${checks.foreignFiles} not, ${verdict(checks.ownershipOk)}).\n` +
+    (leftOut.length > 0
+      ? `\nNodes left out of builds that went on:\n\n${leftOut.join('\n')}\n`
+      : '') +
     (failures.length > 0
       ? `\nFailed builds (their times are those of failing, not of building: the spread means ` +
         `nothing while any failed):\n\n${failures.join('\n')}\n`
@@ -515,7 +539,14 @@ if (isMain(import.meta.url)) {
         throw new Error('--tree takes a name under fixtures/trees');
       tree = value;
     }
-    const o = numberOptions(argv, ['users', 'agents', 'slots', 'runs', 'connect-timeout']);
+    const o = numberOptions(argv, [
+      'users',
+      'agents',
+      'slots',
+      'runs',
+      'connect-timeout',
+      'heartbeat-timeout',
+    ]);
     const d = TWELVE_USERS_MUNGE_DEFAULTS;
     await runTwelveUsersMunge({
       users: o['users'] ?? d.users,
@@ -524,6 +555,7 @@ if (isMain(import.meta.url)) {
       runs: o['runs'] ?? d.runs,
       tree,
       connectTimeoutMs: o['connect-timeout'] ?? d.connectTimeoutMs,
+      heartbeatTimeoutMs: o['heartbeat-timeout'] ?? d.heartbeatTimeoutMs,
     });
   } catch (err) {
     process.stderr.write(`twelve-users-munge: ${(err as Error).message}\n`);
