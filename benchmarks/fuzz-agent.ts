@@ -69,6 +69,9 @@ export async function runFuzzAgent(options: FuzzAgentOptions): Promise<unknown> 
       }
       let fuzzing = true;
       const good = await TestClient.ready(t, agent.port, secret);
+      // Heartbeats, as a real client's: a client silent for 4 s is gone to the agent.
+      let beats = 0;
+      const heartbeat = setInterval(() => good.send({ type: 'ping', seq: beats++ }), 1000);
       const goodLoop = (async () => {
         while (fuzzing) {
           const r = await good.run(`echo good`, { cwd: goodDir }).catch(() => undefined);
@@ -88,6 +91,7 @@ export async function runFuzzAgent(options: FuzzAgentOptions): Promise<unknown> 
       });
       fuzzing = false;
       await goodLoop;
+      clearInterval(heartbeat);
       good.socket.destroy();
       tried += r.tried;
       noHello += r.noHello;

@@ -51,6 +51,12 @@ t.test('the agent under 2,000 fuzzed connections', async (t) => {
 
   // The well-behaved client: one job after another, all through the fuzzing.
   const good = await TestClient.ready(t, agent.port, Buffer.from(SECRET));
+  // It heartbeats as a real client does (mpmake pings every second): a
+  // client silent for 4 s is gone to the agent, and under load a job of the
+  // good client may take that long (it was dropped so, waiting for an exit).
+  let beats = 0;
+  const heartbeat = setInterval(() => good.send({ type: 'ping', seq: beats++ }), 1000);
+  t.teardown(() => clearInterval(heartbeat));
   let fuzzing = true;
   let goodJobs = 0;
   const goodFailures: string[] = [];
