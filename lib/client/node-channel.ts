@@ -72,8 +72,13 @@ export class NodeChannel extends EventEmitter<NodeChannelEvents> {
   cpus = 1;
   lastLoad: LoadMessage | undefined;
   lastLoadAtMs = 0;
-  /** Agent clock minus ours, ms, from the last ping. */
+  /** Agent clock minus ours, ms, from the last ping (the middle of `clockSkewRange`). */
   clockSkewMs = 0;
+  /**
+   * Where agent clock minus ours surely lies: the agent read its clock
+   * between our ping and its pong, so a slow pong widens the range.
+   */
+  clockSkewRange: { lo: number; hi: number } = { lo: 0, hi: 0 };
   /** Authentication failed: reconnecting will not help. */
   refused = false;
   /**
@@ -182,6 +187,7 @@ export class NodeChannel extends EventEmitter<NodeChannelEvents> {
           this.slots = this.spec.slots ?? m.slots;
           this.cpus = m.cpus;
           this.clockSkewMs = m.clockMs - Date.now();
+          this.clockSkewRange = { lo: this.clockSkewMs, hi: this.clockSkewMs };
           this.backoff.reset();
           this.startHeartbeat();
           this.transition('connecting', 'ready', undefined);
@@ -249,6 +255,7 @@ export class NodeChannel extends EventEmitter<NodeChannelEvents> {
           this.pingSentMs.delete(m.seq);
           const now = Date.now();
           this.clockSkewMs = m.clockMs - (sent + now) / 2;
+          this.clockSkewRange = { lo: m.clockMs - now, hi: m.clockMs - sent };
         }
         break;
       }

@@ -11,7 +11,7 @@ import {
 import { tracer } from '../trace.js';
 import type { HostSpec } from '../client/host-list.js';
 import { NodeChannel, type NodeChannelOptions } from '../client/node-channel.js';
-import { serverSkew, skewToServer } from './server-clock.js';
+import { serverSkew, skewToServer, surelyBeyond } from './server-clock.js';
 import { identify, qualifiedId, sameAgentLine, type SameAgent } from './node-identity.js';
 import { ProbeFile } from './probe-file.js';
 import { fenceProblem, runFence, type FenceOptions, type FenceOutcome } from './fence.js';
@@ -342,15 +342,17 @@ export class Cluster extends EventEmitter<ClusterEvents> {
       const onState = (): void => done(node.reason ?? 'connection lost during the start checks');
       const onProbe = (m: { ok: boolean; reason: string }): void => {
         if (!m.ok) return done(m.reason);
-        const skew = Math.round(node.clockSkewMs);
-        if (Math.abs(skew) > this.options.maxClockSkewMs) {
+        // Only a difference past the limit however slow the pong was: a
+        // loaded node answering late is not a skewed one.
+        const skew = surelyBeyond(node.clockSkewRange, this.options.maxClockSkewMs);
+        if (skew !== undefined) {
           return done(
             `its clock differs from ours by ${skew} ms (limit ${this.options.maxClockSkewMs}); make compares timestamps, so keep clocks in step (NTP)`,
           );
         }
         const server = this.serverSkewMs;
         if (server) {
-          const vsServer = skewToServer(node.clockSkewMs, server, this.options.maxClockSkewMs);
+          const vsServer = skewToServer(node.clockSkewRange, server, this.options.maxClockSkewMs);
           if (vsServer !== undefined) {
             return done(
               `its clock differs from the file server's by ${vsServer} ms or more (the time the shared file system stamps on files, seen on the probe file; limit ${this.options.maxClockSkewMs}); make compares those times with files a job stamps, so keep the nodes' and the file server's clocks in step (NTP)`,
