@@ -193,7 +193,7 @@ for v in "${versions[@]}"; do
   md="\n## make $v\n\n| | subtests passed | scripts passed whole | time |\n|---|---|---|---|\n"
   md+="| plain make | $p_sub of $total | $p_scr of $scripts_total | $((t1 - t0)) s |\n| mpmake | $m_sub of $total | $m_scr of $scripts_total | $((t2 - t1)) s |\n"
   md+="\nScripts not passed whole: plain make: ${fails_plain:-none}; mpmake: ${fails_mp:-none}.\n"
-  md+="\nSubtests plain make passes and mpmake fails: $nreg$( [ "$nreg" -gt 0 ] && printf '\n\n```\n%s\n```' "$(cat "$runs/regressions.txt")")\n"
+  md+="\nSubtests plain make passes and mpmake fails: $nreg$(if [ "$nreg" -gt 0 ]; then printf '\n\n```\n%s\n```' "$(cat "$runs/regressions.txt")"; fi)\n"
   regs="$(sed 's/.*/"&"/' "$runs/regressions.txt" | paste -sd, -)"
   if [ ${#scripts[@]} -eq 0 ]; then
     mkdir -p "$results"
