@@ -7,7 +7,7 @@ import { readFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { startCluster } from '../helpers/cluster.js';
 import { cleanEnv, runMpmake } from '../helpers/run.js';
-import { eventually, markerSeconds, shims, sleepers } from '../helpers/procs.js';
+import { eventually, markerSeconds, resumeOnTeardown, shims, sleepers } from '../helpers/procs.js';
 
 /** n targets; each logs its start, sleeps `secs`, then writes its target. */
 function makefile(n: number, secs: string): string {
@@ -34,13 +34,7 @@ for (const how of ['SIGKILL', 'SIGSTOP'] as const) {
     async (t) => {
       const cluster = await startCluster(t, 2, 2);
       const victim = cluster.agents[0]!;
-      t.teardown(() => {
-        try {
-          process.kill(victim.pid, 'SIGCONT');
-        } catch {
-          // gone
-        }
-      });
+      resumeOnTeardown(t, victim.pid);
       // The marker is a short sleep: jobs run it whole; what matters is that
       // none of the abandoned copies is still there after the build.
       const secs = `1.${Math.floor(Math.random() * 900 + 100)}`;

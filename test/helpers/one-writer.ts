@@ -10,7 +10,7 @@
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { spawnLocalAgent, type LocalAgent } from '../../lib/agent/spawn-agent.js';
-import { eventually, sleepers } from './procs.js';
+import { eventually, sleepers, tryKill } from './procs.js';
 import { cleanEnv, runMpmake, type RunResult } from './run.js';
 
 export const FAULTS = ['stop-agent', 'stop-client', 'kill-agent', 'kill-client'] as const;
@@ -163,14 +163,6 @@ const readText = (path: string): string => {
     return '';
   }
 };
-
-function tryKill(pid: number, signal: NodeJS.Signals): void {
-  try {
-    process.kill(pid, signal);
-  } catch {
-    // gone
-  }
-}
 
 export interface FaultOptions {
   /** A fresh, empty directory for the build. */

@@ -75,3 +75,17 @@ export async function eventually(check: () => boolean, ms: number): Promise<bool
 export function shims(fragment: string): number[] {
   return processesWhere((argv, pid) => isShim(argv, pid) && argv.join(' ').includes(fragment));
 }
+
+/** Sends `signal` to `pid` unless it is gone. */
+export function tryKill(pid: number, signal: NodeJS.Signals): void {
+  try {
+    process.kill(pid, signal);
+  } catch {
+    // gone
+  }
+}
+
+/** A process the test may stop (SIGSTOP) is let go again when the test ends. */
+export function resumeOnTeardown(t: { teardown(fn: () => void): void }, pid: number): void {
+  t.teardown(() => tryKill(pid, 'SIGCONT'));
+}
