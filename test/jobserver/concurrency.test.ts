@@ -6,12 +6,13 @@
  */
 import t from 'tap';
 import { execFileSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createServer } from 'node:net';
 import { spawnLocalAgent } from '../../lib/agent/spawn-agent.js';
 import { JobserverPool } from '../../lib/jobserver/pool.js';
 import { startCluster } from '../helpers/cluster.js';
+import { eventually } from '../helpers/procs.js';
 import { cleanEnv, runMake, runMpmake } from '../helpers/run.js';
 import { repoRoot } from '../helpers/paths.js';
 
@@ -166,14 +167,18 @@ t.test('the pool grows when an agent joins mid-build', async (t) => {
     cwd: dir,
     env: cleanEnv(),
   });
-  setTimeout(() => {
-    void spawnLocalAgent({
+  // The second agent starts once the first job has: mpmake has left its
+  // address out by then (a fixed 800 ms was sometimes too early at load,
+  // and the agent was up before mpmake dialled it).
+  const log = join(dir, 'conc.log');
+  if (await eventually(() => existsSync(log), 60_000)) {
+    late = await spawnLocalAgent({
       slots: 2,
       id: 'late',
       listen: `127.0.0.1:${port}`,
       env: cleanEnv(),
-    }).then((a) => (late = a));
-  }, 800);
+    });
+  }
   const r = await build;
   t.equal(r.code, 0, r.stderr.toString());
   t.match(r.stderr.toString(), /leaving out 127\.0\.0\.1:\d+/);
