@@ -38,6 +38,7 @@ import { join } from 'node:path';
 import type { LocalAgent } from '../lib/agent/spawn-agent.js';
 import { spawnLocalAgent } from '../lib/agent/spawn-agent.js';
 import { MUNGED, startMunged, type Munged } from '../fixtures/munged.js';
+import { runuserArgs } from '../test/helpers/users.js';
 import {
   benchEnv,
   fmt,
@@ -201,29 +202,29 @@ interface Waiting {
 function buildAs(user: BenchUser, env: Record<string, string>): Waiting {
   const child = spawn(
     'runuser',
-    [
-      '-u',
+    runuserArgs(
       user.name,
-      '--',
-      'env',
-      '-i',
-      `HOME=${user.home}`,
-      `USER=${user.name}`,
-      `LOGNAME=${user.name}`,
-      'PATH=/usr/local/bin:/usr/bin:/bin',
-      'LC_ALL=C',
-      ...Object.entries(env).map(([k, v]) => `${k}=${v}`),
-      'sh',
-      '-c',
-      'echo ready; read go; exec "$@" </dev/null >/dev/null',
-      'sh',
-      process.execPath,
-      mpmakeCli,
-      '--mp-quiet',
-      '--mp-no-fallback',
-      `--mp-report=${user.report}`,
-      '-j',
-    ],
+      {
+        HOME: user.home,
+        USER: user.name,
+        LOGNAME: user.name,
+        PATH: '/usr/local/bin:/usr/bin:/bin',
+        LC_ALL: 'C',
+        ...env,
+      },
+      [
+        'sh',
+        '-c',
+        'echo ready; read go; exec "$@" </dev/null >/dev/null',
+        'sh',
+        process.execPath,
+        mpmakeCli,
+        '--mp-quiet',
+        '--mp-no-fallback',
+        `--mp-report=${user.report}`,
+        '-j',
+      ],
+    ),
     { cwd: user.tree, stdio: ['pipe', 'pipe', 'pipe'] },
   );
   let stderr = '';

@@ -13,7 +13,7 @@ import { nativeLauncher } from '../../lib/agent/job-command.js';
 import type { Bed } from '../helpers/cluster-bed.js';
 import { mungeAgentArgs, mungeClientEnv, mungeSkip, startMunged } from '../helpers/munge.js';
 import { mpmakeCli } from '../helpers/paths.js';
-import { makeTestUser, usersSkip } from '../helpers/users.js';
+import { makeTestUser, runuserArgs, usersSkip } from '../helpers/users.js';
 
 /** A user's build through MUNGE agents on every node (each with a munged of its own). */
 export async function mungeCases(t: Test, bed: Bed): Promise<void> {
@@ -52,19 +52,13 @@ export async function mungeCases(t: Test, bed: Bed): Promise<void> {
     };
     const r = await bed.client.run(
       'runuser',
-      [
-        '-u',
-        user.name,
-        '--',
-        'env',
-        '-i',
-        ...Object.entries(env).map(([k, v]) => `${k}=${v}`),
+      runuserArgs(user.name, env, [
         process.execPath,
         mpmakeCli,
         '--mp-no-fallback',
         '--mp-no-learn',
         '-j6',
-      ],
+      ]),
       { cwd: proj, timeoutMs: 180_000 },
     );
     t.equal(r.code, 0, `the build: ${r.stderr.toString()}`);

@@ -11,7 +11,7 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
 import { startCluster } from '../helpers/cluster.js';
-import { eventually, resumeOnTeardown, sleepers } from '../helpers/procs.js';
+import { eventually, markerSeconds, resumeOnTeardown, sleepers } from '../helpers/procs.js';
 import { cleanEnv, runMake, runMpmake } from '../helpers/run.js';
 
 const TARGETS = ['t0', 't1', 't2', 't3'];
@@ -54,7 +54,7 @@ for (const c of CASES) {
     const cluster = await startCluster(t, 2, 2);
     const victim = cluster.agents[0]!;
     resumeOnTeardown(t, victim.pid);
-    const secs = `2.${Math.floor(Math.random() * 900 + 100)}`;
+    const secs = markerSeconds(2);
     const dir = t.testdir({ Makefile: makefile(secs) });
     const fenceLog = join(dir, 'fenced.log');
     const started = join(dir, 'started.log');

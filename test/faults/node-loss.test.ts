@@ -37,7 +37,7 @@ for (const how of ['SIGKILL', 'SIGSTOP'] as const) {
       resumeOnTeardown(t, victim.pid);
       // The marker is a short sleep: jobs run it whole; what matters is that
       // none of the abandoned copies is still there after the build.
-      const secs = `1.${Math.floor(Math.random() * 900 + 100)}`;
+      const secs = markerSeconds(1);
       const dir = t.testdir({ Makefile: makefile(8, secs) });
       const report = join(dir, 'report.json');
       const build = runMpmake(

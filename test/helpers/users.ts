@@ -33,3 +33,19 @@ export async function makeTestUser(t: Teardown, prefix: string): Promise<RunAs> 
   t.teardown(() => removeTestUser(name));
   return lookupUser(name);
 }
+
+/**
+ * runuser's arguments to run `argv` as `name` with exactly `env` (env -i):
+ * nothing of the caller's environment reaches the user's process.
+ */
+export function runuserArgs(name: string, env: Record<string, string>, argv: string[]): string[] {
+  return [
+    '-u',
+    name,
+    '--',
+    'env',
+    '-i',
+    ...Object.entries(env).map(([k, v]) => `${k}=${v}`),
+    ...argv,
+  ];
+}

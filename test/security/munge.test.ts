@@ -30,7 +30,7 @@ import {
   mungeSkip,
   startMunged,
 } from '../helpers/munge.js';
-import { makeTestUser, usersSkip } from '../helpers/users.js';
+import { makeTestUser, runuserArgs, usersSkip } from '../helpers/users.js';
 
 const skip =
   usersSkip() || mungeSkip() || (nativeLauncher() ? false : 'needs build/mpmake-exec (make build)');
@@ -43,12 +43,11 @@ function runAs(
   env: Record<string, string>,
   cwd: string,
 ): Promise<{ code: number | null; out: string }> {
-  const vars = Object.entries({ HOME: `/home/${user.name}`, PATH: '/usr/bin:/bin', ...env });
-  const child = spawn(
-    'runuser',
-    ['-u', user.name, '--', 'env', '-i', ...vars.map(([k, v]) => `${k}=${v}`), ...argv],
-    { cwd, stdio: ['ignore', 'pipe', 'pipe'] },
-  );
+  const vars = { HOME: `/home/${user.name}`, PATH: '/usr/bin:/bin', ...env };
+  const child = spawn('runuser', runuserArgs(user.name, vars, argv), {
+    cwd,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let out = '';
   child.stdout.on('data', (b: Buffer) => (out += b.toString()));
   child.stderr.on('data', (b: Buffer) => (out += b.toString()));
