@@ -34,9 +34,11 @@ import {
   noAnswer,
   notAnAgent,
   secretRefused,
+  speaksTls,
 } from './connect-problem.js';
 import type { HostSpec } from './host-list.js';
 import { agentCredentialProblem, clientCredential, mungeMismatch } from './munge-client.js';
+import { completesTlsHandshake } from './tls-probe.js';
 
 export type AgentChannel = Channel<AgentToClient, ClientToAgent>;
 
@@ -159,11 +161,26 @@ export function dialAgent(
   };
   let connected = false;
   socket.once('connect', () => (connected = true));
+  const timedOut = (): Error =>
+    new Error(
+      hello
+        ? `no answer within ${options.timeoutMs} ms`
+        : noAnswer(options.timeoutMs, connected, tls),
+    );
   const timer = setTimeout(() => {
-    const why = hello
-      ? `no answer within ${options.timeoutMs} ms`
-      : noAnswer(options.timeoutMs, connected, tls);
-    channel.destroy(new Error(why));
+    if (hello || !connected || tls || !secret) {
+      channel.destroy(timedOut());
+      return;
+    }
+    // Silent to a plain connection: an agent run with --tls waits for our
+    // TLS hello as we wait for its hello. Say so, once, rather than retry.
+    void completesTlsHandshake(spec.host, spec.port, secret, options.timeoutMs).then(
+      (speaksTlsThere) => {
+        if (channel.isClosed || authed) return;
+        if (speaksTlsThere && !hello) refuse(new TlsError(speaksTls(options.timeoutMs)));
+        else channel.destroy(timedOut());
+      },
+    );
   }, options.timeoutMs);
 
   const becomeReady = (welcome: WelcomeMessage): void => {

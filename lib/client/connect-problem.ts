@@ -31,6 +31,18 @@ export function noAnswer(timeoutMs: number, connected: boolean, tls: boolean): s
   return `connected, but no agent hello within ${timeoutMs} ms: not an mpmake agent, or one started with --tls (then use --mp-tls)`;
 }
 
+/**
+ * No hello on a plain connection, and a TLS handshake keyed by our secret
+ * succeeds there: the agent runs with --tls (lib/client/tls-probe.ts).
+ */
+export function speaksTls(timeoutMs: number): string {
+  return (
+    `connected, but no agent hello within ${timeoutMs} ms, and a TLS handshake with our secret ` +
+    'succeeds there: the agent runs with --tls; reach it over TLS (mpmake --mp-tls, mpm --tls, ' +
+    'MPMAKE_TLS=1 or config key "tls") [MPM_ERR_TLS]'
+  );
+}
+
 /** The agent closed the connection before its hello, without a word. */
 export const CLOSED_BEFORE_HELLO =
   "the agent closed the connection before its hello: this machine's address is not in its --allow list (the agent's log says so)";

@@ -179,11 +179,14 @@ t.test('mpmake --mp-tls builds through a TLS agent; without it, says what to do'
   const noTls = await runMpmake([...base, '-B', '--mp-no-fallback', '--mp-connect-timeout=1000'], {
     cwd: dir,
   });
+  // Regression (the client waited out its whole node wait, ~33 s, retrying an
+  // agent that would never say hello): it tells a TLS agent apart and stops.
   t.equal(noTls.code, 2);
   t.match(
     noTls.stderr.toString(),
-    /leaving out .*: connected, but no agent hello within 1000 ms: not an mpmake agent, or one started with --tls \(then use --mp-tls\)/,
+    /leaving out .*: connected, but no agent hello within 1000 ms, and a TLS handshake with our secret succeeds there: the agent runs with --tls; reach it over TLS \(mpmake --mp-tls, .*\) \[MPM_ERR_TLS\]\nmpmake: no agent is usable \(see the lines above\) and --mp-no-fallback is set \[MPM_ERR_NO_AGENTS\]/,
   );
+  t.notMatch(noTls.stderr.toString(), /no agent became ready/, 'refused, not waited for');
 
   const wrong = secretFile(dir, 'another secret, not ours', 'wrong');
   const bad = await runMpmake(
