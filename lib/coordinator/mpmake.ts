@@ -21,7 +21,7 @@ import { makeFacts, runMake, type MakeResult } from './make-process.js';
 import { isDryRun, splitMakeArgs, type JobsRequest } from './make-args.js';
 import { setupMakePool, type JobserverStyle, type MakePool } from './make-pool.js';
 import { checkOptionValues } from './option-checks.js';
-import { MPMAKE_HELP, parseArgs, type MpmakeOptions } from './options.js';
+import { MPMAKE_HELP, noHostsProblem, parseArgs, type MpmakeOptions } from './options.js';
 import { RecipeRouter } from './recipe-router.js';
 import { makeRunDir } from './run-dir.js';
 import { ShellResolver } from './shell-resolver.js';
@@ -98,14 +98,11 @@ export async function runMpmake(
   if (outer) return nestedMake(options, args, jobs, env, { sock: outer['__MPMAKE_SOCK']!, outer });
 
   if (options.hosts.length === 0) {
+    const { why, fix } = noHostsProblem(options);
     if (options.noFallback) {
-      throw new NoAgentsError(
-        'no cluster configured: set MPMAKE_HOSTS, --mp-hosts or the config file',
-      );
+      throw new NoAgentsError(`${why}, and ${options.from['no-fallback']} is set: ${fix}`);
     }
-    say(
-      'mpmake: no cluster configured (MPMAKE_HOSTS, --mp-hosts or config file); running plain make',
-    );
+    say(`mpmake: warning: ${why}, so no agent is used: running plain make; ${fix}`);
     return localMake(options, makeArgv, env, started, 'local');
   }
 

@@ -11,6 +11,12 @@ import type { FenceOptions } from './fence.js';
 /** mpmake's own options, after flags, environment and config file are merged. */
 export interface MpmakeOptions {
   hosts: HostSpec[];
+  /**
+   * Where a host list that names no agent came from, when one was given
+   * (`--mp-hosts=`, `MPMAKE_HOSTS` set but empty, an empty config key):
+   * most often an unset shell variable, so mpmake says so.
+   */
+  emptyHosts: { from: string; empty: boolean } | undefined;
   secretFile: string | undefined;
   noFallback: boolean;
   quiet: boolean;
@@ -308,6 +314,14 @@ export function parseArgs(
   ).map((h) => (h.local || munge === undefined ? h : { ...h, munge }));
   const options: MpmakeOptions = {
     hosts: parsedHosts,
+    emptyHosts:
+      parsedHosts.length > 0
+        ? undefined
+        : hosts
+          ? { from: hosts.from, empty: hosts.value.trim() === '' }
+          : env['MPMAKE_HOSTS'] === ''
+            ? { from: 'MPMAKE_HOSTS', empty: true }
+            : undefined,
     secretFile,
     noFallback: bool('no-fallback'),
     quiet: bool('quiet'),
@@ -340,6 +354,38 @@ export function parseArgs(
     notes,
   };
   return { options, makeArgv };
+}
+
+/**
+ * Why there is no cluster, and what to do, when no host list names an
+ * agent: the empty list's source when one was given, else that none is
+ * configured.
+ */
+export function noHostsProblem(options: MpmakeOptions): { why: string; fix: string } {
+  const e = options.emptyHosts;
+  if (e === undefined) {
+    return {
+      why: 'no cluster configured',
+      fix: 'list the agents in MPMAKE_HOSTS, --mp-hosts or the config file\'s "hosts"',
+    };
+  }
+  const what = e.empty ? 'is empty (an unset shell variable?)' : 'lists no agent';
+  if (e.from === 'MPMAKE_HOSTS') {
+    return {
+      why: `MPMAKE_HOSTS ${what} and no config file lists hosts`,
+      fix: 'set it to the agents, HOST[:PORT][/SLOTS] separated by spaces, or unset it',
+    };
+  }
+  if (e.from.startsWith('config key')) {
+    return {
+      why: `${e.from} ${e.empty ? 'is empty' : what}`,
+      fix: 'list the agents there, as "HOST[:PORT][/SLOTS]" strings',
+    };
+  }
+  return {
+    why: `${e.from} ${what}`,
+    fix: `give it the agents, HOST[:PORT][/SLOTS] separated by spaces, or leave ${e.from} out to use MPMAKE_HOSTS or the config file`,
+  };
 }
 
 /** `--mp-auth` and `--mp-munge-socket`: undefined for the shared secret. */

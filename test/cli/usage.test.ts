@@ -73,3 +73,60 @@ t.test('no cluster configured: plain make plus one warning line', async (t) => {
   );
   t.same(snapshotTree(work), plainTree, 'same files');
 });
+
+// An empty host list (an unset shell variable: `--mp-hosts=$HOSTS`) was met
+// with "no cluster configured", as if none had been given: the warning
+// names the empty value's source and what to do, as distcc does for an
+// empty DISTCC_HOSTS; under --mp-no-fallback it is the error.
+const emptyHosts: { name: string; args: string[]; env?: Record<string, string>; says: RegExp }[] = [
+  { name: 'flag', args: ['--mp-hosts='], says: /--mp-hosts is empty \(an unset shell/ },
+  {
+    name: 'flag over MPMAKE_HOSTS',
+    args: ['--mp-hosts', ' '],
+    env: { MPMAKE_HOSTS: '127.0.0.1:9/1' },
+    says: /--mp-hosts is empty .*leave --mp-hosts out to use MPMAKE_HOSTS/,
+  },
+  {
+    name: 'environment',
+    args: [],
+    env: { MPMAKE_HOSTS: '' },
+    says: /MPMAKE_HOSTS is empty .*set it to the agents/,
+  },
+  {
+    name: 'config key',
+    args: ['--mp-config=config.json'],
+    says: /config key "hosts" in .*config\.json is empty.*list the agents there/,
+  },
+];
+
+for (const { name, args, env, says } of emptyHosts) {
+  t.test(`empty host list (${name}): plain make and a warning naming it`, async (t) => {
+    const dir = probeDir(t);
+    writeFileSync(join(dir, 'config.json'), '{"hosts": []}\n');
+    const r = await runMpmake(args, { cwd: dir, env: cleanEnv(env) });
+    t.equal(r.code, 0, 'make ran');
+    t.ok(existsSync(join(dir, 'ran')), 'the build ran locally');
+    const ours = r.stderr
+      .toString()
+      .split('\n')
+      .filter((l) => l.startsWith('mpmake: '));
+    t.equal(ours.length, 1, `one line of ours: ${JSON.stringify(ours)}`);
+    t.match(ours[0], /^mpmake: warning: /);
+    t.match(ours[0], says, 'names where the empty list came from and what to do');
+    t.match(ours[0], /running plain make/);
+  });
+}
+
+t.test('empty host list under --mp-no-fallback: an error naming it', async (t) => {
+  const dir = probeDir(t);
+  const r = await runMpmake(['--mp-hosts=', '--mp-no-fallback'], {
+    cwd: dir,
+    env: cleanEnv(),
+  });
+  t.equal(r.code, 2);
+  t.match(
+    r.stderr.toString(),
+    /^mpmake: --mp-hosts is empty .*--mp-no-fallback is set: .*\[MPM_ERR_NO_AGENTS\]\n$/,
+  );
+  t.notOk(existsSync(join(dir, 'ran')), 'make did not run');
+});
