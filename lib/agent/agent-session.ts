@@ -183,8 +183,13 @@ export class AgentSession {
   }
 
   /** Sends a load report (the server calls this for every ready session). */
+  /** The node's load, with the queue as this client's user sees it. */
   sendLoad(load: LoadMessage): void {
-    if (this.state === 'ready') this.send(load);
+    if (this.state === 'ready') this.sendOwnLoad(load);
+  }
+
+  private sendOwnLoad(load: LoadMessage): void {
+    this.send({ ...load, ...this.ctx.scheduler.fairShare(this.fairUser) });
   }
 
   /** Ends the connection at once (agent shutdown). */
@@ -381,7 +386,7 @@ export class AgentSession {
       ...(secret && this.binding ? { proof: proveAgent(secret, this.binding) } : {}),
       ...(mungeCredential !== undefined ? { munge: mungeCredential } : {}),
     });
-    this.send(ctx.loadMessage());
+    this.sendOwnLoad(ctx.loadMessage());
   }
 
   private onRequest(message: ClientToAgent): void {

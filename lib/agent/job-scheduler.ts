@@ -1,3 +1,5 @@
+import { MAX_FAIR_USERS } from '../protocol/wire-limits.js';
+
 /** One client's jobs waiting for a slot, oldest first. */
 class ClientQueue<J> {
   private items: (J | undefined)[] = [];
@@ -43,6 +45,10 @@ class ClientQueue<J> {
 class UserRing<J> {
   clients: ClientQueue<J>[] = [];
   next = 0;
+  /** Jobs of this user waiting, all its clients together. */
+  queued = 0;
+  /** Jobs of this user holding a slot. */
+  running = 0;
 
   constructor(readonly user: string) {}
 }
@@ -58,8 +64,19 @@ class UserRing<J> {
  * slot until `release(job)`, which may be called from inside `start`.
  * `onChange` is called after every change of the running or queued counts.
  */
+/** The queue as one user sees it (see JobScheduler.fairShare). */
+export interface FairShare {
+  /** The user's jobs holding a slot here. */
+  mineRunning: number;
+  /** The user's jobs waiting here. */
+  mineQueued: number;
+  /** Each other user's waiting jobs, largest first (users with none left out). */
+  others: number[];
+}
+
 export class JobScheduler<J> {
-  private readonly running = new Set<J>();
+  /** Jobs holding a slot, and the user they count for. */
+  private readonly running = new Map<J, UserRing<J>>();
   private readonly queues = new Map<object, ClientQueue<J>>();
   private readonly owners = new Map<ClientQueue<J>, UserRing<J>>();
   private readonly users = new Map<string, UserRing<J>>();
@@ -87,7 +104,7 @@ export class JobScheduler<J> {
 
   /** Jobs now holding a slot. */
   runningJobs(): J[] {
-    return [...this.running];
+    return [...this.running.keys()];
   }
 
   /** How many of `client`'s jobs are waiting. */
@@ -120,20 +137,26 @@ export class JobScheduler<J> {
       this.owners.set(queue, owner);
     }
     queue.push(job);
+    this.owners.get(queue)!.queued++;
     this.waiting++;
     this.pump();
   }
 
   /** `job` no longer holds its slot (it ended, or never really started). */
   release(job: J): void {
-    if (!this.running.delete(job)) return;
+    const owner = this.running.get(job);
+    if (!owner) return;
+    this.running.delete(job);
+    owner.running--;
     this.pump();
   }
 
   /** Takes a waiting job out of the queue; false when it was not waiting. */
   removeQueued(client: object, job: J): boolean {
-    const removed = this.queues.get(client)?.remove(job) ?? false;
+    const queue = this.queues.get(client);
+    const removed = queue?.remove(job) ?? false;
     if (removed) {
+      this.owners.get(queue!)!.queued--;
       this.waiting--;
       this.onChange();
     }
@@ -153,12 +176,29 @@ export class JobScheduler<J> {
       this.next = removeFromRing(this.ring, owner, this.next);
     }
     const dropped = queue.drain();
+    owner.queued -= dropped.length;
     this.waiting -= dropped.length;
     if (dropped.length > 0) this.onChange();
     return dropped;
   }
 
-  private takeNext(): J | undefined {
+  /**
+   * The queue as `user` sees it. Served round-robin, a job that is the
+   * user's k-th in line here starts after min(q, k) of each other user's q
+   * waiting jobs, however long the queue is in all: placement needs these
+   * counts, not the total, to send each user's jobs where that user's wait
+   * is least (so that every user's jobs finish about together).
+   */
+  fairShare(user: string): FairShare {
+    const mine = this.users.get(user);
+    const others: number[] = [];
+    for (const ring of this.ring) if (ring !== mine && ring.queued > 0) others.push(ring.queued);
+    others.sort((a, b) => b - a);
+    if (others.length > MAX_FAIR_USERS) others.length = MAX_FAIR_USERS;
+    return { mineRunning: mine?.running ?? 0, mineQueued: mine?.queued ?? 0, others };
+  }
+
+  private takeNext(): { job: J; owner: UserRing<J> } | undefined {
     for (let i = 0; i < this.ring.length; i++) {
       const at = (this.next + i) % this.ring.length;
       const owner = this.ring[at]!;
@@ -169,7 +209,8 @@ export class JobScheduler<J> {
           owner.next = (c + 1) % owner.clients.length;
           this.next = (at + 1) % this.ring.length;
           this.waiting--;
-          return job;
+          owner.queued--;
+          return { job, owner };
         }
       }
     }
@@ -181,10 +222,11 @@ export class JobScheduler<J> {
     this.pumping = true;
     try {
       while (this.running.size < this.slots) {
-        const job = this.takeNext();
-        if (job === undefined) break;
-        this.running.add(job);
-        this.start(job);
+        const next = this.takeNext();
+        if (next === undefined) break;
+        this.running.set(next.job, next.owner);
+        next.owner.running++;
+        this.start(next.job);
       }
     } finally {
       this.pumping = false;

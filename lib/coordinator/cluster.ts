@@ -2,6 +2,7 @@ import { EventEmitter } from 'node:events';
 import type { FileSeen, InputWait, JobMessage, TtySize, WireText } from '../protocol/messages.js';
 import {
   explain,
+  fairView,
   pick,
   pickFirstFree,
   type Choice,
@@ -406,6 +407,7 @@ export class Cluster extends EventEmitter<ClusterEvents> {
       running: n.lastLoad?.running ?? 0,
       queued: n.lastLoad?.queued ?? 0,
       inFlight: inFlight.get(n) ?? 0,
+      ...fairView(n.lastLoad),
       loadavg1: n.lastLoad?.loadavg1 ?? 0,
       cpus: n.lastLoad?.cpus ?? n.cpus,
       reportAgeMs: n.lastLoad ? now - n.lastLoadAtMs : Infinity,

@@ -5,6 +5,8 @@
  * on plain snapshots.
  */
 
+import type { LoadMessage } from '../protocol/messages.js';
+
 export interface NodeSnapshot {
   id: string;
   /** The client machine's own slots (a `localhost/N` host entry). */
@@ -15,6 +17,12 @@ export interface NodeSnapshot {
   queued: number;
   /** Jobs this client has sent there and not yet seen end. */
   inFlight: number;
+  /**
+   * The node's queue as this client's user sees it (agents that serve
+   * users round-robin report it): then only the jobs a new one of ours
+   * would really wait behind count, not the whole queue.
+   */
+  fair?: FairView;
   /** 1-minute load average and cores, for load from other sources. */
   loadavg1: number;
   cpus: number;
@@ -22,6 +30,26 @@ export interface NodeSnapshot {
   reportAgeMs: number;
   /** The node failed recently: avoid it while others are usable. */
   penalized: boolean;
+}
+
+/** A load report's fair-share view (see JobScheduler.fairShare on the agent). */
+export interface FairView {
+  mineRunning: number;
+  mineQueued: number;
+  /** Other users' waiting jobs, one count per user. */
+  others: readonly number[];
+}
+
+/** The fair-share view in a load report, when the agent sent one. */
+export function fairView(load: LoadMessage | undefined): { fair?: FairView } {
+  if (load?.others === undefined) return {};
+  return {
+    fair: {
+      mineRunning: load.mineRunning ?? 0,
+      mineQueued: load.mineQueued ?? 0,
+      others: load.others,
+    },
+  };
 }
 
 export type Choice =
@@ -49,13 +77,29 @@ export const DEFAULT_PLACEMENT: PlacementOptions = { staleAfterMs: 3000 };
  * is added from the load average, beyond what the agent already runs.
  */
 export function expectedWait(n: NodeSnapshot, opts: PlacementOptions = DEFAULT_PLACEMENT): number {
-  const reported = n.reportAgeMs <= opts.staleAfterMs ? n.running + n.queued : 0;
+  const fresh = n.reportAgeMs <= opts.staleAfterMs;
+  const reported = fresh ? n.running + (n.fair ? waitingAhead(n, n.fair) : n.queued) : 0;
   const ahead = Math.max(reported, n.inFlight);
   const foreign =
     n.local || n.reportAgeMs > opts.staleAfterMs
       ? 0
       : Math.max(0, Math.min(n.loadavg1, n.cpus) - n.running) * (n.slots / Math.max(1, n.cpus));
   return (ahead + foreign + 1) / Math.max(1, n.slots);
+}
+
+/**
+ * Waiting jobs that start before a new one of ours on a node serving users
+ * round-robin. Ours waiting there: the report's count, or more if we sent
+ * jobs since (in flight beyond what it saw running). The new job is our
+ * k-th in line, so it waits behind our k − 1 and at most k of each other
+ * user's.
+ */
+function waitingAhead(n: NodeSnapshot, fair: FairView): number {
+  const mine = Math.max(fair.mineQueued, n.inFlight - fair.mineRunning);
+  const k = mine + 1;
+  let ahead = mine;
+  for (const q of fair.others) ahead += Math.min(q, k);
+  return ahead;
 }
 
 /**
@@ -115,7 +159,8 @@ export function explain(
     .map((n) => {
       const stale = n.reportAgeMs > opts.staleAfterMs ? ' stale' : '';
       const pen = n.penalized ? ' penalised' : '';
-      return `${n.id} ${expectedWait(n, opts).toFixed(2)} [run ${n.running} queue ${n.queued} mine ${n.inFlight} / ${n.slots} slots, load ${n.loadavg1.toFixed(1)} of ${n.cpus} cpus${stale}${pen}]`;
+      const fair = n.fair ? ` (${waitingAhead(n, n.fair)} ahead of ours)` : '';
+      return `${n.id} ${expectedWait(n, opts).toFixed(2)} [run ${n.running} queue ${n.queued}${fair} mine ${n.inFlight} / ${n.slots} slots, load ${n.loadavg1.toFixed(1)} of ${n.cpus} cpus${stale}${pen}]`;
     })
     .join('; ');
 }

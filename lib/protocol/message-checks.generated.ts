@@ -119,7 +119,28 @@ export const AGENT_TO_CLIENT_CHECKS: [string[], Check][] = [
           value['cpus'] <= 9007199254740991 &&
           value['cpus'] >= 0 &&
           Number.isFinite(value['freeMemBytes']) &&
-          Number.isFinite(value['clockMs'])
+          Number.isFinite(value['clockMs']) &&
+          (value['mineRunning'] !== undefined
+            ? Number.isInteger(value['mineRunning']) &&
+              value['mineRunning'] <= 9007199254740991 &&
+              value['mineRunning'] >= 0
+            : true) &&
+          (value['mineQueued'] !== undefined
+            ? Number.isInteger(value['mineQueued']) &&
+              value['mineQueued'] <= 9007199254740991 &&
+              value['mineQueued'] >= 0
+            : true) &&
+          (value['others'] !== undefined
+            ? Array.isArray(value['others']) &&
+              value['others'].length <= 256 &&
+              ((array) => {
+                for (const value of array)
+                  if (!(Number.isInteger(value) && value <= 9007199254740991 && value >= 0)) {
+                    return false;
+                  }
+                return true;
+              })(value['others'])
+            : true)
         );
       };
     })(),

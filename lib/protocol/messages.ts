@@ -16,7 +16,7 @@ import { Type, type Static } from '@sinclair/typebox';
 import { MAX_NONCE_BYTES } from './auth.js';
 import { MAX_CREDENTIAL_CHARS } from './munge.js';
 import { REFUSAL_KINDS } from './refusal.js';
-import { MAX_FILES_SEEN, PROTOCOL_VERSION } from './wire-limits.js';
+import { MAX_FAIR_USERS, MAX_FILES_SEEN, PROTOCOL_VERSION } from './wire-limits.js';
 
 export { MAX_FILES_SEEN, PROTOCOL_VERSION };
 // The checks, generated from these schemas (message-check.ts): re-exported here.
@@ -138,6 +138,14 @@ const LoadSchema = Type.Object({
   cpus: Count,
   freeMemBytes: Num,
   clockMs: Num,
+  /**
+   * The queue as the receiving client's user sees it (the agent serves
+   * users round-robin): that user's running and waiting jobs here, and each
+   * other user's waiting jobs, largest first. Absent from older agents.
+   */
+  mineRunning: Type.Optional(Count),
+  mineQueued: Type.Optional(Count),
+  others: Type.Optional(Type.Array(Count, { maxItems: MAX_FAIR_USERS })),
 });
 export type LoadMessage = Static<typeof LoadSchema>;
 

@@ -12,3 +12,9 @@ export const PROTOCOL_VERSION = 3;
 
 /** At most this many files in a job's `produces`, `inputs` or an exit's `seen`. */
 export const MAX_FILES_SEEN = 4096;
+
+/**
+ * At most this many other users' counts in a load report's `others` (the
+ * largest; optional fields, so version 3 agents and clients still agree).
+ */
+export const MAX_FAIR_USERS = 256;

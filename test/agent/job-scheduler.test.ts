@@ -154,3 +154,28 @@ t.test('twelve users, uneven builds: equal starts while all twelve wait', async 
   );
   t.ok(worst <= 1, `while all twelve waited, starts per user differed by ${worst} at most`);
 });
+
+t.test('issue-15: each user sees its own running and waiting jobs and the others', async (t) => {
+  const { s } = harness(2);
+  const [a, a2, b, c] = [{}, {}, {}, {}];
+  for (const j of ['a1', 'a2', 'a3']) s.submit(a, j, 'ann');
+  s.submit(a2, 'a4', 'ann');
+  for (const j of ['b1', 'b2']) s.submit(b, j, 'bob');
+  s.submit(c, 'c1', 'cy');
+  // a1 and a2 run; ann waits with a3 and a4 (two builds), bob with two, cy one.
+  t.same(s.fairShare('ann'), { mineRunning: 2, mineQueued: 2, others: [2, 1] });
+  t.same(s.fairShare('bob'), { mineRunning: 0, mineQueued: 2, others: [2, 1] });
+  t.same(s.fairShare('nobody-yet'), { mineRunning: 0, mineQueued: 0, others: [2, 2, 1] });
+  // A newcomer waits a full round: ann's turn again, a3 starts.
+  s.release('a1');
+  t.same(s.fairShare('bob'), { mineRunning: 0, mineQueued: 2, others: [1, 1] });
+  t.ok(s.removeQueued(b, 'b2'));
+  t.same(s.fairShare('bob'), { mineRunning: 0, mineQueued: 1, others: [1, 1] });
+  s.release('a2'); // bob's turn: b1
+  t.same(s.fairShare('bob'), { mineRunning: 1, mineQueued: 0, others: [1, 1] });
+  s.dropClient(a2); // ann's second build goes, with a4
+  t.same(s.fairShare('ann'), { mineRunning: 1, mineQueued: 0, others: [1] });
+  s.release('a3'); // cy's turn: c1
+  t.same(s.fairShare('ann'), { mineRunning: 0, mineQueued: 0, others: [] });
+  t.same(s.fairShare('cy'), { mineRunning: 1, mineQueued: 0, others: [] });
+});

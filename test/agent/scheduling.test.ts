@@ -46,3 +46,21 @@ t.test('a freed slot goes round-robin across clients', async (t) => {
     'FIFO within a client',
   );
 });
+
+t.test('issue-15: each client hears the queue as its own user sees it', async (t) => {
+  const agent = await startAgent(t, { slots: 1 });
+  const ann = await TestClient.ready(t, agent.port, undefined, { host: 'ann-box' });
+  const bob = await TestClient.ready(t, agent.port, undefined, { host: 'bob-box' });
+  const annIds = [1, 2, 3].map(() => ann.submit({ argv: ['/bin/sh', '-c', 'sleep 0.3'] }));
+  const annView = await ann.waitFor<LoadMessage>(
+    (m) => m.type === 'load' && m.running === 1 && m.queued === 2,
+    "ann's 1 running, 2 waiting",
+  );
+  t.match(annView, { mineRunning: 1, mineQueued: 2, others: [] });
+  const bobView = await bob.waitFor<LoadMessage>(
+    (m) => m.type === 'load' && m.queued === 2,
+    'the same queue, as bob sees it',
+  );
+  t.match(bobView, { mineRunning: 0, mineQueued: 0, others: [2] });
+  for (const id of annIds) await ann.result(id);
+});

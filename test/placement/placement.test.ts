@@ -35,6 +35,34 @@ t.test('our own in-flight jobs count when the report lags', async (t) => {
   t.same(pick([node('a', { inFlight: 4 }), node('b', { running: 1 })]), { kind: 'node', id: 'b' });
 });
 
+t.test(
+  'issue-15: with users served round-robin, only the jobs ours would wait behind count',
+  async (t) => {
+    // a: a long queue, but of two users only; we have nothing there.
+    const a = node('a', {
+      slots: 2,
+      running: 2,
+      queued: 20,
+      fair: { mineRunning: 0, mineQueued: 0, others: [10, 10] },
+    });
+    // b: a shorter queue, but six of its jobs are ours already.
+    const b = node('b', {
+      slots: 2,
+      running: 2,
+      queued: 8,
+      inFlight: 7,
+      fair: { mineRunning: 1, mineQueued: 6, others: [1, 1] },
+    });
+    t.same(pick([a, b]), { kind: 'node', id: 'a' }, 'our 7th in line at b waits longer');
+    const fifo = (n: NodeSnapshot): NodeSnapshot => ({ ...n, fair: undefined });
+    t.same(pick([fifo(a), fifo(b)]), { kind: 'node', id: 'b' }, 'served in order, b is shorter');
+    // Jobs we sent since the report count as ours waiting.
+    const lagging = node('b', { ...b, inFlight: 12 });
+    t.equal(expectedWait(lagging), (2 + 11 + 1 + 1 + 1) / 2);
+    t.match(explain([a]), /queue 20 \(2 ahead of ours\)/);
+  },
+);
+
 t.test('load from other sources counts; stale reports do not', async (t) => {
   t.ok(expectedWait(node('a', { loadavg1: 4 })) > expectedWait(node('b')));
   t.same(pick([node('a', { loadavg1: 4 }), node('b', { running: 1 })]), { kind: 'node', id: 'b' });
