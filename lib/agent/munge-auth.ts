@@ -2,8 +2,6 @@
  * The agent's side of `--auth munge`: who a client is, from its MUNGE
  * credential, and the agent's own credential for the welcome.
  */
-import { execFile } from 'node:child_process';
-import { promisify } from 'node:util';
 import type { HandshakeBinding } from '../protocol/auth.js';
 import {
   agentPayload,
@@ -13,13 +11,18 @@ import {
   MungeError,
 } from '../protocol/munge.js';
 import type { MungeMode } from './agent-options.js';
+import { runBounded } from './bounded-exec.js';
 import type { RunAs } from './run-as.js';
 
-const getent = (args: string[]): Promise<{ stdout: string }> =>
-  promisify(execFile)('getent', args, {
-    timeout: 5000,
+/** One `getent` (NSS: LDAP too); its output, or a rejection when it found nothing or failed. */
+async function getent(args: string[]): Promise<string> {
+  const r = await runBounded('getent', args, {
+    timeoutMs: 5000,
     env: { LC_ALL: 'C', PATH: '/usr/bin:/bin' },
   });
+  if (r.code !== 0) throw new Error(`getent ${args.join(' ')}: ${r.signal ?? `exit ${r.code}`}`);
+  return r.stdout.toString();
+}
 
 /** A client that proved its uid: whom its jobs run as. */
 export interface MungeClient {
@@ -52,7 +55,7 @@ const users = new Map<number, { at: number; name: Promise<string> }>();
 function userOf(uid: number): Promise<string> {
   const hit = users.get(uid);
   if (hit && Date.now() - hit.at < USER_CACHE_MS) return hit.name;
-  const name = getent(['passwd', String(uid)]).then(({ stdout }) => {
+  const name = getent(['passwd', String(uid)]).then((stdout) => {
     const fields = stdout.split('\n')[0]!.split(':');
     if (fields.length < 7 || fields[0] === '' || Number(fields[2]) !== uid) {
       throw new Error(`no user with uid ${uid}`);

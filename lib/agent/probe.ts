@@ -1,7 +1,7 @@
-import { execFile } from 'node:child_process';
 import { constants } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { dirname } from 'node:path';
+import { runBounded } from './bounded-exec.js';
 import { cwdRefusal } from './job-check.js';
 import { credsArg, nativeLauncher, rootsArg } from './job-command.js';
 import type { RunAs } from './run-as.js';
@@ -89,19 +89,27 @@ export async function probeAs(
   const args = ['0', runAs ? 'pu' : 'p', '-', rootsArg(roots)];
   if (runAs) args.push(credsArg(runAs), '-');
   args.push('--', path);
-  const out = await new Promise<Buffer | Error>((resolve) => {
-    execFile(
-      launcher,
-      args,
-      { cwd: '/', env: {}, encoding: 'buffer', timeout: PROBE_TIMEOUT_MS, maxBuffer: 16384 },
-      (err, stdout, stderr) => {
-        if (err) {
-          const why = Buffer.from(stderr).toString().trim() || err.message;
-          resolve(new Error(why));
-        } else resolve(Buffer.from(stdout));
-      },
-    );
-  });
+  // Not execFile's timeout: it reports a launcher that finished while we
+  // were starved as a success with no output (bounded-exec.ts).
+  const out = await runBounded(launcher, args, {
+    cwd: '/',
+    env: {},
+    timeoutMs: PROBE_TIMEOUT_MS,
+    maxBytes: 16384,
+  }).then(
+    (r) =>
+      r.code === 0
+        ? r.stdout
+        : new Error(
+            r.stderr.toString().trim() ||
+              (r.killed === 'time'
+                ? `no answer within ${PROBE_TIMEOUT_MS / 1000} s`
+                : r.killed === 'output'
+                  ? 'the launcher said too much'
+                  : `the launcher ended with ${r.signal ?? `status ${r.code}`}`),
+          ),
+    (err: Error) => err,
+  );
   if (out instanceof Error) return { ok: false, reason: `cannot check ${path}: ${out.message}` };
   const eol = out.indexOf(10);
   const head = out.subarray(0, eol < 0 ? out.length : eol).toString();
