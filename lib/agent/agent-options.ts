@@ -1,7 +1,6 @@
-import { constants } from 'node:fs';
-import { access, realpath, stat } from 'node:fs/promises';
+import { realpath, stat } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
-import { isAbsolute, join } from 'node:path';
+import { isAbsolute } from 'node:path';
 import { UsageError } from '../errors.js';
 import { AllowList, LOOPBACK_NETWORKS } from './allow-list.js';
 import { nativeLauncher } from './job-command.js';
@@ -313,18 +312,11 @@ export async function checkRunAs(options: AgentOptions, euid: number): Promise<A
 
 /**
  * `--auth munge`: jobs run as each client's own uid, so a root agent needs
- * a launcher only root can replace (as for --user); munge and unmunge must
- * be there. Not as root, the agent takes only its own uid.
+ * a launcher only root can replace (as for --user). Not as root, the agent
+ * takes only its own uid. (munged is asked over its socket at each
+ * handshake; it may start after the agent.)
  */
 async function checkMunge(options: AgentOptions, euid: number): Promise<AgentOptions> {
-  for (const cmd of ['munge', 'unmunge']) {
-    if (!(await commandExists(cmd))) {
-      throw new UsageError(
-        `--auth munge needs MUNGE's ${cmd} command and a running munged ` +
-          '(Debian: apt install munge; see README, "Many users: MUNGE")',
-      );
-    }
-  }
   if (euid !== 0) return options;
   const launcher = nativeLauncher();
   if (launcher === undefined) {
@@ -341,16 +333,4 @@ async function checkMunge(options: AgentOptions, euid: number): Promise<AgentOpt
     );
   }
   return options;
-}
-
-async function commandExists(name: string): Promise<boolean> {
-  for (const dir of (process.env['PATH'] ?? '/usr/bin:/bin').split(':').filter(Boolean)) {
-    try {
-      await access(join(dir, name), constants.X_OK);
-      return true;
-    } catch {
-      // not in this directory
-    }
-  }
-  return false;
 }

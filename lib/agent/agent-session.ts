@@ -44,11 +44,11 @@ import { RemoteJob } from './remote-job.js';
  */
 export const AUTH_TIMEOUT_MS = 5_000;
 /**
- * With --auth munge: a MUNGE handshake is process starts on both sides
- * (munge on the client; unmunge, a user lookup and munge here), which a
- * starved machine with a dozen clients dialling at once does not get
- * through in 5 s. Handshakes in progress stay bounded by
- * --max-unauthenticated.
+ * With --auth munge: longer, for a starved machine with a dozen clients
+ * dialling at once (a MUNGE handshake asks munged twice here, and runs one
+ * `getent` for a uid not seen in the last minute; twelve users at load 22
+ * once took more than 5 s, when each handshake started processes on both
+ * sides). Handshakes in progress stay bounded by --max-unauthenticated.
  */
 export const MUNGE_AUTH_TIMEOUT_MS = 30_000;
 /**

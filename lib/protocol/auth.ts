@@ -91,7 +91,7 @@ export function verifyAgentProof(
 
 /**
  * The agent's MPM_ERR_AUTH message when a client did not finish its
- * handshake in time: load (a MUNGE handshake is process starts on both
- * sides), not identity, so the client tries that node again.
+ * handshake in time: load (a starved machine, many clients dialling at
+ * once), not identity, so the client tries that node again.
  */
 export const AUTH_TIME_LIMIT = 'no auth within the time limit';

@@ -12,11 +12,19 @@
  * session's exported keying material (RFC 5705), so even someone holding
  * the cluster secret (the TLS key) who sits in the middle gets nothing the
  * agent takes: his two TLS sessions export different keys.
+ *
+ * munged is asked over its socket (munged-socket.ts), not through the
+ * `munge` and `unmunge` programs: no process starts per handshake.
  */
-import { execFile } from 'node:child_process';
 import type { Socket } from 'node:net';
 import { TLSSocket } from 'node:tls';
 import type { HandshakeBinding } from './auth.js';
+import {
+  decodeRequest,
+  encodeRequest,
+  MungedNoAnswer,
+  MungedUnreachable,
+} from './munged-socket.js';
 
 /** Longest credential text accepted on the wire (a real one is ~200 characters). */
 export const MAX_CREDENTIAL_CHARS = 4096;
@@ -34,9 +42,9 @@ export interface MungeIdentity {
 }
 
 /**
- * munge or unmunge failed. `local`: the local munged could not be asked
- * (not running, wrong socket, the programs missing); otherwise it judged
- * the credential (invalid, expired, replayed, another key), in `message`.
+ * A MUNGE request failed. `local`: the local munged could not be asked
+ * (not running, wrong socket, no answer); otherwise it judged the
+ * credential (invalid, expired, replayed, another key), in `message`.
  */
 export class MungeError extends Error {
   constructor(
@@ -48,7 +56,7 @@ export class MungeError extends Error {
   }
 }
 
-/** What munge's exit codes (munge_err_t) say about a credential. */
+/** What munged's verdicts (munge_err_t) say about a credential. */
 const CREDENTIAL_ERRORS: Record<number, string> = {
   8: 'not a valid MUNGE credential (forged or damaged)',
   11: 'not a valid MUNGE credential (its MAC does not check: forged, or another MUNGE key)',
@@ -61,108 +69,53 @@ const CREDENTIAL_ERRORS: Record<number, string> = {
 };
 /** munge_err_t: munged not reached (EMUNGE_SOCKET), or too slow (EMUNGE_TIMEOUT). */
 const LOCAL_ERRORS = new Set([6, 7]);
-
-/** munge_err_t EMUNGE_SOCKET: munged not reached (its socket busy under load: EAGAIN), nothing decoded. */
-const SOCKET_ERROR = 6;
-/** munged there but busy (its socket's backlog full), or a connection it dropped. */
-const BUSY = /temporarily unavailable|EAGAIN|busy|Input\/output error|reset by peer/i;
-/** Tries of one munge/unmunge when munged was busy (or munge's answer was empty), and the pause between. */
-const TRIES = 4;
-const RETRY_MS = 200;
-/** A credential as munge writes it: "MUNGE:" base64 ":" (nothing else, nothing empty). */
+/** Tries of one request while munged is busy (its socket's backlog full), and the pause between. */
+const TRIES = 5;
+const RETRY_MS = 50;
+/** A credential as munged makes it: "MUNGE:" base64 ":" (nothing else, nothing empty). */
 const CREDENTIAL = /^MUNGE:[A-Za-z0-9+/=]+:$/;
 
-interface RunFailure {
-  error: MungeError;
-  /** munged was not reached: the same request again is safe (nothing was decoded). */
-  transient: boolean;
-}
-
-function runOnce(
-  cmd: string,
-  args: string[],
-  input: string | Buffer,
-  socket: string,
-): Promise<string | RunFailure> {
-  return new Promise((resolve) => {
-    const child = execFile(
-      cmd,
-      [...args, '--socket', socket],
-      { timeout: TIMEOUT_MS, maxBuffer: 64 * 1024, env: { PATH: process.env['PATH'] ?? '' } },
-      (err, stdout, stderr) => {
-        if (!err) return resolve(stdout);
-        const { code, killed, signal } = err as {
-          code?: unknown;
-          killed?: boolean;
-          signal?: unknown;
-        };
-        const why =
-          stderr
-            .trim()
-            .replace(/^\S+: (Error: )?/, '')
-            .split('\n')[0] || (typeof signal === 'string' ? `ended by ${signal}` : err.message);
-        const fail = (message: string, local: boolean, transient = false): void =>
-          resolve({ error: new MungeError(message, local), transient });
-        if (code === 'ENOENT') {
-          fail(`${cmd} not found (Debian: apt install munge)`, true);
-        } else if (killed === true || (typeof code === 'number' && LOCAL_ERRORS.has(code))) {
-          fail(
-            `cannot reach munged at ${socket}: ${killed === true ? 'no answer' : why}`,
-            true,
-            code === SOCKET_ERROR && BUSY.test(stderr),
-          );
-        } else if (typeof code !== 'number') {
-          // Ended by a signal, not by munge's own judgement.
-          fail(`${cmd} did not finish: ${why}`, true);
-        } else {
-          fail(CREDENTIAL_ERRORS[code] ?? `${cmd}: ${why}`, false);
-        }
-      },
-    );
-    child.stdin?.on('error', () => {});
-    child.stdin?.end(input);
-  });
-}
+const pause = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /**
- * Runs munge or unmunge; munged busy (EMUNGE_SOCKET: its socket's backlog
- * full under load, EAGAIN) is retried briefly, as is an answer `accept`
- * rejects when `retryBadAnswer` (munge: asking again is harmless). Never
- * resolves to an answer `accept` rejects: that is a MungeError.
+ * One request to munged (munged-socket.ts), asked again while munged is
+ * busy (never reached: nothing was done), and with `again` also when it
+ * gave no answer (for an encode: asking again is harmless; never for a
+ * decode, which munged may have done: a second one would be a replay).
+ * Failures are MungeErrors, all `local` (munged could not be asked).
  */
-async function run(
-  cmd: string,
-  args: string[],
-  input: string | Buffer,
-  socket: string,
-  accept: (out: string) => boolean,
-  retryBadAnswer: boolean,
-): Promise<string> {
-  let last: MungeError | undefined;
-  for (let i = 0; i < TRIES; i++) {
-    if (i > 0) await new Promise((r) => setTimeout(r, RETRY_MS * i));
-    const out = await runOnce(cmd, args, input, socket);
-    if (typeof out === 'string') {
-      if (accept(out)) return out;
-      last = new MungeError(
-        out.trim() === ''
-          ? `${cmd} at ${socket} succeeded but wrote nothing (munged overloaded?)`
-          : `${cmd} at ${socket} gave an unexpected answer`,
-        true,
-      );
-      if (!retryBadAnswer) break;
-    } else {
-      last = out.error;
-      if (!out.transient) break;
+async function ask<T>(request: () => Promise<T>, again: boolean): Promise<T> {
+  for (let i = 1; ; i++) {
+    try {
+      return await request();
+    } catch (err) {
+      const retry =
+        (err instanceof MungedUnreachable && err.busy) || (again && err instanceof MungedNoAnswer);
+      if (!retry || i >= TRIES) throw new MungeError((err as Error).message, true);
     }
+    await pause(RETRY_MS * i);
   }
-  throw last!;
+}
+
+/** A MungeError for munged's verdict `status` (munge_err_t), in munged's words where we have none. */
+function judged(status: number, error: string, socket: string): MungeError {
+  if (LOCAL_ERRORS.has(status)) return new MungeError(`munged at ${socket}: ${error}`, true);
+  return new MungeError(
+    CREDENTIAL_ERRORS[status] ?? `munged: ${error || `error ${status}`}`,
+    false,
+  );
 }
 
 /** A credential from the local munged for `payload` (this process's uid and gid); never empty. */
 export async function mungeEncode(payload: Buffer, socket = DEFAULT_MUNGE_SOCKET): Promise<string> {
-  const ok = (out: string): boolean => CREDENTIAL.test(out.trim());
-  return (await run('munge', [], payload, socket, ok, true)).trim();
+  const answer = await ask(() => encodeRequest(socket, payload, TIMEOUT_MS), true);
+  if (answer.status !== 0) {
+    throw new MungeError(`munged at ${socket} made no credential: ${answer.error}`, true);
+  }
+  if (!CREDENTIAL.test(answer.credential)) {
+    throw new MungeError(`munged at ${socket} gave an unexpected answer`, true);
+  }
+  return answer.credential;
 }
 
 /** Decodes `credential` with the local munged; throws MungeError when it is not valid. */
@@ -170,25 +123,13 @@ export async function mungeDecode(
   credential: string,
   socket = DEFAULT_MUNGE_SOCKET,
 ): Promise<MungeIdentity> {
-  // A second unmunge of a credential munged did decode would be a "replay": not retried.
-  const args = ['--numeric', '--keys', 'STATUS,UID,GID'];
-  const out = await run('unmunge', args, credential, socket, (o) => o.includes('\n\n'), false);
-  const blank = out.indexOf('\n\n');
-  const meta = new Map<string, string>();
-  for (const line of out.slice(0, blank).split('\n')) {
-    const m = /^([A-Z_]+):\s*(.*)$/.exec(line);
-    if (m) meta.set(m[1]!, m[2]!.trim());
+  if (credential.includes('\0') || credential.length > MAX_CREDENTIAL_CHARS) {
+    throw new MungeError(CREDENTIAL_ERRORS[8]!, false);
   }
-  const uid = Number(meta.get('UID'));
-  const gid = Number(meta.get('GID'));
-  if (
-    !/^0\b/.test(meta.get('STATUS') ?? '') ||
-    !Number.isSafeInteger(uid) ||
-    !Number.isSafeInteger(gid)
-  ) {
-    throw new MungeError(`unmunge at ${socket} gave an unexpected answer`, true);
-  }
-  return { uid, gid, payload: Buffer.from(out.slice(blank + 2), 'utf8') };
+  const answer = await ask(() => decodeRequest(socket, credential, TIMEOUT_MS), false);
+  if (answer.status !== 0) throw judged(answer.status, answer.error, socket);
+  const { uid, gid, payload } = answer;
+  return { uid, gid, payload };
 }
 
 const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex');

@@ -5,6 +5,7 @@
  * real credential that decodes to its own payload, or a MungeError, never
  * an empty string.
  */
+import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import t from 'tap';
@@ -40,5 +41,28 @@ t.test(
     t.type(err, MungeError);
     t.match((err as MungeError).message, socket);
     t.equal((err as MungeError).local, true);
+  },
+);
+
+t.test(
+  "MUNGE over munged's socket: the munge programs decode ours, and we decode theirs",
+  { skip },
+  async (t) => {
+    const munged = await startMunged(t);
+    const ours = await mungeEncode(Buffer.from('made over the socket'), munged.socket);
+    const shown = execFileSync('unmunge', ['-S', munged.socket, '-k', 'STATUS,UID'], {
+      input: ours,
+    }).toString();
+    t.match(shown, /STATUS:\s+Success \(0\)/, 'unmunge takes our credential');
+    t.match(shown, new RegExp(`UID:\\s+\\S+ \\(${process.getuid!()}\\)`), 'for our uid');
+    t.match(shown, /made over the socket/, 'with our payload');
+    const theirs = execFileSync('munge', ['-S', munged.socket], { input: 'made by munge' });
+    const decoded = await mungeDecode(theirs.toString().trim(), munged.socket);
+    t.equal(decoded.uid, process.getuid!(), "munge's credential decodes here, its uid");
+    t.equal(decoded.payload.toString(), 'made by munge', 'and its payload');
+    const again = await mungeDecode(theirs.toString().trim(), munged.socket).catch(
+      (e: unknown) => e,
+    );
+    t.match(again, { local: false, message: /replayed/ }, 'a second decode is a replay');
   },
 );
