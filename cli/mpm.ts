@@ -6,6 +6,7 @@
  */
 import yargs, { type Argv, type CommandModule } from 'yargs';
 import { hideBin } from 'yargs/helpers';
+import { usageProblem } from '../lib/usage-words.js';
 
 /** Usage errors and unreadable input files exit 2, like other Unix tools; every other failure 1. */
 const EXIT_2 = new Set(['MPM_ERR_USAGE', 'MPM_ERR_TRACE']);
@@ -255,14 +256,19 @@ const demo: CommandModule = {
 
 const commands: CommandModule[] = [agent, trace, status, top, exec, demo];
 
+const names = commands.map((c) => String(c.command).split(' ')[0]!);
 let cli = yargs(hideBin(process.argv))
   .scriptName('mpm')
+  // Its messages are read back (usage-words.ts), so in the one language.
+  .locale('en')
   .strict()
   .demandCommand(1, 'name a command')
   .fail((message, err, y) => {
     if (err) throw err;
     y.showHelp('error');
-    process.stderr.write(`\nmpm: ${message}; see the usage above [MPM_ERR_USAGE]\n`);
+    const { command, problem } = usageProblem(message, hideBin(process.argv), names);
+    const who = command === undefined ? 'mpm' : `mpm ${command}`;
+    process.stderr.write(`\n${who}: ${problem}; see the usage above [MPM_ERR_USAGE]\n`);
     process.exit(2);
   })
   .help();

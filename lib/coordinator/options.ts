@@ -215,6 +215,14 @@ export function parseArgs(
       makeArgv.push(...argv.slice(i));
       break;
     }
+    if (/^--mp([^-]|$)/.test(a)) {
+      // GNU make has no option starting with --mp: a typo of one of ours.
+      const typed = a.split('=')[0]!;
+      const meant = typed.replace(/^--mp_?/, '--mp-');
+      throw new UsageError(
+        `unknown option ${typed}: mpmake's options start with --mp-${meant === '--mp-' ? '' : ` (${meant}?)`}; see mpmake --mp-help`,
+      );
+    }
     if (!a.startsWith('--mp-')) {
       makeArgv.push(a);
       continue;

@@ -8,9 +8,12 @@ import { withoutTapHooks } from '../helpers/run.js';
 import { startAgent, TestClient } from './client.js';
 
 /** Runs `mpm ARGS` to its end; for options that must fail before listening. */
-function mpm(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+function mpm(
+  args: string[],
+  env: Record<string, string> = {},
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
   const child = spawn(process.execPath, [join(packageRoot(), 'dist/cli/mpm.js'), ...args], {
-    env: withoutTapHooks(),
+    env: { ...withoutTapHooks(), ...env },
   });
   let stdout = '';
   let stderr = '';
@@ -95,12 +98,28 @@ t.test('mpm agent: bad options exit 2 and name the option, in the one format', a
     stderr:
       'mpm agent: --listen must be HOST:PORT (e.g. 127.0.0.1:7543), got nowhere [MPM_ERR_USAGE]\n',
   });
-  // issue-16: yargs's own errors, after the usage, end in the same format.
-  const unknown = await mpm(['agent', '--bogus']);
-  t.equal(unknown.code, 2);
+  // issue-16: yargs's own errors, after the usage, end in the same format,
+  // naming the command and each unknown option as typed (yargs said
+  // "Unknown argument: bogus", "such" for --no-such, "bogus-thing,
+  // bogusThing" for --bogus-thing, in the user's language).
+  const lastLine = async (args: string[], env?: Record<string, string>): Promise<string> => {
+    const r = await mpm(args, env);
+    t.equal(r.code, 2, `${args.join(' ')}: exit 2`);
+    return r.stderr.trimEnd().split('\n').pop()!;
+  };
   t.equal(
-    unknown.stderr.trimEnd().split('\n').pop(),
-    'mpm: Unknown argument: bogus; see the usage above [MPM_ERR_USAGE]',
+    await lastLine(['agent', '--bogus']),
+    'mpm agent: unknown option --bogus; see the usage above [MPM_ERR_USAGE]',
+  );
+  t.equal(
+    await lastLine(['status', '--bogus-thing=1', '-z', '--no-such', 'extra']),
+    'mpm status: unknown options --bogus-thing, -z, --no-such; unexpected argument extra; ' +
+      'see the usage above [MPM_ERR_USAGE]',
+  );
+  t.equal(
+    await lastLine(['frob'], { LANG: 'de_DE.UTF-8', LC_ALL: 'de_DE.UTF-8' }),
+    'mpm: unknown command frob; the commands are agent, trace, status, top, exec, demo; ' +
+      'see the usage above [MPM_ERR_USAGE]',
   );
   const none = await mpm([]);
   t.equal(none.code, 2);

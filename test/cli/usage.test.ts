@@ -19,6 +19,12 @@ const usageErrors: { name: string; args: string[]; env?: Record<string, string>;
   [
     { name: 'unknown option', args: ['--mp-bogus'], names: /--mp-bogus/ },
     { name: 'unknown option with value', args: ['--mp-bogus=3', 'all'], names: /--mp-bogus/ },
+    // Was handed to make, which has no option starting with --mp.
+    {
+      name: 'one of ours without its dash',
+      args: ['--mp_hosts=127.0.0.1', 'all'],
+      names: /unknown option --mp_hosts: .*start with --mp- \(--mp-hosts\?\)/,
+    },
     {
       name: 'unparsable --mp-hosts',
       args: ['--mp-hosts=host:notaport/x'],
@@ -51,6 +57,16 @@ for (const { name, args, env, names } of usageErrors) {
     t.notOk(existsSync(join(dir, 'ran')), 'make did not run');
   });
 }
+
+t.test("make's own long options pass through, --mp-* among them", async (t) => {
+  const dir = probeDir(t);
+  const r = await runMpmake(['--no-print-directory', '--mp-quiet', '--silent', '--', 'all'], {
+    cwd: dir,
+    env: cleanEnv(),
+  });
+  t.equal(r.code, 0, r.stderr.toString());
+  t.equal(r.stdout.toString(), 'make ran\n', 'make ran with them');
+});
 
 t.test('no cluster configured: plain make plus one warning line', async (t) => {
   const work = join(t.testdir(), 'work');
