@@ -141,6 +141,10 @@ interface Round {
 
 const has = (cmd: string): boolean => spawnSync('sh', ['-c', `command -v ${cmd}`]).status === 0;
 
+/** Builds of a round that ended well, on the cluster. */
+const builtIn = (g: Round): number =>
+  g.users.filter((u) => u.code === 0 && u.mode === 'cluster').length;
+
 /** Why this benchmark cannot run here, or undefined. */
 function cannotRun(): string | undefined {
   if (process.geteuid?.() !== 0) return 'needs root (it makes users and runs root agents)';
@@ -371,9 +375,12 @@ export async function runTwelveUsersMunge(options: TwelveUsersMungeOptions): Pro
     for (let r = 0; r < options.runs; r++) {
       const g = await round(users, env);
       rounds.push(g);
+      const built = builtIn(g);
       process.stderr.write(
-        `twelve-users-munge: round ${r + 1}/${options.runs}: mean ${fmt(g.meanMs / 1000)} s, ` +
-          `min ${fmt(g.minMs / 1000)}, max ${fmt(g.maxMs / 1000)}, spread ${fmt(g.spread * 100, 1)} %\n`,
+        `twelve-users-munge: round ${r + 1}/${options.runs}: ${built} of ${g.users.length} built` +
+          `${built < g.users.length ? ' (the spread means little: failed builds end early)' : ''}; ` +
+          `mean ${fmt(g.meanMs / 1000)} s, min ${fmt(g.minMs / 1000)}, max ${fmt(g.maxMs / 1000)}, ` +
+          `spread ${fmt(g.spread * 100, 1)} %\n`,
       );
     }
     const all = rounds.flatMap((g) => g.users);
@@ -502,7 +509,7 @@ export function markdown(json: TwelveUsersMungeResult): string {
     rounds
       .map(
         (g, i) =>
-          `${i + 1}: mean ${s(g.meanMs)} s, fastest ${s(g.minMs)}, slowest ${s(g.maxMs)}, ` +
+          `${i + 1}: ${builtIn(g)} of ${g.users.length} built, mean ${s(g.meanMs)} s, fastest ${s(g.minMs)}, slowest ${s(g.maxMs)}, ` +
           `spread (max − min) / mean ${fmt(g.spread * 100, 1)} %, max / min ${fmt(g.ratio)}`,
       )
       .join('; ') +
