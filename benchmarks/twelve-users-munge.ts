@@ -120,6 +120,8 @@ interface UserRun {
   code: number | null;
   refused: number;
   leftOut: number;
+  /** Jobs run again because their node was lost or their lease lapsed (the report's reruns). */
+  reruns: number;
   mode: string | null;
   jobsPerNode: Record<string, number>;
   localJobs: number;
@@ -135,11 +137,18 @@ interface Round {
   maxMs: number;
   /** (max − min) / mean. */
   spread: number;
+  /** The same of mpmake's own times (without runuser and Node's start); null when one is missing. */
+  ownSpread: number | null;
   /** max / min. */
   ratio: number;
 }
 
 const has = (cmd: string): boolean => spawnSync('sh', ['-c', `command -v ${cmd}`]).status === 0;
+
+/** (max − min) / mean. */
+function spreadOf(ms: number[]): number {
+  return (Math.max(...ms) - Math.min(...ms)) / (ms.reduce((a, b) => a + b, 0) / ms.length);
+}
 
 /** Builds of a round that ended well, on the cluster. */
 const builtIn = (g: Round): number =>
@@ -252,12 +261,14 @@ function buildAs(user: BenchUser, env: Record<string, string>): Waiting {
   };
 }
 
-function readJson(path: string): (Report & { mode?: string; leftOut?: unknown[] }) | undefined {
+const ownSpread = (g: Round): string =>
+  g.ownSpread === null || g.ownSpread === undefined ? '—' : `${fmt(g.ownSpread * 100, 1)} %`;
+
+type UserReport = Report & { mode?: string; leftOut?: unknown[]; reruns?: unknown[] };
+
+function readJson(path: string): UserReport | undefined {
   try {
-    return JSON.parse(readFileSync(path, 'utf8')) as Report & {
-      mode?: string;
-      leftOut?: unknown[];
-    };
+    return JSON.parse(readFileSync(path, 'utf8')) as UserReport;
   } catch {
     return undefined;
   }
@@ -286,6 +297,7 @@ async function round(users: BenchUser[], env: Record<string, string>): Promise<R
       code: f.code,
       refused: report?.jobs.refused ?? 0,
       leftOut: report?.leftOut?.length ?? 0,
+      reruns: report?.reruns?.length ?? 0,
       mode: report?.mode ?? null,
       jobsPerNode: Object.fromEntries((report?.nodes ?? []).map((n) => [n.id, n.jobs])),
       localJobs: report?.jobs.local ?? 0,
@@ -298,12 +310,14 @@ async function round(users: BenchUser[], env: Record<string, string>): Promise<R
   const meanMs = walls.reduce((a, b) => a + b, 0) / walls.length;
   const minMs = Math.min(...walls);
   const maxMs = Math.max(...walls);
+  const own = runs.map((r) => r.mpmakeWallMs);
   return {
     users: runs,
     meanMs,
     minMs,
     maxMs,
     spread: (maxMs - minMs) / meanMs,
+    ownSpread: own.every((ms) => ms !== null) ? spreadOf(own as number[]) : null,
     ratio: maxMs / minMs,
   };
 }
@@ -380,7 +394,8 @@ export async function runTwelveUsersMunge(options: TwelveUsersMungeOptions): Pro
         `twelve-users-munge: round ${r + 1}/${options.runs}: ${built} of ${g.users.length} built` +
           `${built < g.users.length ? ' (the spread means little: failed builds end early)' : ''}; ` +
           `mean ${fmt(g.meanMs / 1000)} s, min ${fmt(g.minMs / 1000)}, max ${fmt(g.maxMs / 1000)}, ` +
-          `spread ${fmt(g.spread * 100, 1)} %\n`,
+          `spread ${fmt(g.spread * 100, 1)} % (of mpmake's own times ${ownSpread(g)}); ` +
+          `${g.users.reduce((n, u) => n + u.reruns, 0)} jobs run again\n`,
       );
     }
     const all = rounds.flatMap((g) => g.users);
@@ -452,6 +467,7 @@ export function markdown(json: TwelveUsersMungeResult): string {
       .map(([id, n]) => `${id} ${n}`)
       .join(', ') || '-',
     u.localJobs,
+    u.reruns ?? '-',
     u.refused + u.leftOut,
     u.code === null ? 'signal' : u.code,
     `${u.files - u.foreignFiles.length}/${u.files}`,
@@ -499,6 +515,7 @@ export function markdown(json: TwelveUsersMungeResult): string {
         'mpmake s',
         'jobs per node',
         'jobs on client',
+        'run again',
         'refusals',
         'exit',
         'files owned by the user',
@@ -510,7 +527,7 @@ export function markdown(json: TwelveUsersMungeResult): string {
       .map(
         (g, i) =>
           `${i + 1}: ${builtIn(g)} of ${g.users.length} built, mean ${s(g.meanMs)} s, fastest ${s(g.minMs)}, slowest ${s(g.maxMs)}, ` +
-          `spread (max − min) / mean ${fmt(g.spread * 100, 1)} %, max / min ${fmt(g.ratio)}`,
+          `spread (max − min) / mean ${fmt(g.spread * 100, 1)} % (of mpmake's own times ${ownSpread(g)}), max / min ${fmt(g.ratio)}`,
       )
       .join('; ') +
     `.\n\nTargets (issue 15): spread within ${TWELVE_USERS_MUNGE_TARGETS.spread * 100} % ` +
