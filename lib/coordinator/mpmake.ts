@@ -347,6 +347,8 @@ async function clusterMake(
     const times = new CommandTimes(history?.times);
     const router = new RecipeRouter(cluster, shells, {
       times: learn ? times : undefined,
+      // --mp-local= (empty): nothing stays on the client by choice, short lines neither.
+      shortLines: options.local.length > 0,
       shimPath: shim.shellPath,
       color: options.color,
       fallback: !options.noFallback,

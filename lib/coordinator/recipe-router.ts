@@ -62,6 +62,11 @@ export interface RouterOptions {
   times?: CommandTimes;
   /** At most this many short lines run on the client at once; default: its cores. */
   shortLimit?: number;
+  /**
+   * false: no line stays on the client for being short (`--mp-local=`,
+   * empty: nothing local); `times` is still learnt for the next build.
+   */
+  shortLines?: boolean;
   /** --mp-shell: the shell for every shell line, whatever make chose. */
   forcedShell?: string | undefined;
   /**
@@ -224,7 +229,10 @@ export class RecipeRouter extends EventEmitter<BuildEvents> {
     // Before counting the client full, see which short lines ended since the last look.
     if (this.shortHere >= this.shortLimit) this.localJobs.refresh();
     const placed =
-      this.options.times?.place(commandKey(command), this.shortHere, this.shortLimit) ?? 'send';
+      this.options.shortLines === false
+        ? 'send'
+        : (this.options.times?.place(commandKey(command), this.shortHere, this.shortLimit) ??
+          'send');
     const short = placed === 'short';
     const choice: Choice = short ? { kind: 'local' } : this.cluster.choose(target ?? command);
     if (short) this.stats.short++;
