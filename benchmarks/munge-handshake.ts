@@ -12,9 +12,13 @@
  * agent's (auth sent to welcome: decode, user lookup, its own credential).
  * Alone (RUNS handshakes one after another) and CLIENTS at once (RUNS
  * rounds); medians, and the slowest of the concurrent ones against
- * mpmake's default connect timeout (3000 ms).
+ * mpmake's default connect timeout (3000 ms). Beside each, the same with
+ * a shared-secret agent (no MUNGE), interleaved: what MUNGE adds.
  */
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { spawnLocalAgent } from '../lib/agent/spawn-agent.js';
 import { authFor } from '../lib/client/agent-dial.js';
 import { agentCredentialProblem, clientCredential } from '../lib/client/munge-client.js';
@@ -31,6 +35,7 @@ import { startMunged } from '../fixtures/munged.js';
 import {
   benchEnv,
   fmt,
+  interleave,
   isMain,
   machine,
   markdownTable,
@@ -53,8 +58,17 @@ interface Handshake {
 /** mpmake's default --mp-connect-timeout. */
 const DEFAULT_CONNECT_TIMEOUT_MS = 3000;
 
-/** One handshake as mpmake does it (agent-dial.ts), timed by phase. */
-async function handshake(port: number, socket: string): Promise<Handshake> {
+type Variant = 'munge' | 'secret';
+
+/**
+ * One handshake as mpmake makes it (agent-dial.ts), timed by phase: with
+ * `munge` (munged's socket) a MUNGE one, otherwise a shared-secret one.
+ */
+async function handshake(
+  port: number,
+  munge: string | undefined,
+  secret: Buffer,
+): Promise<Handshake> {
   const t0 = performance.now();
   const sock = connect({ host: '127.0.0.1', port });
   const channel = new Channel<AgentToClient, ClientToAgent>(sock, { check: checkAgentMessage });
@@ -70,8 +84,16 @@ async function handshake(port: number, socket: string): Promise<Handshake> {
     const hello = await next<HelloMessage>('hello');
     const t1 = performance.now();
     const who = { user: 'bench', host: 'bench', pid: process.pid, build: 'munge-handshake' };
+    if (munge === undefined) {
+      const welcomed = next<WelcomeMessage>('welcome');
+      channel.send(authFor(secret, hello, sock, who).auth);
+      const t2 = performance.now();
+      await welcomed;
+      const t3 = performance.now();
+      return { totalMs: t3 - t0, clientMungeMs: 0, agentMs: t3 - t2 };
+    }
     const { auth, binding } = authFor(undefined, hello, sock, who, true);
-    const mode = { socket, from: 'the benchmark' };
+    const mode = { socket: munge, from: 'the benchmark' };
     const credential = await clientCredential(binding!, channelBinding(sock), mode);
     const welcomed = next<WelcomeMessage>('welcome');
     channel.send({ ...auth, munge: credential });
@@ -92,16 +114,44 @@ async function handshake(port: number, socket: string): Promise<Handshake> {
   }
 }
 
+interface Summary {
+  totalMs: number;
+  clientMungeMs: number;
+  agentMs: number;
+  slowestMs: number;
+}
+
+function summary(hs: Handshake[]): Summary {
+  const med = (k: keyof Handshake): number => median(hs.map((h) => h[k]));
+  return {
+    totalMs: med('totalMs'),
+    clientMungeMs: med('clientMungeMs'),
+    agentMs: med('agentMs'),
+    slowestMs: Math.max(...hs.map((h) => h.totalMs)),
+  };
+}
+
 export async function runMungeHandshake(options: MungeHandshakeOptions): Promise<unknown> {
   const { runs, clients } = options;
+  const dir = mkdtempSync(join(tmpdir(), 'mpmake-bench-munge-'));
+  const secret = Buffer.from('munge-handshake benchmark secret');
+  const secretFile = join(dir, 'secret');
+  writeFileSync(secretFile, secret, { mode: 0o600 });
   const munged = await startMunged();
-  const agent = await spawnLocalAgent({
-    slots: 1,
-    id: 'bench-munge',
-    secretFile: false,
-    env: benchEnv(),
-    extraArgs: ['--auth', 'munge', '--munge-socket', munged.socket, '--allow-root'],
-  });
+  const agents = await Promise.all([
+    spawnLocalAgent({
+      slots: 1,
+      id: 'bench-munge',
+      secretFile: false,
+      env: benchEnv(),
+      extraArgs: ['--auth', 'munge', '--munge-socket', munged.socket, '--allow-root'],
+    }),
+    spawnLocalAgent({ slots: 1, id: 'bench-secret', secretFile, env: benchEnv() }),
+  ]);
+  const dial: Record<Variant, () => Promise<Handshake>> = {
+    munge: () => handshake(agents[0].port, munged.socket, secret),
+    secret: () => handshake(agents[1].port, undefined, secret),
+  };
   try {
     // The MUNGE operations alone, in this process.
     const encodeMs: number[] = [];
@@ -114,56 +164,61 @@ export async function runMungeHandshake(options: MungeHandshakeOptions): Promise
       decodeMs.push(performance.now() - b);
       encodeMs.push(b - a);
     }
-    await handshake(agent.port, munged.socket); // warm-up, untimed
-    const alone: Handshake[] = [];
-    for (let i = 0; i < runs; i++) alone.push(await handshake(agent.port, munged.socket));
-    const together: Handshake[][] = [];
-    for (let r = 0; r < runs; r++) {
-      const round = await Promise.all(
-        Array.from({ length: clients }, () => handshake(agent.port, munged.socket)),
-      );
-      together.push(round);
-      const worst = Math.max(...round.map((h) => h.totalMs));
-      process.stdout.write(`round ${r + 1}: ${clients} at once, slowest ${fmt(worst, 0)} ms\n`);
-    }
-    const flat = together.flat();
-    const med = (hs: Handshake[], k: keyof Handshake): number => median(hs.map((h) => h[k]));
-    const slowest = Math.max(...flat.map((h) => h.totalMs));
+    await dial.munge(); // warm-up, untimed
+    await dial.secret();
+    const alone = await interleave(runs, dial);
+    const together = await interleave(
+      runs,
+      {
+        munge: () => Promise.all(Array.from({ length: clients }, dial.munge)),
+        secret: () => Promise.all(Array.from({ length: clients }, dial.secret)),
+      },
+      (v, round, hs) =>
+        process.stdout.write(
+          `round ${round + 1} ${v.padEnd(6)}: ${clients} at once, slowest ` +
+            `${fmt(Math.max(...hs.map((h) => h.totalMs)), 0)} ms\n`,
+        ),
+    );
     const result = {
       encodeMs: median(encodeMs),
       decodeMs: median(decodeMs),
-      alone: {
-        totalMs: med(alone, 'totalMs'),
-        clientMungeMs: med(alone, 'clientMungeMs'),
-        agentMs: med(alone, 'agentMs'),
-      },
-      together: {
-        totalMs: med(flat, 'totalMs'),
-        clientMungeMs: med(flat, 'clientMungeMs'),
-        agentMs: med(flat, 'agentMs'),
-        slowestMs: slowest,
-      },
+      alone: { munge: summary(alone.munge), secret: summary(alone.secret) },
+      together: { munge: summary(together.munge.flat()), secret: summary(together.secret.flat()) },
     };
-    const row = (name: string, h: { totalMs: number; clientMungeMs: number; agentMs: number }) => [
+    const row = (name: string, h: Summary, mungeCols: boolean): string[] => [
       name,
       fmt(h.totalMs, 1),
-      fmt(h.clientMungeMs, 1),
+      fmt(h.slowestMs, 0),
+      mungeCols ? fmt(h.clientMungeMs, 1) : '–',
       fmt(h.agentMs, 1),
     ];
+    const slowest = result.together.munge.slowestMs;
     const met = slowest < DEFAULT_CONNECT_TIMEOUT_MS;
     const markdown =
       `# munge-handshake: what a MUNGE handshake costs\n\n` +
-      `One root loopback agent (\`--auth munge\`), one munged; ${runs} handshakes alone, ` +
-      `${runs} rounds of ${clients} at once; medians. Node ${process.version}, ` +
-      `${machine().cpus} CPUs (${machine().cpuModel}), load ${machine().loadavg1}.\n\n` +
+      `One root loopback agent with \`--auth munge\` and one with the shared secret only, ` +
+      `one munged; ${runs} handshakes alone, ${runs} rounds of ${clients} at once, ` +
+      `interleaved; medians. Node ${process.version}, ${machine().cpus} CPUs ` +
+      `(${machine().cpuModel}), load ${machine().loadavg1}.\n\n` +
       `MUNGE alone, in one process: encode ${fmt(result.encodeMs, 1)} ms, decode ` +
       `${fmt(result.decodeMs, 1)} ms.\n\n` +
       markdownTable(
-        ['handshakes', 'connect to checked welcome, ms', "client's MUNGE, ms", "agent's part, ms"],
-        [row('alone', result.alone), row(`${clients} at once`, result.together)],
+        [
+          'handshakes',
+          'connect to checked welcome, ms',
+          'slowest, ms',
+          "client's MUNGE, ms",
+          "agent's part, ms",
+        ],
+        [
+          row('MUNGE, alone', result.alone.munge, true),
+          row('secret, alone', result.alone.secret, false),
+          row(`MUNGE, ${clients} at once`, result.together.munge, true),
+          row(`secret, ${clients} at once`, result.together.secret, false),
+        ],
       ) +
-      `\nSlowest of the ${clients} at once: ${fmt(slowest, 0)} ms; target: under mpmake's ` +
-      `default connect timeout (${DEFAULT_CONNECT_TIMEOUT_MS} ms): ` +
+      `\nSlowest MUNGE handshake of the ${clients} at once: ${fmt(slowest, 0)} ms; target: ` +
+      `under mpmake's default connect timeout (${DEFAULT_CONNECT_TIMEOUT_MS} ms): ` +
       `${met ? 'met' : 'MISSED'}.\n`;
     const files = await writeResults(
       'munge-handshake',
@@ -173,8 +228,9 @@ export async function runMungeHandshake(options: MungeHandshakeOptions): Promise
     process.stdout.write(`\n${markdown}\nwrote ${files.join(', ')}\n`);
     return result;
   } finally {
-    await agent.stop();
+    await Promise.all(agents.map((a) => a.stop()));
     await munged.stop();
+    rmSync(dir, { recursive: true, force: true });
   }
 }
 
