@@ -29,7 +29,7 @@ $(TSBUILD): $(NODE_MODULES) tsconfig.json $(TS_SOURCES)
 
 # The native shim: one C file, no dependencies. Where no C compiler works,
 # mpmake uses its TypeScript fallback shim and says so once.
-$(SHIM): lib/shim/shim.c
+$(SHIM): lib/shim/shim.c lib/shim/revalidate.h
 	@mkdir -p build
 	$(CC) -O2 -Wall -Wextra -std=c99 -D_GNU_SOURCE -o $@ $< || \
 	  { echo "mpmake: no working C compiler; the slower TypeScript shim will be used" >&2; rm -f $@; }
@@ -53,7 +53,7 @@ $(EXEC): lib/agent/job-exec.c lib/agent/lease.h lib/agent/exec-failed.h
 # The agent's job spawner (lib/agent/spawn-server.c): forking a small
 # process per job instead of the agent itself. Without it jobs are started
 # with Node's child_process (slower per job).
-$(SPAWND): lib/agent/spawn-server.c lib/agent/lease.h lib/agent/exec-failed.h
+$(SPAWND): lib/agent/spawn-server.c lib/agent/lease.h lib/agent/exec-failed.h lib/shim/revalidate.h
 	@mkdir -p build
 	$(CC) -O2 -Wall -Wextra -std=c99 -D_GNU_SOURCE -o $@ $< || \
 	  { echo "mpmake: no working C compiler; agents spawn jobs with Node" >&2; rm -f $@; }

@@ -34,8 +34,11 @@ export abstract class PipedJobProcess extends JobProcess {
     this.armIdleTimer();
   }
 
-  /** Emits `readable`'s bytes as `stream` and counts it until it ends. */
-  protected watch(stream: StreamId, readable: Readable): void {
+  /**
+   * Emits `readable`'s bytes as `stream` (or hands them to a function: not
+   * the job's output) and counts it until it ends.
+   */
+  protected watch(stream: StreamId | ((bytes: Buffer) => void), readable: Readable): void {
     this.streams.push(readable);
     this.openStreams++;
     if (this.paused) readable.pause();
@@ -49,7 +52,8 @@ export abstract class PipedJobProcess extends JobProcess {
     readable.on('data', (bytes: Buffer) => {
       if (this.finished) return;
       this.chunks++;
-      this.emit('data', stream, bytes);
+      if (typeof stream === 'function') stream(bytes);
+      else this.emit('data', stream, bytes);
       this.armIdleTimer();
     });
     readable.once('end', closed);

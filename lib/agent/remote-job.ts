@@ -10,12 +10,13 @@ import type {
 import { tracer } from '../trace.js';
 import type { AgentLog } from './agent-log.js';
 import { revalidateInputs, seeFiles } from './file-seen.js';
+import { expectPayload } from '../shim/shim-protocol.js';
 import { buildJobCommand } from './job-command.js';
 import { sharedLeaseBoard, type Lease } from './lease-board.js';
 import type { JobOutcome, JobProcess } from './job-process.js';
 import type { Reservation } from './queue-budget.js';
 import type { RunAs } from './run-as.js';
-import { sharedSpawner } from './spawn-client.js';
+import { sharedSpawner, type SpawnClient } from './spawn-client.js';
 import { SpawnedJobProcess } from './spawned-job-process.js';
 import { startJobProcess } from './start-job-process.js';
 
@@ -102,29 +103,49 @@ export class RemoteJob {
     this.state = 'running';
     this.startedAtMs = Date.now();
     if (this.announcedQueued) this.sink.send({ type: 'started', id: this.id });
+    // Plain pipe jobs of the agent's own user go through the spawner (a
+    // small process that forks cheaply); tty jobs and jobs run as another
+    // user, through node-pty or the launcher.
+    const spawner =
+      this.message.tty === undefined && this.runAs === undefined ? sharedSpawner() : undefined;
     const inputs = this.message.inputs;
-    if (inputs === undefined || inputs.length === 0) return this.launch();
+    if (inputs === undefined || inputs.length === 0) return this.launch(spawner);
     // Inputs another machine wrote in this build: wait until this node
     // sees them as their writer did, so the job reads no stale file.
-    void revalidateInputs(inputs, this.message.fsWaitMs ?? 2000, 'another machine').then((w) => {
+    const waitMs = this.message.fsWaitMs ?? 2000;
+    // Through the spawner, in the job's own process before it execs: no
+    // process started for the wait (spawn-server.c).
+    if (spawner) return this.launch(spawner, expectPayload(waitMs, 'another machine', inputs));
+    void revalidateInputs(inputs, waitMs, 'another machine').then((w) => {
       this.inputWait = w;
       if (this.earlySignal !== undefined || this.detached) {
         return this.finish({ code: null, signal: this.earlySignal ?? 'SIGTERM' });
       }
-      if (w.stale.length === 0) return this.launch();
-      const text =
-        `mpmake: ${w.stale.join(', ')} still look${w.stale.length === 1 ? 's' : ''} different ` +
-        `on this node after ${Math.round(w.lagMs)} ms (--mp-fs-wait=${this.message.fsWaitMs ?? 2000}) ` +
-        `than where ${w.stale.length === 1 ? 'it was' : 'they were'} written in this build: the node's ` +
-        'file system caches are older than the file (shorten them: NFS actimeo, ' +
-        'lookupcache=positive; sshfs dir_cache=no, attr_timeout, negative_timeout=0), and the job would read stale data; not ' +
-        'running it. Raise --mp-fs-wait, or mount with shorter caches [MPM_ERR_FS_STALE]\n';
-      this.sink.send({ type: 'data', id: this.id, stream: 2, bytes: Buffer.from(text) });
-      this.finish({ code: 127, signal: null });
+      if (w.stale.length === 0) return this.launch(undefined);
+      this.refuseStale(w);
     });
   }
 
-  private launch(): void {
+  /** An input still looked different past the bound: the job is not run (MPM_ERR_FS_STALE). */
+  private refuseStale(w: InputWait): void {
+    const text =
+      `mpmake: ${w.stale.join(', ')} still look${w.stale.length === 1 ? 's' : ''} different ` +
+      `on this node after ${Math.round(w.lagMs)} ms (--mp-fs-wait=${this.message.fsWaitMs ?? 2000}) ` +
+      `than where ${w.stale.length === 1 ? 'it was' : 'they were'} written in this build: the node's ` +
+      'file system caches are older than the file (shorten them: NFS actimeo, ' +
+      'lookupcache=positive; sshfs dir_cache=no, attr_timeout, negative_timeout=0), and the job would read stale data; not ' +
+      'running it. Raise --mp-fs-wait, or mount with shorter caches [MPM_ERR_FS_STALE]\n';
+    if (!this.detached) {
+      this.sink.send({ type: 'data', id: this.id, stream: 2, bytes: Buffer.from(text) });
+    }
+    this.finish({ code: 127, signal: null });
+  }
+
+  /**
+   * Starts the job's process: through `spawner` when given (with `inputs`,
+   * an EXPECT payload, revalidated by the job's process before it execs).
+   */
+  private launch(spawner: SpawnClient | undefined, inputs?: Buffer): void {
     // The environment as sent (the session added MPMAKE_NODE), nothing more.
     const jobEnv = this.message.env;
     // make's $@ (absolute): deleted by the supervisor if the job is killed half-way.
@@ -132,12 +153,7 @@ export class RemoteJob {
     const targetPath = produced !== undefined && isAbsolute(produced) ? produced : undefined;
     const lease = this.lease;
     this.lapsesAtStart = lease === undefined ? 0 : lease.lapsed ? -1 : lease.lapses;
-    // Plain pipe jobs of the agent's own user go through the spawner (a
-    // small process that forks cheaply); tty jobs and jobs run as another
-    // user, through node-pty or the launcher.
-    const spawner =
-      this.message.tty === undefined && this.runAs === undefined ? sharedSpawner() : undefined;
-    const proc = spawner
+    const spawned = spawner
       ? new SpawnedJobProcess(spawner, {
           argv: this.message.argv,
           env: jobEnv,
@@ -146,20 +162,24 @@ export class RemoteJob {
           mergeOutput: this.message.mergeOutput === true,
           ...(lease ? { leaseSlot: lease.slot } : {}),
           ...(targetPath !== undefined ? { target: targetPath } : {}),
+          ...(inputs ? { inputs } : {}),
         })
-      : startJobProcess(
-          buildJobCommand(
-            {
-              ...this.message,
-              env: jobEnv,
-              lease: lease ? `${sharedLeaseBoard().path}:${lease.slot}` : undefined,
-              target: targetPath,
-            },
-            this.runAs,
-            this.roots,
-          ),
-          this.log,
-        );
+      : undefined;
+    const proc =
+      spawned ??
+      startJobProcess(
+        buildJobCommand(
+          {
+            ...this.message,
+            env: jobEnv,
+            lease: lease ? `${sharedLeaseBoard().path}:${lease.slot}` : undefined,
+            target: targetPath,
+          },
+          this.runAs,
+          this.roots,
+        ),
+        this.log,
+      );
     this.process = proc;
     trace(
       `job ${this.id}: started pid ${proc.pid} after ${this.startedAtMs - this.queuedAtMs} ms queued`,
@@ -170,7 +190,16 @@ export class RemoteJob {
       this.sink.send({ type: 'data', id: this.id, stream, bytes });
       this.updateFlow();
     });
-    proc.once('finish', (outcome) => this.finish(outcome));
+    proc.once('finish', (outcome) => {
+      if (spawned && inputs) {
+        // How the job's process found its inputs before it ran the job.
+        // None said: it ended before it could (a cancel during the wait).
+        this.inputWait = spawned.inputWait;
+        const stale = this.inputWait !== undefined && this.inputWait.stale.length > 0;
+        if (stale && outcome.signal === null) return this.refuseStale(this.inputWait!);
+      }
+      this.finish(outcome);
+    });
     this.updateFlow();
   }
 

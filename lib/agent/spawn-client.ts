@@ -21,6 +21,13 @@ export interface SpawnRequest {
   leaseSlot?: number;
   /** Absolute path of the file the job makes: deleted if the job is killed half-way. */
   target?: string;
+  /**
+   * An EXPECT payload (shim-protocol.ts): the job's inputs as their writer
+   * saw them. The job's process waits until it sees them so, reports the
+   * FRESH payload through the report FIFO, and only then execs the job (or,
+   * with one still stale, exits 127 unrun).
+   */
+  inputs?: Buffer;
 }
 
 /** What the spawner says about one job. */
@@ -80,23 +87,27 @@ export class SpawnClient {
     return this.dead === undefined;
   }
 
-  /** Asks for a job; returns its id and its FIFO paths (stderr's undefined when merged). */
+  /**
+   * Asks for a job; returns its id and its FIFO paths (stderr's undefined
+   * when merged; the report's, only with `inputs`).
+   */
   spawn(
     req: SpawnRequest,
     handlers: SpawnHandlers,
-  ): { id: number; out: string; err: string | undefined } {
+  ): { id: number; out: string; err: string | undefined; report: string | undefined } {
     const id = this.nextId++;
     this.handlers.set(id, handlers);
     if (this.dead) setImmediate(() => handlers.dead());
     const out = join(this.dir, `${id}.out`);
     const err = req.mergeOutput ? undefined : join(this.dir, `${id}.err`);
+    const report = req.inputs ? join(this.dir, `${id}.fresh`) : undefined;
     const groups = req.groups ?? [];
     const head = Buffer.alloc(1 + 28 + 4 * groups.length + 8);
     let o = 0;
     head.writeUInt8(1, o++);
     head.writeUInt32BE(id, o);
     head.writeUInt32BE(req.umask & 0o777, (o += 4));
-    head.writeUInt32BE(req.mergeOutput ? 1 : 0, (o += 4));
+    head.writeUInt32BE((req.mergeOutput ? 1 : 0) | (req.inputs ? 2 : 0), (o += 4));
     head.writeUInt32BE(req.leaseSlot ?? NO_ID, (o += 4));
     head.writeUInt32BE(req.uid ?? NO_ID, (o += 4));
     head.writeUInt32BE(req.gid ?? NO_ID, (o += 4));
@@ -122,11 +133,12 @@ export class SpawnClient {
     ]) {
       parts.push(s, nul);
     }
+    if (report !== undefined && req.inputs) parts.push(Buffer.from(report), nul, req.inputs);
     const body = Buffer.concat(parts);
     const len = Buffer.alloc(4);
     len.writeUInt32BE(body.length);
     this.child.stdin!.write(Buffer.concat([len, body]));
-    return { id, out, err };
+    return { id, out, err, report };
   }
 
   /** Tells the spawner we have job `id`'s read ends: it drops its own. */

@@ -9,11 +9,15 @@
  *
  * Frames: u32 big-endian length, then the payload.
  * SPAWN  (agent -> here): u8 1, u32 id, u32 umask, u32 flags (bit 0: stderr
- *        goes where stdout goes), u32 lease slot (0xffffffff: none), u32 uid,
- *        u32 gid (0xffffffff: unchanged), u32 ngroups, u32 groups[ngroups],
- *        u32 argc, u32 envc, then NUL-terminated: stdout FIFO path, stderr
- *        FIFO path (empty when merged), cwd, target (absolute path of the
- *        file the job makes, or empty), argv..., env ("NAME=value")...
+ *        goes where stdout goes; bit 1: revalidate inputs first), u32 lease
+ *        slot (0xffffffff: none), u32 uid, u32 gid (0xffffffff: unchanged),
+ *        u32 ngroups, u32 groups[ngroups], u32 argc, u32 envc, then
+ *        NUL-terminated: stdout FIFO path, stderr FIFO path (empty when
+ *        merged), cwd, target (absolute path of the file the job makes, or
+ *        empty), argv..., env ("NAME=value")...; with bit 1, then the
+ *        NUL-terminated path of the report FIFO and, to the frame's end, an
+ *        EXPECT payload (shim-protocol.ts): the job's inputs as their writer
+ *        saw them.
  * OPENED (agent -> here): u8 2, u32 id: the agent has the FIFOs' read ends.
  * SIGNAL (agent -> here): u8 3, u32 id, u32 signal, u32 flags (bit 0:
  *        sweep: when the job ends, kill what is left of its process group).
@@ -35,6 +39,15 @@
  * half-made target: as make does for a recipe killed by a signal, the
  * target is deleted when it is a regular file that changed since the job
  * started.
+ *
+ * Inputs another machine wrote (flag bit 1): the job's own process, once it
+ * is the job's user in the job's directory, waits until it sees each as
+ * its writer did (revalidate.h: statx with AT_STATX_FORCE_SYNC, at most the
+ * EXPECT's bound), writes the FRESH payload (u32 lag µs, u32 retries, u32
+ * stale count, stale paths) into the report FIFO and closes it; then it
+ * execs the job, or, with a file still stale, exits 127 without running
+ * it. The wait is in the job's process, not here: other jobs' spawns never
+ * wait behind it, and a signal for the job (a cancel) ends it unrun.
  *
  * Signals reach a job's process group only from here, and only while its
  * leader (the job's first process, whose pid is the group's id) is not yet
@@ -60,6 +73,7 @@
 
 #include "exec-failed.h"
 #include "lease.h"
+#include "../shim/revalidate.h"
 
 #define MAX_FRAME (64u * 1024 * 1024)
 #define MAX_JOBS 65536
@@ -72,7 +86,7 @@ struct job {
   /* Our own ends of the job's FIFOs, held until the agent has opened its
      read ends: a FIFO's buffered output is lost when every end is closed,
      and a quick job may be over before the agent gets to it. */
-  int wo, we;
+  int wo, we, wr;
   int reaped, opened;
   uint32_t lease;
   /* Killed by us (lapsed lease, agent gone): its target must not look built. */
@@ -214,6 +228,8 @@ static void spawn(unsigned char *p, unsigned char *end) {
   if (end - p < 4) return; /* no id: nothing can be answered */
   uint32_t id = get_u32(p);
   char **argv = NULL, **envp = NULL;
+  struct expectations inputs;
+  memset(&inputs, 0, sizeof inputs);
   if (end - p < 32) goto bad;
   uint32_t mask = get_u32(p + 4), flags = get_u32(p + 8);
   uint32_t lease = get_u32(p + 12);
@@ -238,6 +254,13 @@ static void spawn(unsigned char *p, unsigned char *end) {
     if (!(argv[i] = next_str(&p, end))) goto bad;
   for (uint32_t i = 0; i < envc; i++)
     if (!(envp[i] = next_str(&p, end))) goto bad;
+  /* The inputs to revalidate: parsed here (a malformed list is answered),
+     waited for in the job's process. */
+  char *report = NULL;
+  if (flags & 2) {
+    if (!(report = next_str(&p, end)) || !report[0]) goto bad;
+    if (parse_expect(p, (size_t)(end - p), &inputs) != 0) goto bad;
+  }
 
   /* A lease that has already lapsed starts nothing: the client may be
      running this job elsewhere by now. */
@@ -250,7 +273,9 @@ static void spawn(unsigned char *p, unsigned char *end) {
     if (jobs[i].pid == 0) { slot = i; break; }
   struct target_state before;
   target_note(&before, target);
-  if (slot < 0 || mkfifo(out, 0600) != 0 || (err[0] && mkfifo(err, 0600) != 0)) {
+  errno = 0;
+  if (slot < 0 || mkfifo(out, 0600) != 0 || (err[0] && mkfifo(err, 0600) != 0) ||
+      (report && mkfifo(report, 0600) != 0)) {
     reply(1, id, -(errno ? errno : EAGAIN), 0, 0);
     free(before.path);
     goto done;
@@ -261,20 +286,23 @@ static void spawn(unsigned char *p, unsigned char *end) {
      nothing waits for anything. */
   int wo = open(out, O_RDWR | O_CLOEXEC);
   int we = err[0] ? open(err, O_RDWR | O_CLOEXEC) : -1;
+  int wr = report ? open(report, O_RDWR | O_CLOEXEC) : -1;
   /* No signal reaches the child before it has our handlers off (one of
      them would run kill_all_and_exit there, on its copy of the table). */
   sigset_t all, old;
   sigfillset(&all);
   sigprocmask(SIG_BLOCK, &all, &old);
-  pid_t pid = (wo < 0 || (err[0] && we < 0)) ? -1 : fork();
+  pid_t pid = (wo < 0 || (err[0] && we < 0) || (report && wr < 0)) ? -1 : fork();
   int fork_errno = errno;
   if (pid != 0) sigprocmask(SIG_SETMASK, &old, NULL);
   if (pid < 0) {
     reply(1, id, -fork_errno, 0, 0);
     if (wo >= 0) close(wo);
     if (we >= 0) close(we);
+    if (wr >= 0) close(wr);
     unlink(out);
     if (err[0]) unlink(err);
+    if (report) unlink(report);
     free(before.path);
     goto done;
   }
@@ -293,12 +321,27 @@ static void spawn(unsigned char *p, unsigned char *end) {
     dup2(in, 0);
     dup2(wo, 1);
     dup2(err[0] && !(flags & 1) ? we : wo, 2);
-    for (int fd = 3; fd < 1024; fd++) close(fd);
+    /* The report's end stays open (fd 3) until the inputs are judged. */
+    if (report && wr != 3) dup2(wr, 3);
+    for (int fd = report ? 4 : 3; fd < 1024; fd++) close(fd);
     umask((mode_t)(mask & 0777));
     if (gid != NO_ID && (setgroups(ngroups, groups) != 0 || setgid(gid) != 0))
       child_fail("cannot switch group", strerror(errno));
     if (uid != NO_ID && setuid(uid) != 0) child_fail("cannot switch user", strerror(errno));
     if (chdir(cwd) != 0) child_fail(cwd, strerror(errno));
+    if (report) {
+      uint32_t lag = 0, retries = 0;
+      size_t len = 0, stale = revalidate(&inputs, &lag, &retries);
+      unsigned char *fresh = fresh_payload(&inputs, lag, retries, stale, &len);
+      for (size_t off = 0; fresh && off < len;) {
+        ssize_t w = write(3, fresh + off, len - off);
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) break; /* no report: the agent says the job ended unjudged */
+        off += (size_t)w;
+      }
+      close(3);
+      if (fresh == NULL || stale > 0) _exit(127); /* the agent says why */
+    }
     extern char **environ;
     environ = envp;
     execvp(argv[0], argv);
@@ -308,6 +351,7 @@ static void spawn(unsigned char *p, unsigned char *end) {
   jobs[slot].id = id;
   jobs[slot].wo = wo;
   jobs[slot].we = we;
+  jobs[slot].wr = wr;
   jobs[slot].out = strdup(out);
   jobs[slot].err = err[0] ? strdup(err) : NULL;
   jobs[slot].lease = lease;
@@ -318,6 +362,7 @@ static void spawn(unsigned char *p, unsigned char *end) {
 bad:
   reply(1, id, -EINVAL, 0, 0);
 done:
+  free(inputs.e);
   free(argv);
   free(envp);
 }
@@ -332,7 +377,8 @@ static void release_slot(int i) {
 static void close_ends(int i) {
   if (jobs[i].wo > 0) close(jobs[i].wo);
   if (jobs[i].we > 0) close(jobs[i].we);
-  jobs[i].wo = jobs[i].we = -1;
+  if (jobs[i].wr > 0) close(jobs[i].wr);
+  jobs[i].wo = jobs[i].we = jobs[i].wr = -1;
 }
 
 /* OPENED: drop our ends; the job's own ends now decide the EOF. */

@@ -1,7 +1,8 @@
 import { openSync, unlinkSync, constants as fsConstants } from 'node:fs';
 import { constants } from 'node:os';
 import { Socket } from 'node:net';
-import type { StreamId } from '../protocol/messages.js';
+import type { InputWait, StreamId } from '../protocol/messages.js';
+import { decodeFresh } from '../shim/shim-protocol.js';
 import { signalName } from './job-process.js';
 import { PipedJobProcess } from './piped-job-process.js';
 import type { SpawnClient, SpawnRequest } from './spawn-client.js';
@@ -18,11 +19,18 @@ export class SpawnedJobProcess extends PipedJobProcess {
   private pendingSignal: NodeJS.Signals | undefined;
   private readonly spawner: SpawnClient;
   private readonly spawnId: number;
+  /** The FRESH payload from the job's process, with `inputs`, as it came. */
+  private readonly report: Buffer[] = [];
 
   constructor(spawner: SpawnClient, req: SpawnRequest) {
     super();
     this.spawner = spawner;
-    const paths = { id: 0, out: '', err: undefined as string | undefined };
+    const paths = {
+      id: 0,
+      out: '',
+      err: undefined as string | undefined,
+      report: undefined as string | undefined,
+    };
     Object.assign(
       paths,
       spawner.spawn(req, {
@@ -32,6 +40,7 @@ export class SpawnedJobProcess extends PipedJobProcess {
           try {
             this.watchFifo(1, paths.out);
             if (paths.err) this.watchFifo(2, paths.err);
+            if (paths.report) this.watchFifo((b) => this.report.push(b), paths.report);
             spawner.opened(paths.id);
           } catch (err) {
             // Never expected; the agent must survive it, and the job not run on unseen.
@@ -65,6 +74,20 @@ export class SpawnedJobProcess extends PipedJobProcess {
   }
 
   /**
+   * With `inputs`, once the job is over: how its process found them before
+   * it ran the job (stale ones: it did not), or undefined when it ended
+   * before it could say (killed during the wait, or never started).
+   */
+  get inputWait(): InputWait | undefined {
+    if (this.report.length === 0) return undefined;
+    try {
+      return decodeFresh(Buffer.concat(this.report));
+    } catch {
+      return undefined; // cut short by a kill
+    }
+  }
+
+  /**
    * Through the spawner, which signals the group only while the job's
    * leader is unreaped (never a group that reused its id); what is left of
    * the group dies with the leader.
@@ -74,7 +97,7 @@ export class SpawnedJobProcess extends PipedJobProcess {
     else this.spawner.signal(this.spawnId, constants.signals[signal], true);
   }
 
-  private watchFifo(stream: StreamId, path: string): void {
+  private watchFifo(stream: StreamId | ((bytes: Buffer) => void), path: string): void {
     const fd = openSync(path, fsConstants.O_RDONLY | fsConstants.O_NONBLOCK);
     unlinkSync(path); // both ends are open: the name is not needed any more
     this.watch(stream, new Socket({ fd, readable: true, writable: false }));
