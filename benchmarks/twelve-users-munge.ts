@@ -67,10 +67,14 @@ export interface TwelveUsersMungeOptions {
   /** A directory under fixtures/trees. */
   tree: string;
   /**
-   * mpmake's --mp-connect-timeout (its default is 3000): dialling includes
-   * a `munge` on the client and an `unmunge` and a `munge` on the agent,
-   * three process starts, which twelve clients at once on a loaded 2-core
-   * machine took longer than 3 s to get through.
+   * mpmake's --mp-connect-timeout (its default is 3000). A MUNGE dial no
+   * longer starts processes (munge-handshake: twelve at once, the slowest
+   * 55-95 ms, 13-27 ms more than a shared-secret one), but at mpmake's
+   * 3000 ms this benchmark still left agents out (8 and 13 nodes, "no
+   * answer within 3000 ms" after the agent's hello, or to the start
+   * checks) and 2 of 12 builds failed MPM_ERR_NO_AGENTS, at load 8 -> 18
+   * and 25 -> 37 (2026-12-02 06:23, 05:57): in the storm of twelve mpmake
+   * starts a dial takes longer, for reasons not yet found. So 20 s here.
    */
   connectTimeoutMs: number;
   /**
