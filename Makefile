@@ -65,8 +65,17 @@ demo: build
 deps:
 	@bash deploy/install-deps.sh
 
+# Test files run TEST_JOBS at a time: one per CPU, at least two. (tap's own
+# default leaves a CPU free, which is one file at a time on two CPUs, while
+# most of a test's time goes waiting on agents, builds and timers.) The
+# TEST_SERIAL ones run alone: they stop agents mid-build and rely on
+# heartbeats and leases of a second or two, or count a pool's concurrency.
+TEST_JOBS   ?= $(shell n=$$(nproc 2>/dev/null || echo 2); [ "$$n" -ge 2 ] 2>/dev/null || n=2; echo $$n)
+TEST_SERIAL := dist/test/faults dist/test/jobserver/concurrency.test.js
+
 test: build deps
-	npx tap --disable-coverage --reporter=base --timeout=1200 'dist/test/**/*.test.js'
+	npx tap --disable-coverage --reporter=base --timeout=1200 --jobs=$(TEST_JOBS) \
+	  $(addprefix --serial=,$(TEST_SERIAL)) 'dist/test/**/*.test.js'
 
 # Only the cluster test bed's tests (namespaces, sshfs; root). They skip,
 # with one line saying what is missing, where the machine cannot run them.
