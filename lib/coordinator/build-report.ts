@@ -93,8 +93,20 @@ export function summaryLine(r: BuildReport): string {
     stale > 0 ? `; ${stale} file${stale === 1 ? '' : 's'} still stale past --mp-fs-wait` : '';
   return (
     `mpmake: ${r.jobs.total} jobs: ${r.jobs.remote} remote (${perNode}), ${r.jobs.local} local, ` +
-    `${r.jobs.retried} re-run, ${r.jobs.failed} failed; ${r.slots} slots; ${secs} s${par}${fs}`
+    `${r.jobs.retried} re-run, ${r.jobs.failed} failed${fencedCounts(r.fenced ?? [])}; ` +
+    `${r.slots} slots; ${secs} s${par}${fs}`
   );
+}
+
+/** `, 1 node fenced (n1)`, `, 1 fence failed (n2)`: nothing when no node was fenced. */
+function fencedCounts(fenced: readonly Fenced[]): string {
+  const count = (ok: boolean, one: string, many: string): string => {
+    const nodes = fenced.filter((f) => f.ok === ok).map((f) => f.node);
+    return nodes.length === 0
+      ? ''
+      : `, ${nodes.length} ${nodes.length === 1 ? one : many} (${nodes.join(', ')})`;
+  };
+  return count(true, 'node fenced', 'nodes fenced') + count(false, 'fence failed', 'fences failed');
 }
 
 /** Written whole or not at all (see output-file.ts); throws when it cannot be. */

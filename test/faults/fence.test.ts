@@ -62,7 +62,6 @@ for (const c of CASES) {
     const build = runMpmake(
       [
         `--mp-hosts=${cluster.hosts}`,
-        '--mp-quiet',
         `--mp-report=${report}`,
         '--mp-heartbeat-timeout=1500',
         `--mp-fence=${c.fence}`,
@@ -87,6 +86,15 @@ for (const c of CASES) {
     const rep = JSON.parse(readFileSync(report, 'utf8'));
     t.equal(rep.fenced?.length, 1, 'the report lists the fence');
     t.equal(rep.fenced?.[0]?.node, victim.id);
+    // The summary line counts it, as the report lists it (it did not say).
+    const summary = stderr.split('\n').find((l) => /^mpmake: \d+ jobs: /.test(l));
+    t.match(
+      summary,
+      c.name === 'succeeds'
+        ? `, 1 node fenced (${victim.id}); `
+        : `, 1 fence failed (${victim.id}); `,
+      'the summary line counts the fence',
+    );
     const lost = on(victim.id).map((l) => l.split(' ')[1]!);
     if (c.name === 'succeeds') {
       t.equal(r.code, 0, stderr);
