@@ -178,7 +178,8 @@ export function dialAgent(
     // TLS hello as we wait for its hello. Say so, once, rather than retry.
     void completesTlsHandshake(spec.host, spec.port, secret, options.timeoutMs).then(
       (speaksTlsThere) => {
-        if (channel.isClosed || authed) return;
+        // The hello came meanwhile, and the welcome is being checked: answered.
+        if (channel.isClosed || authed || held !== undefined) return;
         if (speaksTlsThere && !hello) refuse(new TlsError(speaksTls(options.timeoutMs)));
         else channel.destroy(timedOut());
       },
