@@ -49,6 +49,8 @@ class UserRing<J> {
   queued = 0;
   /** Jobs of this user holding a slot. */
   running = 0;
+  /** Starts this user has had; lifted when it comes back with nothing waiting (see JobScheduler). */
+  served = 0;
 
   constructor(readonly user: string) {}
 }
@@ -56,9 +58,18 @@ class UserRing<J> {
 /**
  * The node's slots and its fair queue. At most `slots` jobs run at once;
  * beyond that jobs wait, never refused for being busy. A freed slot goes to
- * the users round-robin, then to that user's clients (builds) round-robin,
- * FIFO within a client: a user with two builds gets one user's share, and
- * a client with 500 jobs queued cannot starve one with 5.
+ * the waiting user served least so far (in starts; ties in round-robin
+ * order), then to that user's clients (builds) round-robin, FIFO within a
+ * client: a user with two builds gets one user's share, and a client with
+ * 500 jobs queued cannot starve one with 5. While every user waits this is
+ * round-robin; the difference is a user whose next job comes a moment after
+ * its turn went by (a build's serial steps: archive, link, test): it is
+ * served at the next free slot rather than a whole round later. It banks at
+ * most that one turn while it has nothing waiting: coming back (or new),
+ * its count is lifted to one less than the most any user had when served
+ * (`round`, which never goes back), so it cannot then take a run of turns;
+ * a user that had every free slot to itself before others came is passed
+ * over until they have had as many.
  *
  * `start` is called synchronously when a job gets a slot; the job keeps the
  * slot until `release(job)`, which may be called from inside `start`.
@@ -83,6 +94,8 @@ export class JobScheduler<J> {
   /** Users in round-robin order; `next` is the one whose turn is next. */
   private ring: UserRing<J>[] = [];
   private next = 0;
+  /** The most starts a user had when it was served (never goes back). */
+  private round = 0;
   private waiting = 0;
   private pumping = false;
 
@@ -137,7 +150,9 @@ export class JobScheduler<J> {
       this.owners.set(queue, owner);
     }
     queue.push(job);
-    this.owners.get(queue)!.queued++;
+    const owner = this.owners.get(queue)!;
+    if (owner.queued === 0) owner.served = Math.max(owner.served, this.round - 1);
+    owner.queued++;
     this.waiting++;
     this.pump();
   }
@@ -199,19 +214,26 @@ export class JobScheduler<J> {
   }
 
   private takeNext(): { job: J; owner: UserRing<J> } | undefined {
+    // The waiting user served least; among equals, the first in turn.
+    let at = -1;
     for (let i = 0; i < this.ring.length; i++) {
-      const at = (this.next + i) % this.ring.length;
-      const owner = this.ring[at]!;
-      for (let k = 0; k < owner.clients.length; k++) {
-        const c = (owner.next + k) % owner.clients.length;
-        const job = owner.clients[c]!.shift();
-        if (job !== undefined) {
-          owner.next = (c + 1) % owner.clients.length;
-          this.next = (at + 1) % this.ring.length;
-          this.waiting--;
-          owner.queued--;
-          return { job, owner };
-        }
+      const k = (this.next + i) % this.ring.length;
+      const ring = this.ring[k]!;
+      if (ring.queued > 0 && (at < 0 || ring.served < this.ring[at]!.served)) at = k;
+    }
+    if (at < 0) return undefined;
+    const owner = this.ring[at]!;
+    for (let k = 0; k < owner.clients.length; k++) {
+      const c = (owner.next + k) % owner.clients.length;
+      const job = owner.clients[c]!.shift();
+      if (job !== undefined) {
+        owner.next = (c + 1) % owner.clients.length;
+        this.next = (at + 1) % this.ring.length;
+        this.waiting--;
+        owner.queued--;
+        this.round = Math.max(this.round, owner.served);
+        owner.served++;
+        return { job, owner };
       }
     }
     return undefined;

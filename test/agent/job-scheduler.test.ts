@@ -40,7 +40,8 @@ t.test('round-robin across clients, FIFO within each', async (t) => {
   s.submit(b, 'b2');
   s.submit(c, 'c1');
   while (s.runningCount > 0) s.release(started[started.length - 1]!);
-  t.same(started, ['a1', 'a2', 'b1', 'c1', 'a3', 'b2', 'a4', 'a5', 'a6']);
+  // a had the slot: b and c have had nothing yet, so they go first.
+  t.same(started, ['a1', 'b1', 'c1', 'a2', 'b2', 'a3', 'a4', 'a5', 'a6']);
 });
 
 t.test('a release from inside start is fine', async (t) => {
@@ -91,9 +92,9 @@ t.test('fair per user: two builds of one user share one turn', async (t) => {
   for (let i = 1; i <= 3; i++) s.submit(alice2, `A${i}`, 'alice');
   for (let i = 1; i <= 4; i++) s.submit(bob, `b${i}`, 'bob');
   while (s.runningCount > 0) s.release(started[started.length - 1]!);
-  // Users alternate; alice's turns alternate between her two builds.
-  // bob, a newcomer, waits one round (alice's turn was next).
-  t.same(started, ['x0', 'a1', 'b1', 'A1', 'b2', 'a2', 'b3', 'A2', 'b4', 'a3', 'A3']);
+  // Users alternate; alice's turns alternate between her two builds. bob
+  // goes first: alice has had the slot (x0), bob nothing yet.
+  t.same(started, ['x0', 'b1', 'a1', 'b2', 'A1', 'b3', 'a2', 'b4', 'A2', 'a3', 'A3']);
   const bobJobs = started.slice(1, 9).filter((j) => j.startsWith('b')).length;
   t.equal(bobJobs, 4, 'bob got every other slot while both waited');
   s.dropClient(alice1);
@@ -117,7 +118,8 @@ t.test('twelve users, uneven builds: equal starts while all twelve wait', async 
   let now = 0;
   const s = new JobScheduler<Job>(slots, (job) => running.push({ job, endsAt: now + job.runs }));
   const total = new Array<number>(users).fill(0);
-  // Starts counted from when all twelve wait (the first jobs took the free slots).
+  // Starts counted once every user has had one: user 0 took all four free
+  // slots before the others came, and they catch up on that first.
   const starts = new Array<number>(users).fill(0);
   const waiting = new Array<number>(users).fill(0);
   // User u: 20 + 3u jobs of 1 + u % 4 time units, one build (user 0..5) or two (6..11).
@@ -139,9 +141,10 @@ t.test('twelve users, uneven builds: equal starts while all twelve wait', async 
     now = done.endsAt;
     const before = running.length;
     s.release(done.job);
+    const counting = total.every((n) => n > 0);
     for (const { job } of running.slice(before)) {
       total[job.user]!++;
-      starts[job.user]!++;
+      if (counting) starts[job.user]!++;
       waiting[job.user]!--;
     }
     if (waiting.every((w) => w > 0))
@@ -156,7 +159,7 @@ t.test('twelve users, uneven builds: equal starts while all twelve wait', async 
 });
 
 t.test('issue-15: each user sees its own running and waiting jobs and the others', async (t) => {
-  const { s } = harness(2);
+  const { s, started } = harness(2);
   const [a, a2, b, c] = [{}, {}, {}, {}];
   for (const j of ['a1', 'a2', 'a3']) s.submit(a, j, 'ann');
   s.submit(a2, 'a4', 'ann');
@@ -166,16 +169,44 @@ t.test('issue-15: each user sees its own running and waiting jobs and the others
   t.same(s.fairShare('ann'), { mineRunning: 2, mineQueued: 2, others: [2, 1] });
   t.same(s.fairShare('bob'), { mineRunning: 0, mineQueued: 2, others: [2, 1] });
   t.same(s.fairShare('nobody-yet'), { mineRunning: 0, mineQueued: 0, others: [2, 2, 1] });
-  // A newcomer waits a full round: ann's turn again, a3 starts.
+  // ann has had both slots: the next go to bob and cy, who have had none.
   s.release('a1');
-  t.same(s.fairShare('bob'), { mineRunning: 0, mineQueued: 2, others: [1, 1] });
+  s.release('a2');
+  t.same(started.slice(2).sort(), ['b1', 'c1']);
+  t.same(s.fairShare('ann'), { mineRunning: 0, mineQueued: 2, others: [1] });
+  t.same(s.fairShare('bob'), { mineRunning: 1, mineQueued: 1, others: [2] });
   t.ok(s.removeQueued(b, 'b2'));
-  t.same(s.fairShare('bob'), { mineRunning: 0, mineQueued: 1, others: [1, 1] });
-  s.release('a2'); // bob's turn: b1
-  t.same(s.fairShare('bob'), { mineRunning: 1, mineQueued: 0, others: [1, 1] });
+  t.same(s.fairShare('bob'), { mineRunning: 1, mineQueued: 0, others: [2] });
   s.dropClient(a2); // ann's second build goes, with a4
-  t.same(s.fairShare('ann'), { mineRunning: 1, mineQueued: 0, others: [1] });
-  s.release('a3'); // cy's turn: c1
-  t.same(s.fairShare('ann'), { mineRunning: 0, mineQueued: 0, others: [] });
+  t.same(s.fairShare('ann'), { mineRunning: 0, mineQueued: 1, others: [] });
+  s.release('b1'); // a3
+  t.same(s.fairShare('ann'), { mineRunning: 1, mineQueued: 0, others: [] });
   t.same(s.fairShare('cy'), { mineRunning: 1, mineQueued: 0, others: [] });
 });
+
+t.test(
+  'issue-15: a user whose job comes just after its turn went by is not sent a round back',
+  async (t) => {
+    const { s, started } = harness(1);
+    const [a, b, c, d] = [{}, {}, {}, {}];
+    // Four users; d's build is a chain: one job at a time, the next a moment after.
+    for (let i = 1; i <= 4; i++) {
+      s.submit(a, `a${i}`, 'a');
+      s.submit(b, `b${i}`, 'b');
+      s.submit(c, `c${i}`, 'c');
+    }
+    s.submit(d, 'd1', 'd');
+    const order = (): string => started.join(' ');
+    while (!started.includes('a3')) s.release(started[started.length - 1]!);
+    // d's turn came after c2, while its next step was not ready: a3 took it.
+    t.equal(order(), 'a1 b1 c1 d1 a2 b2 c2 a3');
+    s.submit(d, 'd2', 'd');
+    s.release('a3');
+    // Round-robin would go on with b3 and c3 first.
+    t.equal(started[started.length - 1], 'd2', `d2 at the next free slot: ${order()}`);
+    s.release('d2');
+    s.submit(d, 'd3', 'd');
+    while (s.runningCount > 0) s.release(started[started.length - 1]!);
+    t.equal(order(), 'a1 b1 c1 d1 a2 b2 c2 a3 d2 b3 c3 d3 a4 b4 c4', 'one turn back, no more');
+  },
+);
