@@ -11,7 +11,9 @@ import { dirname, join, normalize, sep } from 'node:path';
 import { constants } from 'node:fs';
 import type { FileSeen, InputWait } from '../protocol/messages.js';
 import { decodeFresh, expectPayload } from '../shim/shim-protocol.js';
+import { credsArg, nativeLauncher, rootsArg } from './job-command.js';
 import { packageRoot } from './package-root.js';
+import type { RunAs } from './run-as.js';
 
 const NS = 1_000_000_000n;
 
@@ -52,25 +54,54 @@ function revalidator(): string | undefined {
   return nativeShim ?? undefined;
 }
 
+/** Whose view a job's inputs are revalidated in: the job's user, in its directory. */
+export interface RevalidateAs {
+  runAs: RunAs;
+  cwd: string;
+  roots: readonly string[];
+}
+
 /**
  * Waits (at most `waitMs`) until this node sees each input as its writer
  * did: through the native shim's `--mp-revalidate` (statx with
  * AT_STATX_FORCE_SYNC), or, without it, by opening the parent directory
- * and the file before a plain stat.
+ * and the file before a plain stat. With `as` (a job run as another
+ * user), the shim runs as that user, under the job launcher (which drops
+ * to the user and checks the directory against the roots), so it sees
+ * only what the job would, and looks nothing up as root.
  */
 export async function revalidateInputs(
   inputs: readonly FileSeen[],
   waitMs: number,
   from: string,
+  as?: RevalidateAs,
 ): Promise<InputWait> {
   const shim = revalidator();
-  if (shim) {
+  const launcher = as ? nativeLauncher() : undefined;
+  if (shim && (!as || launcher)) {
     const payload = expectPayload(waitMs, from, inputs);
+    const [file, args] =
+      as && launcher
+        ? [
+            launcher,
+            [
+              '022',
+              'u',
+              '-',
+              rootsArg(as.roots),
+              credsArg(as.runAs),
+              '-',
+              '--',
+              shim,
+              '--mp-revalidate',
+            ],
+          ]
+        : [shim, ['--mp-revalidate']];
     const out = await new Promise<Buffer | undefined>((resolve) => {
       const child = execFile(
-        shim,
-        ['--mp-revalidate'],
-        { encoding: 'buffer', env: {}, timeout: waitMs + 10_000 },
+        file,
+        args,
+        { encoding: 'buffer', env: {}, timeout: waitMs + 10_000, ...(as ? { cwd: as.cwd } : {}) },
         (err, stdout) =>
           resolve(err && (err as { code?: unknown }).code !== 3 ? undefined : stdout),
       );

@@ -116,7 +116,11 @@ export class RemoteJob {
     // Through the spawner, in the job's own process before it execs: no
     // process started for the wait (spawn-server.c).
     if (spawner) return this.launch(spawner, expectPayload(waitMs, 'another machine', inputs));
-    void revalidateInputs(inputs, waitMs, 'another machine').then((w) => {
+    // Run as another user: in that user's view, as the job would see them.
+    const as = this.runAs
+      ? { runAs: this.runAs, cwd: this.message.cwd, roots: this.roots }
+      : undefined;
+    void revalidateInputs(inputs, waitMs, 'another machine', as).then((w) => {
       this.inputWait = w;
       if (this.earlySignal !== undefined || this.detached) {
         return this.finish({ code: null, signal: this.earlySignal ?? 'SIGTERM' });

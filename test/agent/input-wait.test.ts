@@ -11,10 +11,13 @@ import os from 'node:os';
 import path from 'node:path';
 import t from 'tap';
 import { seeFile } from '../../lib/agent/file-seen.js';
+import { nativeLauncher } from '../../lib/agent/job-command.js';
 import { RemoteJob } from '../../lib/agent/remote-job.js';
+import type { RunAs } from '../../lib/agent/run-as.js';
 import { closeSharedSpawner, sharedSpawner } from '../../lib/agent/spawn-client.js';
 import type { ExitMessage, FileSeen, JobMessage } from '../../lib/protocol/messages.js';
 import { eventually } from '../helpers/procs.js';
+import { makeTestUser, usersSkip } from '../helpers/users.js';
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'mpm-input-wait-'));
 t.teardown(() => {
@@ -31,7 +34,12 @@ interface Ran {
 let nextId = 1;
 
 /** Starts a job that writes `marker` (so it shows whether it ran), through RemoteJob. */
-function start(marker: string, inputs: FileSeen[], extra: Partial<JobMessage> = {}): Ran {
+function start(
+  marker: string,
+  inputs: FileSeen[],
+  extra: Partial<JobMessage> = {},
+  runAs?: RunAs,
+): Ran {
   const message: JobMessage = {
     type: 'job',
     id: nextId++,
@@ -57,6 +65,7 @@ function start(marker: string, inputs: FileSeen[], extra: Partial<JobMessage> = 
     },
     () => {},
     () => done(exit),
+    runAs,
   );
   job.start();
   return { job, exit: finished, stderr: () => Buffer.concat(err).toString() };
@@ -143,3 +152,38 @@ t.test("one job's wait holds up no other job's start", async (t) => {
   waiting.job.signal('SIGTERM');
   t.match(await waiting.exit, { signal: 'SIGTERM' });
 });
+
+const userSkip = usersSkip() || (nativeLauncher() ? false : 'needs build/mpmake-exec (make build)');
+
+t.test(
+  'a job run as another user: its inputs are looked at as that user',
+  { skip: userSkip },
+  async (t) => {
+    const user = await makeTestUser(t, 'mpiw');
+    fs.chmodSync(dir, 0o755);
+    const ws = path.join(dir, 'ws');
+    fs.mkdirSync(ws);
+    fs.chownSync(ws, user.uid, user.gid);
+    const rootOnly = path.join(dir, 'rootonly');
+    fs.mkdirSync(rootOnly, { mode: 0o700 });
+    fs.writeFileSync(path.join(rootOnly, 'in.h'), 'int y;\n');
+    fs.writeFileSync(path.join(dir, 'open.h'), 'int z;\n');
+    const hidden = await seeFile(path.join(rootOnly, 'in.h'));
+    const visible = await seeFile(path.join(dir, 'open.h'));
+
+    const ok = start(path.join(ws, 'ran-8'), [visible], { cwd: ws }, user);
+    const okExit = await ok.exit;
+    t.match(okExit, { code: 0 }, ok.stderr());
+    t.same(okExit?.inputWait?.stale, [], 'what the user sees: seen as written');
+    t.ok(fs.existsSync(path.join(ws, 'ran-8')), 'the job ran');
+
+    // Root sees this one as written; the job's user cannot see it at all
+    // (was: looked at as the agent's user, root, and the job ran).
+    const no = start(path.join(ws, 'ran-9'), [hidden], { cwd: ws, fsWaitMs: 100 }, user);
+    const noExit = await no.exit;
+    t.match(noExit, { code: 127 });
+    t.same(noExit?.inputWait?.stale, [hidden.path]);
+    t.match(no.stderr(), /\[MPM_ERR_FS_STALE\]\n$/);
+    t.notOk(fs.existsSync(path.join(ws, 'ran-9')), 'the job did not run');
+  },
+);
