@@ -35,6 +35,7 @@ import {
   notAnAgent,
   secretRefused,
   speaksTls,
+  tlsFailed,
 } from './connect-problem.js';
 import type { HostSpec } from './host-list.js';
 import { agentCredentialProblem, clientCredential, mungeMismatch } from './munge-client.js';
@@ -319,12 +320,7 @@ export function dialAgent(
     if (tlsPending || (err && !authed && isTlsError(err))) {
       // Another secret, TLS on one side only, or a certificate: trying again will not help.
       refused = true;
-      const what = err ? ` (${err.message.split('\n')[0]?.trim()})` : '';
-      err = new TlsError(
-        `TLS handshake failed${what}: the agent has another secret, or does not run with --tls ` +
-          '[MPM_ERR_TLS]',
-        { cause: err },
-      );
+      err = new TlsError(tlsFailed(err), { cause: err });
     }
     if (!authed && !hello && !tls) {
       // Not an agent's first frame, or a close without a word.

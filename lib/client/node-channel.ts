@@ -12,6 +12,7 @@ import type { RefusalKind } from '../protocol/refusal.js';
 import { tracer } from '../trace.js';
 import { dialAgent, type AgentChannel } from './agent-dial.js';
 import { Backoff } from './backoff.js';
+import { socketProblem } from './connect-problem.js';
 import type { HostSpec } from './host-list.js';
 
 const trace = tracer('channel');
@@ -202,7 +203,7 @@ export class NodeChannel extends EventEmitter<NodeChannelEvents> {
           this.channel = undefined;
           if (this.state === 'closed') return;
           if (refused) this.refused = true;
-          this.transition(this.state, 'down', describe(err, authed));
+          this.transition(this.state, 'down', socketProblem(err, authed));
           this.scheduleReconnect();
         },
       },
@@ -321,13 +322,4 @@ export class NodeChannel extends EventEmitter<NodeChannelEvents> {
     }, this.options.heartbeatIntervalMs);
     this.heartbeat.unref();
   }
-}
-
-function describe(err: Error | undefined, authed: boolean): string {
-  if (!err) return authed ? 'connection closed by the agent' : 'closed during handshake';
-  const code = (err as NodeJS.ErrnoException).code;
-  if (code === 'ECONNREFUSED') return 'connection refused (is `mpm agent` running there?)';
-  if (code === 'EHOSTUNREACH' || code === 'ENETUNREACH') return `host unreachable (${code})`;
-  if (code === 'ENOTFOUND') return 'host name not found';
-  return err.message;
 }

@@ -1,7 +1,9 @@
 // An agent that is gone before the build starts is left out with one line
 // saying so, and the build succeeds on the others with make's results.
+import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import t from 'tap';
+import { socketProblem } from '../../lib/client/connect-problem.js';
 import { startCluster } from '../helpers/cluster.js';
 import { readReport } from '../helpers/fidelity.js';
 import { fixtureTree } from '../helpers/paths.js';
@@ -56,4 +58,37 @@ t.test('a dead agent is left out; the build goes on', async (t) => {
     [`${cluster.agents[0]!.host}:${cluster.agents[0]!.port}`],
     'the build used the live agent',
   );
+});
+
+// The reasons read as words, not as Node's `read ECONNRESET` or an errno
+// in parentheses (`host unreachable (EHOSTUNREACH)`).
+t.test('an address that resets the connection is left out, said in words', async (t) => {
+  const server = createServer((c) => c.resetAndDestroy());
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  t.teardown(() => server.close());
+  const address = `127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const dir = t.testdir({ Makefile: 'all:\n\t@echo built\n' });
+  const r = await runMpmake([`--mp-hosts=${address}`, '--mp-connect-timeout=2000'], {
+    cwd: dir,
+    env: cleanEnv(),
+  });
+  t.equal(r.code, 0, 'built locally');
+  t.match(
+    r.stderr.toString(),
+    `mpmake: leaving out ${address}: connection reset during the handshake\n`,
+  );
+});
+
+t.test('socket errors in words', async (t) => {
+  const err = (code: string, errno: number, syscall = 'connect'): Error =>
+    Object.assign(new Error(`${syscall} ${code} 198.18.0.9:7543`), { code, errno, syscall });
+  t.equal(
+    socketProblem(err('EHOSTUNREACH', -113), false),
+    'host unreachable: no route to it from this machine; check the address in the host list and the network',
+  );
+  t.equal(
+    socketProblem(err('ECONNRESET', -104, 'read'), true),
+    'connection reset: the agent or its machine went away',
+  );
+  t.equal(socketProblem(err('EIO', -5, 'read'), true), 'connection failed: i/o error');
 });
