@@ -95,6 +95,8 @@ export class NodeChannel extends EventEmitter<NodeChannelEvents> {
   private pingSeq = 0;
   private pingSentMs = new Map<number, number>();
   private readonly backoff = new Backoff();
+  /** Dials in a row that ended before the agent's welcome (each next one waits longer). */
+  private failedDials = 0;
   /** The job lease our heartbeats buy on the node (lib/protocol/lease.ts). */
   readonly leaseMs: number;
   /** When (our monotonic clock, ms) we last sent something that renews the lease. */
@@ -173,7 +175,7 @@ export class NodeChannel extends EventEmitter<NodeChannelEvents> {
         secret: this.options.secret,
         secretFrom: this.options.secretFrom,
         client: { ...this.options.client, heartbeatTimeoutMs: this.options.heartbeatTimeoutMs },
-        timeoutMs: this.options.connectTimeoutMs,
+        timeoutMs: dialTimeoutMs(this.options.connectTimeoutMs, this.failedDials),
         // After a loss, only the same agent may take this address's place.
         expectNodeId: this.agentName,
       },
@@ -190,6 +192,7 @@ export class NodeChannel extends EventEmitter<NodeChannelEvents> {
           this.clockSkewMs = m.clockMs - Date.now();
           this.clockSkewRange = { lo: this.clockSkewMs, hi: this.clockSkewMs };
           this.backoff.reset();
+          this.failedDials = 0;
           this.startHeartbeat();
           this.transition('connecting', 'ready', undefined);
         },
@@ -203,6 +206,7 @@ export class NodeChannel extends EventEmitter<NodeChannelEvents> {
           this.channel = undefined;
           if (this.state === 'closed') return;
           if (refused) this.refused = true;
+          if (this.state === 'connecting') this.failedDials++;
           this.transition(this.state, 'down', socketProblem(err, authed));
           this.scheduleReconnect();
         },
@@ -322,4 +326,15 @@ export class NodeChannel extends EventEmitter<NodeChannelEvents> {
     }, this.options.heartbeatIntervalMs);
     this.heartbeat.unref();
   }
+}
+
+/**
+ * The time a dial may take: the connect timeout, doubled for each dial in
+ * a row that failed, up to 8 times it. An agent (or this client) too busy
+ * to finish a handshake within the timeout would otherwise be timed out
+ * on every retry alike and never join (twelve MUNGE builds at once on a
+ * loaded machine); TCP backs off its SYN retries the same way.
+ */
+export function dialTimeoutMs(connectTimeoutMs: number, failedDials: number): number {
+  return connectTimeoutMs * 2 ** Math.min(failedDials, 3);
 }

@@ -8,10 +8,12 @@
  * queue and the connect timeout is long past: the welcome must be taken.
  */
 import { readFileSync } from 'node:fs';
+import { connect, createServer, type AddressInfo } from 'node:net';
 import t from 'tap';
 import { localSecret } from '../../lib/agent/local-secret.js';
 import { dialAgent } from '../../lib/client/agent-dial.js';
-import { startAgent } from '../agent/client.js';
+import { dialTimeoutMs, NodeChannel } from '../../lib/client/node-channel.js';
+import { noSecret, startAgent } from '../agent/client.js';
 
 const TIMEOUT_MS = 300;
 
@@ -63,3 +65,58 @@ t.test('a welcome that came while the client was starved is taken, not timed out
   t.ok(held, "the agent's welcome was waiting unread when the client ran again");
   t.equal(outcome, 'ready', 'and the client took it');
 });
+
+t.test(
+  'issue-15: an agent slower than the connect timeout joins on a later, longer dial',
+  async (t) => {
+    // No secret: a proof would bind the agent's own port, not the relay's.
+    const agent = await startAgent(t, { slots: 1, ...noSecret() });
+    // Every byte either way is held back 1 s: each handshake takes over 1 s.
+    const HOLD_MS = 1000;
+    const proxy = createServer((down) => {
+      const up = connect(agent.port, '127.0.0.1');
+      const timer = setTimeout(() => {
+        down.pipe(up);
+        up.pipe(down);
+      }, HOLD_MS);
+      const end = (): void => {
+        clearTimeout(timer);
+        down.destroy();
+        up.destroy();
+      };
+      down.on('close', end).on('error', end);
+      up.on('close', end).on('error', end);
+    });
+    await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve));
+    t.teardown(() => proxy.close());
+    const port = (proxy.address() as AddressInfo).port;
+    const node = new NodeChannel(
+      { address: `127.0.0.1:${port}`, host: '127.0.0.1', port, slots: 1, local: false },
+      {
+        secret: undefined,
+        client: { user: 'test', host: 'test', pid: process.pid, build: 'dial-backoff' },
+        connectTimeoutMs: 400,
+        heartbeatIntervalMs: 1000,
+        heartbeatTimeoutMs: 5000,
+        reconnect: true,
+      },
+    );
+    t.teardown(() => node.close());
+    const downs: string[] = [];
+    const ready = new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`not ready: ${downs.join('; ')}`)), 30_000);
+      node.on('state', (state, reason) => {
+        if (state === 'down') downs.push(reason ?? '');
+        if (state !== 'ready') return;
+        clearTimeout(timer);
+        resolve();
+      });
+    });
+    void node.start();
+    await ready;
+    t.match(downs[0], /400 ms/, 'the first dial had the connect timeout');
+    t.match(downs[1], /800 ms/, 'the next twice that');
+    t.equal(downs.length, 2, 'the third (1600 ms) got through');
+    t.equal(dialTimeoutMs(400, 10), 3200, 'at most eight times the connect timeout');
+  },
+);
