@@ -4,6 +4,7 @@
  * saw (connected or not, anything received, the agent's error).
  */
 import { getSystemErrorMap } from 'node:util';
+import { CERTIFICATE_REFUSED } from '../protocol/tls.js';
 
 /** The four bytes of a frame length, when they are printable text (`HTTP`). */
 export function lengthAsText(length: number): string | undefined {
@@ -61,6 +62,9 @@ export function secretRefused(secretFrom: string | undefined): string {
  * queue, file and line) is no help to a user and is left out.
  */
 export function tlsFailed(err: Error | undefined): string {
+  if (err?.message === CERTIFICATE_REFUSED) {
+    return `TLS handshake failed (${CERTIFICATE_REFUSED}): whatever answers there is not an agent of this cluster [MPM_ERR_TLS]`;
+  }
   if ((err as NodeJS.ErrnoException | undefined)?.code === 'ERR_SSL_WRONG_VERSION_NUMBER') {
     return 'TLS handshake failed: the agent answered in plaintext, so it does not run with --tls; run it with --tls, or reach it without --mp-tls [MPM_ERR_TLS]';
   }

@@ -51,6 +51,10 @@ export function acceptTls(socket: Socket, secret: Buffer): TLSSocket {
   return new TLSSocket(socket, options);
 }
 
+/** Why a TLS dial refused an agent that presented a certificate. */
+export const CERTIFICATE_REFUSED =
+  'the agent presented a certificate: only the cluster secret (PSK) may authenticate it';
+
 /** The client's end: connects to an agent that runs with `--tls`. */
 export function connectTls(host: string, port: number, secret: Buffer): TLSSocket {
   const psk = tlsPsk(secret);
@@ -63,10 +67,7 @@ export function connectTls(host: string, port: number, secret: Buffer): TLSSocke
     // Only the PSK authenticates an agent. Node calls this only when the
     // server presented a certificate instead (one that chains to a trusted
     // CA): refuse it, whoever signed it (F3 of the 2026-12 audit).
-    checkServerIdentity: () =>
-      new Error(
-        'the agent presented a certificate: only the cluster secret (PSK) may authenticate it',
-      ),
+    checkServerIdentity: () => new Error(CERTIFICATE_REFUSED),
   };
   return tlsConnect(options);
 }
