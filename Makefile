@@ -69,12 +69,9 @@ deps:
 # default leaves a CPU free, which is one file at a time on two CPUs, while
 # most of a test's time goes waiting on agents, builds and timers.) The
 # TEST_SERIAL ones run alone: they stop agents mid-build and rely on
-# heartbeats and leases of a second or two, count a pool's concurrency, or
-# (the pre-auth limits) need 300 connections accepted before the 5 s auth
-# limit closes them.
+# heartbeats and leases of a second or two, or count a pool's concurrency.
 TEST_JOBS   ?= $(shell n=$$(nproc 2>/dev/null || echo 2); [ "$$n" -ge 2 ] 2>/dev/null || n=2; echo $$n)
-TEST_SERIAL := dist/test/faults dist/test/jobserver/concurrency.test.js \
-  dist/test/security/f5-preauth-limits.test.js
+TEST_SERIAL := dist/test/faults dist/test/jobserver/concurrency.test.js
 
 test: build deps
 	npx tap --disable-coverage --reporter=base --timeout=1200 --jobs=$(TEST_JOBS) \
